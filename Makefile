@@ -1,0 +1,73 @@
+# cowlab -- build, test and measure.  `make help` lists the targets.
+WARN      = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
+            -Wstrict-prototypes -Wmissing-prototypes
+PKGS      = libuv jansson
+CPPFLAGS += -D_GNU_SOURCE -Iruntime -Iserver -Iworkloads -MMD -MP
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) $(shell pkg-config --cflags $(PKGS))
+LIBS      = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+CHECK_LIBS = $(shell pkg-config --libs check)
+SAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+BUILD    ?= build/release
+CC       ?= cc
+
+RT_SRC    = $(wildcard runtime/*.c)
+SRV_SRC   = $(filter-out server/main.c,$(wildcard server/*.c))
+WL_SRC    = $(wildcard workloads/*.c)
+LIB_OBJ   = $(patsubst %.c,$(BUILD)/%.o,$(RT_SRC) $(SRV_SRC) $(WL_SRC))
+LIB       = $(BUILD)/libcowlab.a
+TEST_BIN  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
+BENCH_BIN = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
+SERVER    = $(BUILD)/cowlab
+
+.PHONY: all test debug asan bench clean help experiment validate
+all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
+
+bin/cowlab: $(SERVER)
+	@mkdir -p bin
+	cp $(SERVER) $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DRT_BUILD_CORE $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SERVER): $(BUILD)/server/main.o $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIB) $(SERVER)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DRT_BUILD_CORE $(ALL_CFLAGS) $(LDFLAGS) $< $(LIB) \
+	    $(LIBS) $(CHECK_LIBS) -o $@
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DRT_BUILD_CORE $(ALL_CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
+
+test: $(TEST_BIN)            ## one program per tests/check_*.c; stop at the first failure
+	@for t in $(TEST_BIN); do \
+	    COWLAB_BIN=$(SERVER) COWLAB_BUILD=$(BUILD) ./$$t || exit 1; done
+
+debug:                       ## tests with assertions, heap checks and fill patterns
+	$(MAKE) BUILD=build/debug CFLAGS="-O0 -g -DRT_DEBUG" test
+
+asan:                        ## tests under ASan+UBSan: never take measurements from this build
+	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g $(SAN) -DRT_DEBUG -DRT_MALLOC_BYPASS" \
+	        LDFLAGS="$(SAN)" test
+
+small-arenas:                ## tests with the seeds' 256 KiB arenas and 4 KiB pools
+	$(MAKE) BUILD=build/small CFLAGS="-O2 -g -DMEM_SMALL_ARENAS" test
+
+bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build)
+	@for b in $(BENCH_BIN); do COWLAB_BIN=$(SERVER) ./$$b || exit 1; done
+
+clean:                       ## remove every build output
+	rm -rf build bin
+
+help:                        ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,73 @@
+/*
+ * mem.h -- the runtime's small-object allocator, modelled on CPython's
+ * obmalloc: arenas from mmap() carved into pools, each pool serving one
+ * 16-byte size class up to MEM_SMALL_MAX bytes.  Larger requests go to the
+ * system allocator and are tracked so that their pages can be listed too.
+ * The allocator is process-global, as obmalloc is: one heap per process.
+ */
+#ifndef COWLAB_MEM_H
+#define COWLAB_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef MEM_SMALL_ARENAS                 /* the seeds' geometry */
+#define MEM_ARENA_SIZE  ((size_t)256 << 10)
+#define MEM_POOL_SIZE   ((size_t)4 << 10)
+#else                                   /* CPython 3.10+ */
+#define MEM_ARENA_SIZE  ((size_t)1 << 20)
+#define MEM_POOL_SIZE   ((size_t)16 << 10)
+#endif
+#define MEM_ALIGNMENT   16
+#define MEM_SMALL_MAX   512
+#define MEM_NCLASSES    (MEM_SMALL_MAX / MEM_ALIGNMENT)
+#define MEM_POOLS_PER_ARENA (MEM_ARENA_SIZE / MEM_POOL_SIZE)
+
+/* Size class index of a request of n bytes (1..MEM_SMALL_MAX). */
+#define MEM_SIZE2CLASS(n)   (((n) - 1) / MEM_ALIGNMENT)
+#define MEM_CLASS2SIZE(i)   (((size_t)(i) + 1) * MEM_ALIGNMENT)
+
+typedef struct mem_stats {
+    size_t arenas_allocated;        /* mmap()ed since mem_init() */
+    size_t arenas_released;         /* munmap()ed since mem_init() */
+    size_t arenas_live;
+    size_t pools_used;              /* some blocks allocated, some free */
+    size_t pools_full;              /* every block allocated */
+    size_t pools_empty;             /* no block allocated, pool kept */
+    size_t pools_unused;            /* never carved in a live arena */
+    size_t class_pools[MEM_NCLASSES];   /* used + full pools per class */
+    size_t class_blocks[MEM_NCLASSES];  /* blocks in use per class */
+    size_t blocks_in_use;           /* small blocks handed out */
+    size_t bytes_in_use;            /* their size-class bytes */
+    size_t large_in_use;            /* system-allocator blocks */
+    size_t large_bytes;             /* their requested bytes */
+    size_t allocs, frees;           /* calls since mem_init() */
+} mem_stats_t;
+
+typedef struct mem_range {
+    uintptr_t start, end;           /* [start, end), page aligned */
+} mem_range_t;
+
+/* Set up the allocator; 0 or -1.  Calling it twice without mem_fini() fails. */
+int mem_init(void);
+/* Release every arena and every tracked large block. */
+void mem_fini(void);
+/* n bytes aligned to 16, or NULL (n == 0 gives a 1-byte block). */
+void *mem_alloc(size_t n);
+/* Give back a block from mem_alloc/mem_realloc; NULL is ignored. */
+void mem_free(void *p);
+/* Resize a block, moving it when its size class changes; NULL on failure
+ * (the old block is left intact). */
+void *mem_realloc(void *p, size_t n);
+/* 1 if p points into one of the allocator's live arenas. */
+int mem_in_arena(const void *p);
+/* Fill *st with the allocator's counters (walks the arenas: O(arenas)). */
+void mem_get_stats(mem_stats_t *st);
+/* Page-aligned, sorted, merged address ranges of every live arena and large
+ * block; writes at most max of them and returns how many there are. */
+size_t mem_ranges(mem_range_t *out, size_t max);
+/* Test hook: make the n-th small or large allocation from now fail
+ * (n >= 1), or never (n == 0). */
+void mem_fail_after(long n);
+
+#endif

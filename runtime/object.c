@@ -1,0 +1,477 @@
+/*
+ * object.c -- object memory, deallocation (with the trashcan) and the
+ * atoms: None, bool, int, float, str (cached hash, interning) and bytes.
+ * Atoms hold no references, so they are not GC-able: like CPython, only
+ * containers carry a gc_head_t.  Containers live in tuple.c, list.c,
+ * dict.c and class.c; the heap's singletons and teardown in heap.c.
+ */
+#include "object.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "mem.h"
+
+rt_heap_t *rt__heap;
+
+_Noreturn void
+rt_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, expr);
+    abort();
+}
+
+size_t
+rt__page_size(void)
+{
+    static size_t pg;
+    if (pg == 0)
+        pg = (size_t)sysconf(_SC_PAGESIZE);
+    return pg;
+}
+
+/* ---- object memory ----------------------------------------------------
+ * Under RT_MALLOC_BYPASS every object is a malloc() block, so the
+ * sanitizers see each one; the blocks are chained so that finalization
+ * can release the ones it leaves (immortals), as munmap does otherwise. */
+
+#ifdef RT_MALLOC_BYPASS
+typedef struct bypass {
+    struct bypass *prev, *next;
+} bypass_t;
+static bypass_t bypass_all = { &bypass_all, &bypass_all };
+
+void *
+rt__obj_alloc(size_t size)
+{
+    bypass_t *b = malloc(sizeof(bypass_t) + size);
+    if (b == NULL)
+        return NULL;
+    b->next = bypass_all.next;
+    b->prev = &bypass_all;
+    bypass_all.next->prev = b;
+    bypass_all.next = b;
+    return b + 1;
+}
+
+void
+rt__obj_free(void *p)
+{
+    if (p == NULL)
+        return;
+    bypass_t *b = (bypass_t *)p - 1;
+    b->prev->next = b->next;
+    b->next->prev = b->prev;
+    free(b);
+}
+
+void *
+rt__obj_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return rt__obj_alloc(size);
+    bypass_t *b = (bypass_t *)p - 1;
+    bypass_t *prev = b->prev, *next = b->next;
+    bypass_t *nb = realloc(b, sizeof(bypass_t) + size);
+    if (nb == NULL)
+        return NULL;
+    prev->next = nb;
+    next->prev = nb;
+    return nb + 1;
+}
+
+void
+rt__obj_release_all(void)
+{
+    while (bypass_all.next != &bypass_all)
+        rt__obj_free(bypass_all.next + 1);
+}
+#else
+void *
+rt__obj_alloc(size_t size)
+{
+    return mem_alloc(size);
+}
+
+void
+rt__obj_free(void *p)
+{
+    mem_free(p);
+}
+
+void *
+rt__obj_realloc(void *p, size_t size)
+{
+    return mem_realloc(p, size);
+}
+
+void
+rt__obj_release_all(void)
+{
+    /* mem_fini() unmaps the arenas. */
+}
+#endif
+
+void
+rt__obj_init(rt_obj_t *o, rt_type_t *type)
+{
+    o->refcnt = 1;
+    o->type = type;
+    rt__heap->nobjects++;
+}
+
+void
+rt_dealloc(rt_obj_t *o)
+{
+    RT_ASSERT(o->refcnt == 0);
+    o->type->dealloc(o);
+}
+
+/* Atoms' memory goes straight back. */
+static void
+atom_dealloc(rt_obj_t *o)
+{
+    rt__heap->nobjects--;
+    rt__heap->ndeallocs++;
+    rt__obj_free(o);
+}
+
+/* ---- trashcan ---------------------------------------------------------
+ * Freeing a container decrefs its items, which may free containers, and
+ * so on: a chain of a million nested lists would recurse a million deep.
+ * Past RT_TRASH_LIMIT nested deallocations the object is put aside on
+ * trash_later (linked through its gc_head prev; it is untracked, so next
+ * stays 0) and freed by the outermost dealloc once it has unwound. */
+#define RT_TRASH_LIMIT 50
+
+int
+rt__trash_begin(rt_obj_t *o)
+{
+    rt_heap_t *h = rt__heap;
+    if (h->trash_nesting >= RT_TRASH_LIMIT) {
+        RT_AS_GC(o)->prev = (uintptr_t)h->trash_later;
+        h->trash_later = o;
+        return 0;
+    }
+    h->trash_nesting++;
+    return 1;
+}
+
+void
+rt__trash_end(void)
+{
+    rt_heap_t *h = rt__heap;
+    h->trash_nesting--;
+    if (h->trash_nesting > 0 || h->trash_draining)
+        return;
+    h->trash_draining = 1;
+    while (h->trash_later != NULL) {
+        rt_obj_t *o = h->trash_later;
+        h->trash_later = (rt_obj_t *)RT_AS_GC(o)->prev;
+        o->type->dealloc(o);        /* nesting is back to 0 here */
+    }
+    h->trash_draining = 0;
+}
+
+/* ---- None and bool ---------------------------------------------------- */
+
+static void
+singleton_dealloc(rt_obj_t *o)
+{
+    /* Only finalization drops the last reference of a singleton. */
+    atom_dealloc(o);
+}
+
+rt_type_t rt_none_type = { "NoneType", 0, singleton_dealloc, NULL, NULL };
+rt_type_t rt_bool_type = { "bool", 0, singleton_dealloc, NULL, NULL };
+
+rt_obj_t *rt_none(rt_heap_t *h) { return h->none; }
+rt_obj_t *rt_true(rt_heap_t *h) { return h->true_; }
+rt_obj_t *rt_false(rt_heap_t *h) { return h->false_; }
+
+/* ---- int -------------------------------------------------------------- */
+
+typedef struct {
+    rt_obj_t ob;
+    int64_t value;              /* CPython: ob_size + digits, 28-32 bytes */
+} int_obj_t;
+
+rt_type_t rt_int_type = { "int", 0, atom_dealloc, NULL, NULL };
+
+rt_obj_t *
+rt__int_alloc(int64_t v)
+{
+    int_obj_t *o = rt__obj_alloc(sizeof(int_obj_t));
+    if (o == NULL)
+        return NULL;
+    rt__obj_init(&o->ob, &rt_int_type);
+    o->value = v;
+    return &o->ob;
+}
+
+rt_obj_t *
+rt_int_new(rt_heap_t *h, int64_t v)
+{
+    if (v >= -RT_NSMALLNEG && v < RT_NSMALLPOS && h->small_ints[0]) {
+        rt_obj_t *o = h->small_ints[v + RT_NSMALLNEG];
+        rt_incref(o);
+        return o;
+    }
+    return rt__int_alloc(v);
+}
+
+int64_t
+rt_int_value(const rt_obj_t *o)
+{
+    return ((const int_obj_t *)o)->value;
+}
+
+/* ---- float ------------------------------------------------------------ */
+
+typedef struct {
+    rt_obj_t ob;
+    double value;
+} float_obj_t;
+
+rt_type_t rt_float_type = { "float", 0, atom_dealloc, NULL, NULL };
+
+rt_obj_t *
+rt_float_new(rt_heap_t *h, double v)
+{
+    (void)h;
+    float_obj_t *o = rt__obj_alloc(sizeof(float_obj_t));
+    if (o == NULL)
+        return NULL;
+    rt__obj_init(&o->ob, &rt_float_type);
+    o->value = v;
+    return &o->ob;
+}
+
+double
+rt_float_value(const rt_obj_t *o)
+{
+    return ((const float_obj_t *)o)->value;
+}
+
+/* ---- str and bytes ---------------------------------------------------- */
+
+typedef struct {
+    rt_obj_t ob;
+    intptr_t len;
+    intptr_t hash;              /* -1 until first asked, then cached */
+    intptr_t interned;          /* CPython keeps state bits here too */
+    char data[];                /* len bytes and a NUL */
+} str_obj_t;
+
+typedef struct {
+    rt_obj_t ob;
+    intptr_t len;
+    intptr_t hash;
+    uint8_t data[];
+} bytes_obj_t;
+
+static void
+str_dealloc(rt_obj_t *o)
+{
+    /* An interned string is referenced by the interned dict, so it dies
+     * only when finalization clears that dict. */
+    atom_dealloc(o);
+}
+
+rt_type_t rt_str_type = { "str", 0, str_dealloc, NULL, NULL };
+rt_type_t rt_bytes_type = { "bytes", 0, atom_dealloc, NULL, NULL };
+
+static intptr_t
+hash_bytes(const void *p, size_t len)
+{
+    /* FNV-1a, 64 bits: quick and good enough for non-adversarial keys. */
+    const uint8_t *s = p;
+    uint64_t x = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        x ^= s[i];
+        x *= 0x100000001b3ULL;
+    }
+    intptr_t r = (intptr_t)(x >> 1);
+    return r == -1 ? -2 : r;
+}
+
+rt_obj_t *
+rt_str_new(rt_heap_t *h, const char *s, size_t len)
+{
+    (void)h;
+    str_obj_t *o = rt__obj_alloc(sizeof(str_obj_t) + len + 1);
+    if (o == NULL)
+        return NULL;
+    rt__obj_init(&o->ob, &rt_str_type);
+    o->len = (intptr_t)len;
+    o->hash = -1;
+    o->interned = 0;
+    memcpy(o->data, s, len);
+    o->data[len] = '\0';
+    return &o->ob;
+}
+
+rt_obj_t *
+rt_str_from(rt_heap_t *h, const char *s)
+{
+    return rt_str_new(h, s, strlen(s));
+}
+
+rt_obj_t *
+rt_str_intern(rt_heap_t *h, const char *s, size_t len)
+{
+    rt_obj_t *tmp = rt_str_new(h, s, len);
+    if (tmp == NULL)
+        return NULL;
+    rt_obj_t *found = rt_dict_get(h->interned, tmp);
+    if (found != NULL) {
+        rt_decref(tmp);
+        rt_incref(found);
+        return found;
+    }
+    if (rt_dict_set(h->interned, tmp, tmp) < 0) {
+        rt_decref(tmp);
+        return NULL;
+    }
+    ((str_obj_t *)tmp)->interned = 1;
+    return tmp;
+}
+
+const char *
+rt_str_data(const rt_obj_t *o)
+{
+    return ((const str_obj_t *)o)->data;
+}
+
+size_t
+rt_str_len(const rt_obj_t *o)
+{
+    return (size_t)((const str_obj_t *)o)->len;
+}
+
+rt_obj_t *
+rt_bytes_new(rt_heap_t *h, const void *p, size_t len)
+{
+    (void)h;
+    bytes_obj_t *o = rt__obj_alloc(sizeof(bytes_obj_t) + len + 1);
+    if (o == NULL)
+        return NULL;
+    rt__obj_init(&o->ob, &rt_bytes_type);
+    o->len = (intptr_t)len;
+    o->hash = -1;
+    if (len)
+        memcpy(o->data, p, len);
+    o->data[len] = 0;
+    return &o->ob;
+}
+
+size_t
+rt_bytes_len(const rt_obj_t *o)
+{
+    return (size_t)((const bytes_obj_t *)o)->len;
+}
+
+const uint8_t *
+rt_bytes_data(const rt_obj_t *o)
+{
+    return ((const bytes_obj_t *)o)->data;
+}
+
+/* ---- hashing and equality --------------------------------------------- */
+
+intptr_t
+rt_hash(rt_obj_t *o)
+{
+    if (o->type == &rt_str_type) {
+        str_obj_t *s = (str_obj_t *)o;
+        if (s->hash == -1)          /* a write: the first hash caches */
+            s->hash = hash_bytes(s->data, (size_t)s->len);
+        return s->hash;
+    }
+    if (o->type == &rt_int_type) {
+        int64_t v = ((int_obj_t *)o)->value;
+        return v == -1 ? -2 : (intptr_t)v;
+    }
+    if (o->type == &rt_bytes_type) {
+        bytes_obj_t *b = (bytes_obj_t *)o;
+        if (b->hash == -1)
+            b->hash = hash_bytes(b->data, (size_t)b->len);
+        return b->hash;
+    }
+    if (o->type == &rt_float_type) {
+        double d = ((float_obj_t *)o)->value;
+        if (d == (double)(int64_t)d) {
+            intptr_t v = (intptr_t)(int64_t)d;
+            return v == -1 ? -2 : v;
+        }
+        return hash_bytes(&d, sizeof(d));
+    }
+    if (o->type == &rt_tuple_type) {
+        /* CPython's xxHash-based tuple hash, in spirit. */
+        uint64_t acc = 0x27d4eb2f165667c5ULL;
+        for (size_t i = 0; i < rt_tuple_len(o); i++) {
+            intptr_t ih = rt_hash(rt_tuple_get(o, i));
+            if (ih == -1)
+                return -1;
+            acc += (uint64_t)ih * 0xc2b2ae3d27d4eb4fULL;
+            acc = (acc << 31) | (acc >> 33);
+            acc *= 0x9e3779b185ebca87ULL;
+        }
+        intptr_t r = (intptr_t)(acc >> 1);
+        return r == -1 ? -2 : r;
+    }
+    if (o->type == &rt_none_type || o->type == &rt_bool_type
+        || o->type == &rt_class_type || o->type == &rt_function_type
+        || o->type == &rt_module_type)
+        return (intptr_t)((uintptr_t)o >> 4);
+    return -1;                      /* list, dict, instances */
+}
+
+int
+rt_eq(rt_obj_t *a, rt_obj_t *b)
+{
+    if (a == b)
+        return 1;
+    if (a->type != b->type) {
+        if (a->type == &rt_int_type && b->type == &rt_float_type)
+            return (double)rt_int_value(a) == rt_float_value(b);
+        if (a->type == &rt_float_type && b->type == &rt_int_type)
+            return rt_float_value(a) == (double)rt_int_value(b);
+        return 0;
+    }
+    if (a->type == &rt_str_type) {
+        str_obj_t *x = (str_obj_t *)a, *y = (str_obj_t *)b;
+        return x->len == y->len && memcmp(x->data, y->data,
+                                          (size_t)x->len) == 0;
+    }
+    if (a->type == &rt_bytes_type) {
+        bytes_obj_t *x = (bytes_obj_t *)a, *y = (bytes_obj_t *)b;
+        return x->len == y->len && memcmp(x->data, y->data,
+                                          (size_t)x->len) == 0;
+    }
+    if (a->type == &rt_int_type)
+        return rt_int_value(a) == rt_int_value(b);
+    if (a->type == &rt_float_type)
+        return rt_float_value(a) == rt_float_value(b);
+    if (a->type == &rt_tuple_type) {
+        size_t n = rt_tuple_len(a);
+        if (n != rt_tuple_len(b))
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (!rt_eq(rt_tuple_get(a, i), rt_tuple_get(b, i)))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- immortality ------------------------------------------------------ */
+
+void
+rt_immortalize(rt_obj_t *o)
+{
+    o->refcnt = RT_IMMORTAL_REFCNT;
+}

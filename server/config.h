@@ -1,0 +1,132 @@
+/*
+ * config.h -- the server's configuration: defaults, a JSON config file,
+ * command-line flags (the file first, flags override it), validation with
+ * messages that name the flag or the file:line:column of the field, and
+ * the resolved configuration as JSON (--check-config, meta.json).
+ *
+ * Config file: one JSON object whose keys are the long flag names with '-'
+ * replaced by '_'; the values have the JSON type of the flag's argument:
+ *   integers  workers port max_requests max_requests_jitter sample_ms
+ *             requests limit_header_bytes limit_url_bytes
+ *             limit_body_bytes header_timeout_ms keepalive_timeout_ms
+ *             max_connections
+ *   numbers   scale timeout graceful_timeout duration pagemap_gc_fraction
+ *   booleans  freeze immortal lazy type_census quiet
+ *   strings   host; workload out run_id policy_name (or null = unset)
+ *   "gc": "on" | "off" (or true | false)
+ *   "gc_threshold": [A, B, C]
+ *   "exit": "finalize" | "skip"
+ *   "config", "check_config": accepted so that the output of
+ *             --check-config loads back, but ignored (command-line actions)
+ * Unknown keys, duplicate keys, wrong types and out-of-range values are
+ * errors.  Relative paths are relative to the working directory.
+ *
+ * Errors: functions return 0 or a negative errno and write a one-line
+ * message (no trailing newline) into the caller's buffer; nothing here
+ * prints to stderr or exits.  main prints the message and exits 2.
+ */
+#ifndef COWLAB_CONFIG_H
+#define COWLAB_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <jansson.h>
+
+#define COWLAB_VERSION "0.1.0"
+
+typedef enum { CFG_EXIT_FINALIZE, CFG_EXIT_SKIP } cfg_exit_t;
+
+typedef struct cfg {
+    char *config_path;      /* -c/--config FILE: the file loaded, or NULL */
+    char *workload_path;    /* --workload FILE; NULL = embedded 'webapp' */
+    double scale;           /* --scale X (default 1.0, >0, <=1000) */
+    int workers;            /* -w/--workers N (default 4, 1..256) */
+    char host[64];          /* --host (default "127.0.0.1") */
+    int port;               /* --port (default 8000; 0 = pick a free port) */
+    int gc_enabled;         /* --gc on|off (default on); off = threshold 0 */
+    long gc_threshold[3];   /* --gc-threshold A,B,C (default 700,10,10) */
+    int freeze;             /* --freeze: gc.freeze() in the master */
+    int immortal;           /* --immortal: pre-fork heap made immortal */
+    int lazy;               /* --lazy: build the heap in each worker after
+                               fork; --freeze/--immortal then apply there */
+    cfg_exit_t exit_policy; /* --exit finalize|skip (default finalize) */
+    long max_requests;      /* --max-requests N (0 = never recycle) */
+    long max_requests_jitter; /* --max-requests-jitter N (default 0) */
+    double timeout_s;       /* --timeout S: kill a worker stuck this long in
+                               one request (default 30; 0 = off) */
+    double graceful_timeout_s; /* --graceful-timeout S (default 30) */
+    unsigned sample_ms;     /* --sample-ms N (default 250, >= 10) */
+    double duration_s;      /* --duration S (0 = until a signal) */
+    long requests;          /* --requests N: stop after N in total (0 = no
+                               limit) */
+    char *out_dir;          /* --out DIR: results folder (NULL = no CSV) */
+    char *run_id;           /* --run-id ID (NULL: the caller derives one) */
+    char *policy_name;      /* --policy-name NAME (NULL: cfg_policy_label) */
+    int type_census;        /* --type-census */
+    double pagemap_gc_fraction; /* --pagemap-gc-fraction F in [0,1] (0.01) */
+    size_t max_header_bytes;    /* --limit-header-bytes (8192) */
+    size_t max_url_bytes;       /* --limit-url-bytes (4096) */
+    size_t max_body_bytes;      /* --limit-body-bytes (1048576) */
+    unsigned header_timeout_ms;    /* --header-timeout-ms (10000) */
+    unsigned keepalive_timeout_ms; /* --keepalive-timeout-ms (5000; 0 =
+                                      close after each response) */
+    unsigned max_connections;      /* --max-connections (1000) */
+    int check_config;       /* --check-config: print the config as JSON */
+    int quiet;              /* -q/--quiet */
+} cfg_t;
+
+/* Fill *c with the defaults.  Allocates nothing (all strings NULL). */
+void cfg_defaults(cfg_t *c);
+
+/* Free the strings and set them to NULL; *c can be reused or freed again. */
+void cfg_free(cfg_t *c);
+
+/*
+ * Load the JSON config file at path over *c (which holds defaults or an
+ * earlier configuration); keys absent from the file keep their value, and
+ * config_path becomes path.  All or nothing: on error *c is unchanged.
+ * Returns 0, -errno if the file cannot be read (-ENOENT, -EISDIR, -EFBIG
+ * above 16 MiB, ...), -ENOMEM, or -EINVAL for an empty file, invalid JSON
+ * ("FILE:LINE:COL: invalid JSON: ..." with jansson's position) or a bad
+ * field ("FILE:LINE:COL: field 'NAME': expected ..., found ...").
+ */
+int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen);
+
+/*
+ * Parse argv with getopt_long over *c (initialized by cfg_defaults()).
+ * The config file (-c/--config, the last one given) is loaded first, then
+ * the other flags override it, whatever their order.  --help and --version
+ * print to stdout, set *exit_now = 1 and return 0; otherwise *exit_now = 0.
+ * Boolean flags have a --no-... form to undo a config file's true.
+ * Returns 0, -1 for a bad command line (message naming the flag, e.g.
+ * "--workers: expected an integer from 1 to 256, got 'abc'"; unknown
+ * flags; missing values; positional arguments), or cfg_load_file()'s
+ * error.  Resets getopt's global state (optind = 0) itself.
+ */
+int cfg_parse_args(cfg_t *c, int argc, char **argv, int *exit_now,
+                   char *err, size_t errlen);
+
+/*
+ * Every field as a new JSON object, under the config file's key names
+ * (unset strings are null), so that the output loads back with
+ * cfg_load_file().  NULL if out of memory.
+ */
+json_t *cfg_to_json(const cfg_t *c);
+
+/*
+ * The label written to the CSVs: policy_name if set, else the pre-fork
+ * policy joined with '+': "lazy", "gc-off" (--gc off or a first threshold
+ * of 0), "thr-A-B-C" (thresholds other than 700,10,10 with GC on),
+ * "freeze", "immortal"; "default" when none applies (GC on, default
+ * thresholds, no freeze, no immortal).  Written into buf (truncated to
+ * len); returns buf, or "" if len is 0.
+ */
+const char *cfg_policy_label(const cfg_t *c, char *buf, size_t len);
+
+/*
+ * Usage: every flag with its default, the config file format and the
+ * signal table (SIGTERM, SIGINT/SIGQUIT, SIGHUP, SIGKILL of a worker).
+ */
+void cfg_print_help(FILE *f);
+
+#endif /* COWLAB_CONFIG_H */

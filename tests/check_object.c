@@ -1,0 +1,496 @@
+/* check_object.c -- unit tests for runtime/object.c and the containers:
+ * atoms, interning, list/dict/tuple semantics, refcounts, nested
+ * deallocation, immortality (proved with a read-only page). */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "gc.h"
+#include "mem.h"
+#include "object.h"
+
+static rt_heap_t *heap;
+static void setup(void)    { heap = rt_heap_new(); ck_assert_ptr_nonnull(heap); }
+static void teardown(void) { rt_heap_free(heap); heap = NULL; }
+
+/* Blocks the allocator hands out now; 0 in the malloc-bypass build. */
+static size_t
+blocks_in_use(void)
+{
+    mem_stats_t st;
+    mem_get_stats(&st);
+    return st.blocks_in_use + st.large_in_use;
+}
+
+START_TEST(object_second_heap_refused)
+{
+    ck_assert_ptr_null(rt_heap_new());
+}
+END_TEST
+
+START_TEST(object_small_ints_shared)
+{
+    rt_obj_t *a = rt_int_new(heap, 5), *b = rt_int_new(heap, 5);
+    ck_assert_ptr_eq(a, b);
+    rt_obj_t *c = rt_int_new(heap, -5), *d = rt_int_new(heap, -5);
+    ck_assert_ptr_eq(c, d);
+    rt_obj_t *e = rt_int_new(heap, 257), *f = rt_int_new(heap, 257);
+    ck_assert_ptr_ne(e, f);
+    ck_assert(rt_eq(e, f));
+    ck_assert_int_eq(rt_int_value(e), 257);
+    ck_assert_int_eq(rt_hash(e), rt_hash(f));
+    rt_decref(a); rt_decref(b); rt_decref(c); rt_decref(d);
+    rt_decref(e); rt_decref(f);
+}
+END_TEST
+
+START_TEST(object_str_intern_and_hash)
+{
+    rt_obj_t *a = rt_str_intern(heap, "route", 5);
+    rt_obj_t *b = rt_str_intern(heap, "route", 5);
+    rt_obj_t *c = rt_str_from(heap, "route");
+    ck_assert_ptr_eq(a, b);
+    ck_assert_ptr_ne(a, c);
+    ck_assert(rt_eq(a, c));
+    ck_assert_int_eq(rt_hash(a), rt_hash(c));
+    ck_assert_int_ne(rt_hash(a), -1);
+    ck_assert_str_eq(rt_str_data(c), "route");
+    ck_assert_uint_eq(rt_str_len(c), 5);
+    rt_obj_t *by = rt_bytes_new(heap, "\0\1\2", 3);
+    ck_assert_uint_eq(rt_bytes_len(by), 3);
+    ck_assert_int_eq(rt_bytes_data(by)[2], 2);
+    rt_decref(a); rt_decref(b); rt_decref(c); rt_decref(by);
+}
+END_TEST
+
+START_TEST(object_float_and_singletons)
+{
+    rt_obj_t *f = rt_float_new(heap, 2.5);
+    ck_assert(rt_float_value(f) == 2.5);
+    rt_obj_t *two = rt_float_new(heap, 2.0), *i2 = rt_int_new(heap, 2);
+    ck_assert(rt_eq(two, i2));
+    ck_assert_int_eq(rt_hash(two), rt_hash(i2));
+    ck_assert_ptr_ne(rt_none(heap), rt_true(heap));
+    ck_assert_str_eq(rt_type_name(rt_none(heap)), "NoneType");
+    rt_decref(f); rt_decref(two); rt_decref(i2);
+}
+END_TEST
+
+START_TEST(object_list_overallocation_as_cpython)
+{
+    /* CPython 3.9+: allocated goes 0, 4, 8, 16, 24, 32, 40, 52, 64, 76 */
+    static const size_t want[] = { 4, 8, 16, 24, 32, 40, 52, 64, 76 };
+    rt_obj_t *l = rt_list_new(heap);
+    size_t k = 0, last = 0;
+    for (int i = 0; i < 70; i++) {
+        ck_assert_int_eq(rt_list_append(l, rt_none(heap)), 0);
+        if (rt_list_allocated(l) != last) {
+            last = rt_list_allocated(l);
+            ck_assert_uint_lt(k, sizeof(want) / sizeof(want[0]));
+            ck_assert_uint_eq(last, want[k]);
+            k++;
+        }
+    }
+    ck_assert_uint_eq(k, 9);
+    rt_decref(l);
+}
+END_TEST
+
+START_TEST(object_list_semantics)
+{
+    rt_obj_t *l = rt_list_new(heap);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(rt_list_append_steal(l, rt_int_new(heap, i)), 0);
+    rt_obj_t *x = rt_int_new(heap, 1000);   /* not a cached small int */
+    ck_assert_int_eq(rt_list_insert(l, 0, x), 0);        /* [100,0..9] */
+    ck_assert_int_eq(rt_list_insert(l, 99, x), 0);       /* clamps: end */
+    ck_assert_uint_eq(rt_list_len(l), 12);
+    ck_assert_int_eq(rt_int_value(rt_list_get(l, 0)), 1000);
+    ck_assert_int_eq(rt_int_value(rt_list_get(l, 11)), 1000);
+    ck_assert_int_eq(rt_list_del(l, 0), 0);
+    ck_assert_int_eq(rt_list_del(l, 50), -1);
+    ck_assert_int_eq(rt_list_set(l, 3, x), 0);
+    ck_assert_int_eq(rt_int_value(rt_list_get(l, 3)), 1000);
+    ck_assert_int_eq(rt_list_set(l, 30, x), -1);
+    ck_assert_ptr_null(rt_list_get(l, 11));
+    rt_obj_t *p = rt_list_pop(l);
+    ck_assert_ptr_eq(p, x);
+    rt_decref(p);
+    ck_assert_uint_eq(rt_list_len(l), 10);
+    for (size_t i = 0; i < 10; i++)
+        ck_assert_int_eq(rt_int_value(rt_list_get(l, i)),
+                         i == 3 ? 1000 : (int64_t)i);
+    ck_assert_int_eq(x->refcnt, 2);          /* ours + the list's */
+    /* Shrinking: popping to 0 releases the item array. */
+    while (rt_list_len(l) > 0) {
+        p = rt_list_pop(l);
+        rt_decref(p);
+    }
+    ck_assert_uint_eq(rt_list_allocated(l), 0);
+    ck_assert_ptr_null(rt_list_pop(l));
+    ck_assert_int_eq(x->refcnt, 1);
+    rt_decref(x);
+    rt_decref(l);
+}
+END_TEST
+
+START_TEST(object_dict_order_delete_resize)
+{
+    rt_obj_t *d = rt_dict_new(heap);
+    ck_assert_uint_eq(rt_dict_keys_size(d), 8);
+    for (int i = 0; i < 1000; i++) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "k%d", i);
+        ck_assert_int_eq(rt_dict_set_steal(d, rt_str_from(heap, buf),
+                                           rt_int_new(heap, i)), 0);
+        /* CPython 3.11: 8 slots hold 5, then grow to used*3 rounded up */
+        if (i == 4)
+            ck_assert_uint_eq(rt_dict_keys_size(d), 8);
+        if (i == 5)
+            ck_assert_uint_eq(rt_dict_keys_size(d), 16);
+        if (i == 10)
+            ck_assert_uint_eq(rt_dict_keys_size(d), 32);
+    }
+    ck_assert_uint_eq(rt_dict_len(d), 1000);
+    /* Overwrite keeps position. */
+    rt_obj_t *k7 = rt_str_from(heap, "k7");
+    ck_assert_int_eq(rt_dict_set_steal(d, rt_str_from(heap, "k7"),
+                                       rt_int_new(heap, -7)), 0);
+    ck_assert_int_eq(rt_int_value(rt_dict_get(d, k7)), -7);
+    /* Delete the even keys. */
+    for (int i = 0; i < 1000; i += 2) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "k%d", i);
+        rt_obj_t *k = rt_str_from(heap, buf);
+        ck_assert_int_eq(rt_dict_del(d, k), 0);
+        ck_assert_int_eq(rt_dict_del(d, k), -1);
+        rt_decref(k);
+    }
+    ck_assert_uint_eq(rt_dict_len(d), 500);
+    size_t pos = 0, n = 0;
+    rt_obj_t *k, *v;
+    while (rt_dict_next(d, &pos, &k, &v)) {
+        int want = (int)(2 * n + 1);
+        ck_assert_int_eq(rt_int_value(v), want == 7 ? -7 : want);
+        n++;
+    }
+    ck_assert_uint_eq(n, 500);
+    /* Re-insert after deletes: goes to the end, order kept after resize. */
+    for (int i = 0; i < 2000; i++)
+        ck_assert_int_eq(rt_dict_set_steal(d, rt_int_new(heap, 10000 + i),
+                                           rt_int_new(heap, i)), 0);
+    pos = n = 0;
+    while (rt_dict_next(d, &pos, &k, &v)) {
+        if (n >= 500)
+            ck_assert_int_eq(rt_int_value(k), 10000 + (int64_t)(n - 500));
+        n++;
+    }
+    ck_assert_uint_eq(n, 2500);
+    ck_assert_ptr_null(rt_dict_get_str(heap, d, "k0"));
+    ck_assert_ptr_nonnull(rt_dict_get_str(heap, d, "k1"));
+    /* Unhashable keys are refused. */
+    rt_obj_t *l = rt_list_new(heap);
+    ck_assert_int_eq(rt_dict_set(d, l, l), -1);
+    rt_dict_clear(d);
+    ck_assert_uint_eq(rt_dict_len(d), 0);
+    rt_decref(l); rt_decref(k7); rt_decref(d);
+}
+END_TEST
+
+START_TEST(object_dict_tracking_rules)
+{
+    rt_obj_t *d = rt_dict_new(heap);
+    ck_assert(!gc_is_tracked(d));                         /* {} */
+    rt_dict_set_str(heap, d, "a", rt_none(heap));
+    rt_obj_t *one = rt_int_new(heap, 1);
+    rt_dict_set_str(heap, d, "b", one);
+    ck_assert(!gc_is_tracked(d));                         /* atoms only */
+    rt_obj_t *t = rt_tuple_new(heap, 0);
+    ck_assert(gc_is_tracked(t));                          /* until a gc */
+    rt_obj_t *l = rt_list_new(heap);
+    ck_assert(gc_is_tracked(l));
+    rt_dict_set_str(heap, d, "c", l);
+    ck_assert(gc_is_tracked(d));                          /* {'c': []} */
+    rt_decref(l); rt_decref(t); rt_decref(one); rt_decref(d);
+}
+END_TEST
+
+START_TEST(object_tuple_semantics)
+{
+    rt_obj_t *t = rt_tuple_new(heap, 3);
+    rt_tuple_set_steal(t, 0, rt_int_new(heap, 1));
+    rt_tuple_set_steal(t, 1, rt_str_from(heap, "x"));
+    rt_tuple_set_steal(t, 2, rt_float_new(heap, 0.5));
+    rt_obj_t *u = rt_tuple_new(heap, 3);
+    rt_tuple_set_steal(u, 0, rt_int_new(heap, 1));
+    rt_tuple_set_steal(u, 1, rt_str_from(heap, "x"));
+    rt_tuple_set_steal(u, 2, rt_float_new(heap, 0.5));
+    ck_assert(rt_eq(t, u));
+    ck_assert_int_eq(rt_hash(t), rt_hash(u));
+    ck_assert_uint_eq(rt_tuple_len(t), 3);
+    /* tuples are hashable dict keys */
+    rt_obj_t *d = rt_dict_new(heap);
+    ck_assert_int_eq(rt_dict_set(d, t, rt_none(heap)), 0);
+    ck_assert_ptr_eq(rt_dict_get(d, u), rt_none(heap));
+    rt_decref(d); rt_decref(t); rt_decref(u);
+}
+END_TEST
+
+START_TEST(object_classes_instances_functions)
+{
+    rt_obj_t *m = rt_module_new(heap, "app.models");
+    ck_assert_ptr_eq(rt_dict_get_str(heap, rt_heap_modules(heap),
+                                     "app.models"), m);
+    rt_obj_t *cls = rt_class_new(heap, "User", NULL);
+    ck_assert_str_eq(rt_str_data(rt_class_name(cls)), "User");
+    rt_obj_t *code = rt_bytes_new(heap, "\x64\x00\x53\x00", 4);
+    rt_obj_t *nm = rt_str_intern(heap, "save", 4);
+    rt_obj_t *f = rt_function_new(heap, nm, code, rt_module_dict(m));
+    ck_assert_ptr_eq(rt_function_code(f), code);
+    ck_assert_ptr_eq(rt_function_globals(f), rt_module_dict(m));
+    rt_dict_set_str(heap, rt_class_dict(cls), "save", f);
+    rt_obj_t *inst = rt_instance_new(heap, cls);
+    ck_assert_ptr_eq(rt_instance_class(inst), cls);
+    rt_dict_set_str(heap, rt_instance_dict(inst), "name", nm);
+    rt_obj_t *s = rt_slots_new(heap, cls, 2);
+    ck_assert_uint_eq(rt_slots_len(s), 2);
+    ck_assert_ptr_null(rt_slots_get(s, 0));
+    ck_assert_int_eq(rt_slots_set(s, 1, nm), 0);
+    ck_assert_int_eq(rt_slots_set(s, 2, nm), -1);
+    ck_assert_ptr_eq(rt_slots_get(s, 1), nm);
+    ck_assert_int_eq(cls->refcnt, 3);        /* ours + 2 instances */
+    rt_decref(inst);
+    rt_decref(s);
+    ck_assert_int_eq(cls->refcnt, 1);
+    rt_decref(f); rt_decref(nm); rt_decref(code); rt_decref(cls);
+    rt_decref(m);
+}
+END_TEST
+
+/* Visiting: count the references traverse reports. */
+static int
+count_visit(rt_obj_t *o, void *arg)
+{
+    (void)o;
+    (*(int *)arg)++;
+    return 0;
+}
+
+START_TEST(object_traverse_visits_every_reference)
+{
+    rt_obj_t *l = rt_list_new(heap);
+    for (int i = 0; i < 7; i++)
+        rt_list_append(l, rt_none(heap));
+    int n = 0;
+    l->type->traverse(l, count_visit, &n);
+    ck_assert_int_eq(n, 7);
+    rt_obj_t *d = rt_dict_new(heap);
+    rt_dict_set_str(heap, d, "a", l);
+    rt_dict_set_str(heap, d, "b", l);
+    n = 0;
+    d->type->traverse(d, count_visit, &n);
+    ck_assert_int_eq(n, 4);                  /* two keys, two values */
+    rt_obj_t *cls = rt_class_new(heap, "C", NULL);
+    rt_obj_t *s = rt_slots_new(heap, cls, 3);
+    rt_slots_set(s, 0, l);
+    n = 0;
+    s->type->traverse(s, count_visit, &n);
+    ck_assert_int_eq(n, 2);                  /* class + one slot */
+    rt_decref(s); rt_decref(cls); rt_decref(d); rt_decref(l);
+}
+END_TEST
+
+START_TEST(object_refcount_zero_frees_exact_blocks)
+{
+    size_t objs0 = rt_heap_objects(heap), blocks0 = blocks_in_use();
+    rt_obj_t *d = rt_dict_new(heap);
+    for (int i = 0; i < 100; i++) {
+        rt_obj_t *l = rt_list_new(heap);
+        rt_list_append_steal(l, rt_str_from(heap, "payload"));
+        rt_list_append_steal(l, rt_int_new(heap, 1000 + i));
+        rt_dict_set_steal(d, rt_int_new(heap, 5000 + i), l);
+    }
+    /* 1 dict + 100 * (list, str, int, key int) */
+    ck_assert_uint_eq(rt_heap_objects(heap), objs0 + 1 + 400);
+    rt_decref(d);
+    ck_assert_uint_eq(rt_heap_objects(heap), objs0);
+    ck_assert_uint_eq(blocks_in_use(), blocks0);
+}
+END_TEST
+
+START_TEST(object_nested_dealloc_no_stack_overflow)
+{
+    rt_decref(rt_str_intern(heap, "next", 4));  /* interned before counting */
+    size_t objs0 = rt_heap_objects(heap);
+    rt_obj_t *top = rt_list_new(heap), *x = top;
+    gc_disable();
+    for (int i = 0; i < 1000000; i++) {
+        rt_obj_t *y = rt_list_new(heap);
+        rt_list_append_steal(x, y);
+        x = y;
+    }
+    rt_obj_t *dtop = rt_dict_new(heap), *dx = dtop;
+    for (int i = 0; i < 300000; i++) {
+        rt_obj_t *y = (i & 1) ? rt_dict_new(heap) : rt_tuple_new(heap, 1);
+        if (dx->type == &rt_dict_type)
+            rt_dict_set_str(heap, dx, "next", y);
+        else
+            rt_tuple_set_steal(dx, 0, (rt_incref(y), y));
+        rt_decref(y);
+        dx = y;
+    }
+    ck_assert_uint_eq(rt_heap_objects(heap), objs0 + 1300002);
+    rt_decref(top);
+    rt_decref(dtop);
+    ck_assert_uint_eq(rt_heap_objects(heap), objs0);
+}
+END_TEST
+
+START_TEST(object_immortal_refcount_unchanged)
+{
+    rt_obj_t *s = rt_str_from(heap, "forever");
+    rt_immortalize(s);
+    ck_assert(rt_is_immortal(s));
+    for (int i = 0; i < 1000; i++)
+        rt_decref(s);                        /* would free a mortal one */
+    ck_assert_int_eq(s->refcnt, RT_IMMORTAL_REFCNT);
+    rt_incref(s);
+    ck_assert_int_eq(s->refcnt, RT_IMMORTAL_REFCNT);
+}
+END_TEST
+
+/* The proof: the object's page is read-only; incref/decref must not
+ * write it.  The mortal control below shows the same loop does fault. */
+static void
+incref_decref_readonly(int immortal)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    rt_obj_t *o = rt_str_from(heap, "shared");
+    if (immortal)
+        rt_immortalize(o);
+    uintptr_t page = (uintptr_t)o & ~(uintptr_t)(pg - 1);
+    /* The header may straddle a page boundary: protect both pages. */
+    size_t len = ((uintptr_t)(o + 1) - page + (size_t)pg - 1)
+                 & ~(size_t)(pg - 1);
+    ck_assert_int_eq(mprotect((void *)page, len, PROT_READ), 0);
+    for (int i = 0; i < 1000000; i++) {
+        rt_incref(o);
+        __asm__ volatile("" ::: "memory");  /* keep the pair from folding */
+        rt_decref(o);
+    }
+    ck_assert_int_eq(mprotect((void *)page, len, PROT_READ | PROT_WRITE),
+                     0);
+}
+
+START_TEST(object_immortal_readonly_page_no_fault)
+{
+    incref_decref_readonly(1);
+}
+END_TEST
+
+START_TEST(object_mortal_readonly_page_faults)
+{
+    signal(SIGSEGV, SIG_DFL);       /* not the sanitizer's handler */
+    incref_decref_readonly(0);
+}
+END_TEST
+
+START_TEST(object_immortalize_heap_marks_reachable)
+{
+    rt_obj_t *m = rt_module_new(heap, "app");
+    rt_obj_t *l = rt_list_new(heap);
+    rt_obj_t *t = rt_tuple_new(heap, 1);
+    rt_tuple_set_steal(t, 0, rt_str_from(heap, "deep"));
+    rt_list_append(l, t);
+    rt_dict_set_str(heap, rt_module_dict(m), "things", l);
+    rt_obj_t *deep = rt_tuple_get(t, 0);
+    size_t n = rt_immortalize_heap(heap);
+    ck_assert_uint_ge(n, 6);
+    ck_assert(rt_is_immortal(l));
+    ck_assert(rt_is_immortal(t));
+    ck_assert(rt_is_immortal(deep));
+    ck_assert(rt_is_immortal(m));
+    ck_assert(rt_is_immortal(rt_none(heap)));
+    /* a second pass finds nothing new */
+    ck_assert_uint_eq(rt_immortalize_heap(heap), 0);
+    rt_decref(t); rt_decref(l); rt_decref(m);
+}
+END_TEST
+
+START_TEST(object_finalize_frees_everything)
+{
+    rt_obj_t *m = rt_module_new(heap, "app");
+    for (int i = 0; i < 1000; i++) {
+        rt_obj_t *l = rt_list_new(heap);
+        rt_list_append(l, l);                /* cycles */
+        char buf[16];
+        snprintf(buf, sizeof buf, "n%d", i);
+        rt_dict_set_str(heap, rt_module_dict(m), buf, l);
+        rt_decref(l);
+    }
+    rt_decref(m);
+    gc_freeze();                             /* frozen objects go too */
+    rt_teardown_t st;
+    memset(&st, 0, sizeof st);
+    rt_finalize(heap, &st);
+    heap = rt_heap_new();                    /* for teardown() */
+    ck_assert_uint_eq(st.left, 0);
+    ck_assert_uint_ge(st.deallocated, 2000);
+    ck_assert(st.wall_ms >= 0);
+}
+END_TEST
+
+START_TEST(object_finalize_leaves_immortals_unwritten)
+{
+    rt_obj_t *m = rt_module_new(heap, "app");
+    rt_obj_t *l = rt_list_new(heap);
+    rt_dict_set_str(heap, rt_module_dict(m), "l", l);
+    rt_decref(l);
+    rt_decref(m);
+    rt_immortalize_heap(heap);
+    rt_teardown_t st;
+    memset(&st, 0, sizeof st);
+    rt_finalize(heap, &st);
+    heap = rt_heap_new();
+    ck_assert_uint_gt(st.left, 0);           /* immortals are unmapped */
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("object");
+    TCase *tc = tcase_create("object");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, object_second_heap_refused);
+    tcase_add_test(tc, object_small_ints_shared);
+    tcase_add_test(tc, object_str_intern_and_hash);
+    tcase_add_test(tc, object_float_and_singletons);
+    tcase_add_test(tc, object_list_overallocation_as_cpython);
+    tcase_add_test(tc, object_list_semantics);
+    tcase_add_test(tc, object_dict_order_delete_resize);
+    tcase_add_test(tc, object_dict_tracking_rules);
+    tcase_add_test(tc, object_tuple_semantics);
+    tcase_add_test(tc, object_classes_instances_functions);
+    tcase_add_test(tc, object_traverse_visits_every_reference);
+    tcase_add_test(tc, object_refcount_zero_frees_exact_blocks);
+    tcase_add_test(tc, object_nested_dealloc_no_stack_overflow);
+    tcase_add_test(tc, object_immortal_refcount_unchanged);
+    tcase_add_test(tc, object_immortal_readonly_page_no_fault);
+    tcase_add_test_raise_signal(tc, object_mortal_readonly_page_faults,
+                                SIGSEGV);
+    tcase_add_test(tc, object_immortalize_heap_marks_reachable);
+    tcase_add_test(tc, object_finalize_frees_everything);
+    tcase_add_test(tc, object_finalize_leaves_immortals_unwritten);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -305,7 +305,13 @@ untrack_dicts(gc_head_t *young)
 }
 
 /* Break the garbage's references; objects still alive after their clear
- * (something outside kept them) move to old. */
+ * (something outside kept them) move to old.
+ * The reference taken around clear is dropped before asking whether o is
+ * still alive, as CPython does: a dead object has left collectable by then
+ * and never enters old.  (Asking first moved every dead object to old and
+ * unlinked it again, writing old's tail header twice per object: in a
+ * worker, a pre-fork page CPython's collection leaves shared.  Only the
+ * pointer g is compared after the decref; o may be freed.) */
 static void
 delete_garbage(gc_head_t *collectable, gc_head_t *old)
 {
@@ -314,9 +320,9 @@ delete_garbage(gc_head_t *collectable, gc_head_t *old)
         rt_obj_t *o = RT_FROM_GC(g);
         rt_incref(o);
         o->type->clear(o);
+        rt_decref(o);
         if (NEXT(collectable) == g)
             list_move(g, old);      /* still alive; it may die later */
-        rt_decref(o);
     }
 }
 

@@ -941,6 +941,37 @@ START_TEST(http_body_too_large_413)
 }
 END_TEST
 
+/*
+ * Refused while the client is still sending its body: the server must keep
+ * reading (and dropping) it after the 413, so that its close is a FIN the
+ * client reads after the response, not an RST that fails the client's send.
+ */
+START_TEST(http_error_with_body_in_flight)
+{
+    srv_http_limits_t l;
+    size_t n = 1 << 20;
+    char *body = malloc(n);
+    cli_t *c;
+    resp_t *r;
+
+    limits(&l);
+    l.max_body_bytes = 16;
+    server_start(&l);
+    memset(body, 'x', n);
+    c = cli_open();
+    cli_send(c, "POST / HTTP/1.1\r\nHost: t\r\n"
+                "Content-Length: 1048576\r\n\r\n");
+    cli_sendn(c, body, n);
+    r = expect_status(c, "HTTP/1.1 413 Payload Too Large");
+    ck_assert(r->conn_close);
+    expect_eof(c);
+    cli_close(c);
+    free(body);
+    expect_alive();
+    server_stop_ok();
+}
+END_TEST
+
 START_TEST(http_max_connections)
 {
     srv_http_limits_t l;
@@ -1107,7 +1138,8 @@ START_TEST(http_client_close_mid_request)
     {
         struct linger lg = { 1, 0 };
 
-        cli_send(c, "GET /rst HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
+        cli_send(c, "GET /rst HTTP/1.1\r\nHost: t\r\n"
+                    "Content-Length: 5\r\n\r\n");
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     cli_close(c);
@@ -1261,6 +1293,7 @@ main(void)
     tcase_add_test(lim, http_header_too_large_431);
     tcase_add_test(lim, http_url_too_long_414);
     tcase_add_test(lim, http_body_too_large_413);
+    tcase_add_test(lim, http_error_with_body_in_flight);
     tcase_add_test(lim, http_max_connections);
     tcase_add_test(tmo, http_header_timeout_408);
     tcase_add_test(tmo, http_header_timeout_trickle);

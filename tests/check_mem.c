@@ -461,6 +461,64 @@ START_TEST(mem_arena_release)
 }
 END_TEST
 
+/* Past the first table of arena slots (which grows by realloc), with slots
+ * freed and reused in between. */
+START_TEST(mem_arena_table_grows)
+{
+    const size_t size = MEM_SMALL_MAX, narenas = 40;
+    size_t hdr = observe_header(size);
+    size_t per = blocks_per_arena(hdr, size);
+    size_t n = narenas * per;
+    void **v = malloc(n * sizeof(*v));
+    rng_state = 777;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = mem_alloc(size);
+        ck_assert_ptr_nonnull(v[i]);
+        ((uint8_t *)v[i])[0] = (uint8_t)i;
+    }
+    mem_stats_t st = stats();
+    ck_assert_uint_eq(st.arenas_live, narenas);
+    ck_assert_uint_eq(st.pools_full, narenas * MEM_POOLS_PER_ARENA);
+
+    /* Empty every other arena (slots go back to the unused list), then
+     * fill them again together with ten more arenas. */
+    for (size_t i = 0; i < n; i++)
+        if ((i / per) % 2 == 1) {
+            mem_free(v[i]);
+            v[i] = NULL;
+        }
+    st = stats();
+    ck_assert_uint_eq(st.arenas_live, narenas / 2 + 1);
+    ck_assert_uint_eq(st.arenas_released, narenas / 2 - 1);
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == NULL)
+            v[i] = mem_alloc(size);
+    void **w = malloc(10 * per * sizeof(*w));
+    for (size_t i = 0; i < 10 * per; i++)
+        w[i] = mem_alloc(size);
+    st = stats();
+    ck_assert_uint_eq(st.arenas_live, narenas + 10);
+    ck_assert_uint_eq(st.arenas_allocated, narenas + narenas / 2 - 1 + 10);
+    ck_assert_uint_eq(st.blocks_in_use, n + 10 * per);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(mem_in_arena(v[i]));
+        if ((i / per) % 2 == 0)
+            ck_assert_uint_eq(((uint8_t *)v[i])[0], (uint8_t)i);
+    }
+    shuffle(v, n);
+    for (size_t i = 0; i < n; i++)
+        mem_free(v[i]);
+    for (size_t i = 0; i < 10 * per; i++)
+        mem_free(w[i]);
+    st = stats();
+    ck_assert_uint_eq(st.arenas_live, 1);
+    ck_assert_uint_eq(st.blocks_in_use, 0);
+    ck_assert_uint_eq(st.arenas_allocated - st.arenas_released, 1);
+    free(w);
+    free(v);
+}
+END_TEST
+
 /*
  * Fill two arenas with full pools of size-512 blocks, empty k_first pools
  * of the first arena and k_second of the second (plus some blocks of other
@@ -937,11 +995,13 @@ START_TEST(mem_stress_random)
     rng_state = 0xC0FFEE1234567ULL;
 
     for (long op = 0; op < STRESS_OPS; op++) {
-        /* Phases of growth and shrinkage, so arenas come and go. */
+        /* Phases of 25000 operations: growth (70% alloc, 15% free, 15%
+         * realloc) then a drain (10/80/10) that nearly empties the model,
+         * so arenas are mapped, released and mapped again. */
         int growing = (op / 25000) % 2 == 0;
         unsigned r = (unsigned)(rng() % 100);
         if (nlive == 0 || (nlive < STRESS_SLOTS && r < (growing ? 70u
-                                                                : 20u))) {
+                                                                : 10u))) {
             live_t *b = &live[nlive];
             b->size = random_size();
             b->pattern = (uint8_t)rng();
@@ -1030,6 +1090,7 @@ main(void)
     Suite *s = suite_create("mem");
     TCase *tc = tcase_create("blocks");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);              /* the machine is shared */
     tcase_add_test(tc, mem_size_classes);
     tcase_add_test(tc, mem_header_same_for_every_class);
     tcase_add_test(tc, mem_alignment);
@@ -1056,6 +1117,7 @@ main(void)
     tcase_add_test(tp, mem_pool_capacity_every_class);
     tcase_add_test(tp, mem_empty_pool_other_class);
     tcase_add_test(tp, mem_arena_release);
+    tcase_add_test(tp, mem_arena_table_grows);
     tcase_add_test(tp, mem_usable_fullest_first);
     tcase_add_test(tp, mem_ranges_cover_live_blocks);
     tcase_add_test(tp, mem_fini_releases);

@@ -1,0 +1,684 @@
+/*
+ * master.c -- the prefork master (gunicorn's arbiter, uWSGI's master).
+ *
+ * Order of work: build the heap from the workload, apply the pre-fork
+ * policy (thresholds / gc off / freeze / immortalize), take the pagemap
+ * snapshot of the heap ranges (heap_pages: what the workers may share),
+ * open the socket and the shared stats slots, fork the workers, then
+ * supervise and sample until told to stop.
+ *
+ * The master writes no heap page after the first fork: supervision and
+ * sampling use malloc()ed state, the slots region and stdio only, so every
+ * heap page a worker holds exclusively was copied by that worker.
+ *
+ * Signals are turned into bytes on a self-pipe and handled in the loop:
+ *   SIGCHLD  reap; respawn a worker that died while we are running
+ *   SIGTERM  graceful: workers drain within --graceful-timeout, then KILL
+ *   SIGINT, SIGQUIT  fast: workers stop at once (5 s, then KILL)
+ *   SIGHUP   replace every worker, one new worker per old one
+ */
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "gc.h"
+#include "http.h"
+#include "mem.h"
+#include "object.h"
+#include "procstat.h"
+#include "slots.h"
+#include "worker.h"
+
+const char srv_samples_header[] =
+    "run_id,policy,worker,pid,t_ms,requests,rss_kb,pss_kb,shared_clean_kb,"
+    "shared_dirty_kb,private_clean_kb,private_dirty_kb,minflt,majflt,"
+    "heap_pages,heap_copied_pages,heap_shared_pct,gc_collections_0,"
+    "gc_collections_1,gc_collections_2,gc_time_us,faults_gc,"
+    "faults_request,faults_other";
+
+const char srv_runs_header[] =
+    "run_id,policy,workers,heap_objects,heap_mb,build_ms,fork_ms,requests,"
+    "rps,p50_ms,p99_ms,heap_shared_pct,private_dirty_kb,teardown_ms,"
+    "faults_teardown,exit,scale,workload,gc,gc_threshold,freeze,immortal,"
+    "lazy,respawns,duration_s";
+
+typedef struct proc {
+    pid_t pid;                  /* 0: none */
+    int slot;
+    unsigned index;
+    int retiring;               /* replaced by SIGHUP or stopping */
+    uint64_t started_ns;
+    ps_pagemap_t pm;
+    /* last sample, for runs.csv */
+    double last_shared_pct;
+    long last_private_dirty_kb;
+    int sampled;
+} proc_t;
+
+typedef struct master {
+    const cfg_t *cfg;
+    const wl_spec_t *spec;
+    rt_heap_t *heap;
+    wl_app_t *app;
+    char policy[128];
+    char run_id[160];
+    int listen_fd;
+    int port;
+    srv_slots_t slots;
+    proc_t *procs;              /* 2 * workers entries */
+    unsigned nprocs;
+    ps_snap_t *snap;
+    size_t heap_pages;
+    FILE *samples;
+    uint64_t t0_ns;
+    double build_ms, fork_ms;
+    size_t heap_objects;
+    unsigned respawns;
+    uint64_t requests_done;     /* by processes that have exited */
+    int stopping;               /* 0 run, 1 graceful, 2 fast */
+    uint64_t stop_deadline_ns;
+    /* teardown figures of the processes that exited at the final stop */
+    double teardown_ms_sum;
+    double faults_teardown_sum;
+    unsigned teardown_n;
+    double final_shared_sum, final_pd_sum;
+    unsigned final_n;
+} master_t;
+
+static int sigpipe_fds[2] = { -1, -1 };
+
+static void
+on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t r = write(sigpipe_fds[1], &b, 1);
+    (void)r;
+    errno = saved;
+}
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+say(const master_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+say(const master_t *m, const char *fmt, ...)
+{
+    va_list ap;
+    if (m->cfg->quiet)
+        return;
+    va_start(ap, fmt);
+    fputs("cowlab: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int
+mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0777) < 0 && errno != EEXIST)
+                return -errno;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+static FILE *
+open_out(const master_t *m, const char *name, const char *mode)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", m->cfg->out_dir, name);
+    return fopen(path, mode);
+}
+
+/* runs.csv gets its header once, rows appended by every run into the
+ * same folder (a sweep). */
+static FILE *
+open_csv_append(const master_t *m, const char *name, const char *header)
+{
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", m->cfg->out_dir, name);
+    int fresh = stat(path, &sb) < 0 || sb.st_size == 0;
+    FILE *f = fopen(path, "a");
+    if (f && fresh) {
+        fprintf(f, "%s\n", header);
+        fflush(f);
+    }
+    return f;
+}
+
+static void
+read_first_line(const char *cmd_or_path, int is_file, char *out, size_t n)
+{
+    out[0] = '\0';
+    FILE *f = is_file ? fopen(cmd_or_path, "r") : popen(cmd_or_path, "r");
+    if (f == NULL)
+        return;
+    if (fgets(out, (int)n, f) == NULL)
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    if (is_file)
+        fclose(f);
+    else
+        pclose(f);
+}
+
+static int
+write_meta(const master_t *m)
+{
+    struct utsname u;
+    char thp[256], ksm[64], commit[64], date[64];
+    time_t now = time(NULL);
+    uname(&u);
+    read_first_line("/sys/kernel/mm/transparent_hugepage/enabled", 1, thp,
+                    sizeof thp);
+    read_first_line("/sys/kernel/mm/ksm/run", 1, ksm, sizeof ksm);
+    read_first_line("git rev-parse --short HEAD 2>/dev/null", 0, commit,
+                    sizeof commit);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_t *j = json_object();
+    json_object_set_new(j, "run_id", json_string(m->run_id));
+    json_object_set_new(j, "policy", json_string(m->policy));
+    json_object_set_new(j, "config", cfg_to_json(m->cfg));
+    json_object_set_new(j, "workload", wl_spec_to_json(m->spec));
+    json_object_set_new(j, "kernel", json_string(u.release));
+    json_object_set_new(j, "transparent_hugepage", json_string(thp));
+    json_object_set_new(j, "ksm_run", json_string(ksm));
+    json_object_set_new(j, "git_commit", json_string(commit));
+    json_object_set_new(j, "date", json_string(date));
+    json_object_set_new(j, "cores", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+    json_object_set_new(j, "memory_kb", json_integer(
+        (json_int_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / 1024));
+    json_object_set_new(j, "page_size", json_integer(sysconf(_SC_PAGESIZE)));
+    json_object_set_new(j, "arena_size", json_integer(MEM_ARENA_SIZE));
+    json_object_set_new(j, "pool_size", json_integer(MEM_POOL_SIZE));
+    json_object_set_new(j, "heap_pages", json_integer((json_int_t)m->heap_pages));
+    json_object_set_new(j, "heap_objects", json_integer((json_int_t)m->heap_objects));
+    json_object_set_new(j, "build_ms", json_real(m->build_ms));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/meta.json", m->cfg->out_dir);
+    int r = json_dump_file(j, path, JSON_INDENT(2));
+    json_decref(j);
+    return r;
+}
+
+static int
+spawn(master_t *m, unsigned index)
+{
+    proc_t *p = NULL;
+    for (unsigned i = 0; i < m->nprocs; i++)
+        if (m->procs[i].pid == 0) {
+            p = &m->procs[i];
+            break;
+        }
+    int slot = srv_slots_claim(&m->slots);
+    if (p == NULL || slot < 0) {
+        srv_slots_release(&m->slots, slot);
+        return -EAGAIN;
+    }
+    srv_worker_args_t a = {
+        .cfg = m->cfg, .heap = m->heap, .app = m->app, .spec = m->spec,
+        .slot = &m->slots.slot[slot], .listen_fd = m->listen_fd,
+        .index = index, .seed = (uint64_t)now_ns() ^ (index * 0x9e37u),
+        .master = getpid(),
+    };
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        srv_slots_release(&m->slots, slot);
+        return -errno;
+    }
+    if (pid == 0) {
+        close(sigpipe_fds[0]);
+        close(sigpipe_fds[1]);
+        if (m->samples)
+            fclose(m->samples);
+        srv_worker_main(&a);
+    }
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    p->slot = slot;
+    p->index = index;
+    p->started_ns = now_ns();
+    p->pm.fd = -1;
+    if (ps_pagemap_open(&p->pm, pid) < 0)
+        p->pm.fd = -1;
+    return 0;
+}
+
+static proc_t *
+find_proc(master_t *m, pid_t pid)
+{
+    for (unsigned i = 0; i < m->nprocs; i++)
+        if (m->procs[i].pid == pid)
+            return &m->procs[i];
+    return NULL;
+}
+
+static unsigned
+live_workers(const master_t *m)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < m->nprocs; i++)
+        if (m->procs[i].pid)
+            n++;
+    return n;
+}
+
+static uint64_t
+total_requests(const master_t *m)
+{
+    uint64_t n = m->requests_done;
+    for (unsigned i = 0; i < m->nprocs; i++)
+        if (m->procs[i].pid)
+            n += atomic_load(&m->slots.slot[m->procs[i].slot].requests);
+    return n;
+}
+
+static void
+sample(master_t *m, int final)
+{
+    uint64_t t = now_ns();
+    double t_ms = (double)(t - m->t0_ns) / 1e6;
+    for (unsigned i = 0; i < m->nprocs; i++) {
+        proc_t *p = &m->procs[i];
+        if (p->pid == 0 || p->retiring)
+            continue;
+        srv_slot_t *s = &m->slots.slot[p->slot];
+        if (atomic_load(&s->state) < SLOT_SERVING)
+            continue;               /* still building (lazy) */
+        ps_smaps_t sm;
+        ps_stat_t st;
+        size_t copied = 0;
+        if (ps_read_smaps_rollup(p->pid, &sm) < 0
+            || ps_read_stat(p->pid, &st) < 0)
+            continue;               /* it just died: SIGCHLD will tell */
+        if (m->snap && p->pm.fd >= 0
+            && ps_count_copied_fd(m->snap, &p->pm, &copied) < 0)
+            continue;
+        double shared_pct = m->heap_pages
+            ? 100.0 * (1.0 - (double)copied / (double)m->heap_pages) : 0.0;
+        uint64_t fgc = atomic_load(&s->faults_gc);
+        uint64_t freq = atomic_load(&s->faults_request);
+        long other = st.minflt - (long)fgc - (long)freq;
+        p->last_shared_pct = shared_pct;
+        p->last_private_dirty_kb = sm.private_dirty_kb;
+        p->sampled = 1;
+        if (final) {
+            m->final_shared_sum += shared_pct;
+            m->final_pd_sum += (double)sm.private_dirty_kb;
+            m->final_n++;
+        }
+        if (m->samples == NULL)
+            continue;
+        fprintf(m->samples,
+                "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
+                "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld\n",
+                m->run_id, m->policy, p->index, (int)p->pid, t_ms,
+                (unsigned long long)atomic_load(&s->requests),
+                sm.rss_kb, sm.pss_kb, sm.shared_clean_kb, sm.shared_dirty_kb,
+                sm.private_clean_kb, sm.private_dirty_kb, st.minflt,
+                st.majflt, m->heap_pages, copied, shared_pct,
+                (unsigned long long)atomic_load(&s->gc_collections[0]),
+                (unsigned long long)atomic_load(&s->gc_collections[1]),
+                (unsigned long long)atomic_load(&s->gc_collections[2]),
+                (unsigned long long)atomic_load(&s->gc_time_us),
+                (unsigned long long)fgc, (unsigned long long)freq,
+                other > 0 ? other : 0);
+    }
+    if (m->samples)
+        fflush(m->samples);
+}
+
+static void
+reap(master_t *m)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        proc_t *p = find_proc(m, pid);
+        if (p == NULL)
+            continue;
+        srv_slot_t *s = &m->slots.slot[p->slot];
+        m->requests_done += atomic_load(&s->requests);
+        int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0
+                    && atomic_load(&s->state) == SLOT_DONE;
+        if (m->stopping && clean) {
+            m->teardown_ms_sum += (double)atomic_load(&s->teardown_us) / 1e3;
+            m->faults_teardown_sum += (double)atomic_load(&s->faults_teardown);
+            m->teardown_n++;
+        }
+        unsigned index = p->index;
+        int retiring = p->retiring;
+        ps_pagemap_close(&p->pm);
+        srv_slots_release(&m->slots, p->slot);
+        p->pid = 0;
+        if (!clean && !m->stopping) {
+            if (WIFSIGNALED(status))
+                say(m, "worker %u (pid %d) killed by signal %d", index,
+                    (int)pid, WTERMSIG(status));
+            else
+                say(m, "worker %u (pid %d) exited with status %d", index,
+                    (int)pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        }
+        if (!m->stopping && !retiring) {
+            if (spawn(m, index) == 0)
+                m->respawns++;
+            else
+                say(m, "could not respawn worker %u", index);
+        }
+    }
+}
+
+static void
+signal_workers(master_t *m, int sig)
+{
+    for (unsigned i = 0; i < m->nprocs; i++)
+        if (m->procs[i].pid)
+            kill(m->procs[i].pid, sig);
+}
+
+static void
+begin_stop(master_t *m, int fast, const char *why)
+{
+    if (m->stopping >= (fast ? 2 : 1))
+        return;
+    say(m, "stopping (%s): %s", why, fast ? "fast" : "graceful");
+    if (!m->stopping)
+        sample(m, 1);               /* the final row of every worker */
+    m->stopping = fast ? 2 : 1;
+    double limit = fast ? 5.0 : m->cfg->graceful_timeout_s;
+    m->stop_deadline_ns = now_ns() + (uint64_t)(limit * 1e9);
+    signal_workers(m, fast ? SIGQUIT : SIGTERM);
+}
+
+static void
+reload(master_t *m)
+{
+    unsigned n = m->nprocs;
+    say(m, "SIGHUP: replacing workers one by one");
+    for (unsigned i = 0; i < n; i++) {
+        proc_t *p = &m->procs[i];
+        if (p->pid == 0 || p->retiring)
+            continue;
+        pid_t old = p->pid;
+        unsigned index = p->index;
+        p->retiring = 1;
+        if (spawn(m, index) < 0) {
+            p->retiring = 0;
+            say(m, "SIGHUP: could not spawn a replacement");
+            continue;
+        }
+        kill(old, SIGTERM);
+    }
+}
+
+/* --timeout: a worker stuck in one request is killed and respawned. */
+static void
+check_timeouts(master_t *m)
+{
+    if (m->cfg->timeout_s <= 0)
+        return;
+    uint64_t now = now_ns(), limit = (uint64_t)(m->cfg->timeout_s * 1e9);
+    for (unsigned i = 0; i < m->nprocs; i++) {
+        proc_t *p = &m->procs[i];
+        if (p->pid == 0)
+            continue;
+        uint64_t since = atomic_load(&m->slots.slot[p->slot].busy_since_ns);
+        if (since && now > since && now - since > limit) {
+            say(m, "worker %u (pid %d) stuck in a request for %.1f s: killed",
+                p->index, (int)p->pid, (double)(now - since) / 1e9);
+            kill(p->pid, SIGKILL);
+        }
+    }
+}
+
+static void
+write_runs_row(master_t *m)
+{
+    FILE *f = open_csv_append(m, "runs.csv", srv_runs_header);
+    if (f == NULL) {
+        say(m, "cannot write runs.csv: %s", strerror(errno));
+        return;
+    }
+    double secs = (double)(now_ns() - m->t0_ns) / 1e9;
+    uint64_t req = m->requests_done;
+    size_t objects = m->heap_objects;
+    if (m->cfg->lazy && m->nprocs)
+        objects = atomic_load(&m->slots.slot[0].heap_objects);
+    const char *wl = m->cfg->workload_path ? m->cfg->workload_path
+                     : wl_spec_name(m->spec);
+    fprintf(f, "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
+            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f\n",
+            m->run_id, m->policy, m->cfg->workers, objects,
+            (double)m->heap_pages * (double)sysconf(_SC_PAGESIZE) / 1048576.0,
+            m->build_ms, m->fork_ms, (unsigned long long)req,
+            secs > 0 ? (double)req / secs : 0.0,
+            m->final_n ? m->final_shared_sum / m->final_n : 0.0,
+            m->final_n ? m->final_pd_sum / m->final_n : 0.0,
+            m->teardown_n ? m->teardown_ms_sum / m->teardown_n : 0.0,
+            m->teardown_n ? m->faults_teardown_sum / m->teardown_n : 0.0,
+            m->cfg->exit_policy == CFG_EXIT_SKIP ? "skip" : "finalize",
+            m->cfg->scale, wl, m->cfg->gc_enabled ? "on" : "off",
+            m->cfg->gc_threshold[0], m->cfg->gc_threshold[1],
+            m->cfg->gc_threshold[2], m->cfg->freeze, m->cfg->immortal,
+            m->cfg->lazy, m->respawns, secs);
+    fclose(f);
+}
+
+static int
+build_heap(master_t *m)
+{
+    char err[512];
+    uint64_t t0 = now_ns();
+    m->heap = rt_heap_new();
+    if (m->heap == NULL) {
+        fprintf(stderr, "cowlab: cannot start the runtime\n");
+        return -1;
+    }
+    srv_apply_gc_thresholds(m->cfg);
+    wl_build_stats_t bs;
+    memset(&bs, 0, sizeof bs);
+    if (wl_build(m->heap, m->spec, m->cfg->scale, 42, &m->app, &bs) < 0) {
+        snprintf(err, sizeof err, "cowlab: building the heap failed "
+                 "(out of memory?)\n");
+        fputs(err, stderr);
+        return -1;
+    }
+    srv_apply_prefork_policy(m->cfg, m->heap);
+    m->build_ms = (double)(now_ns() - t0) / 1e6;
+    m->heap_objects = rt_heap_objects(m->heap);
+    static mem_range_t ranges[65536];
+    size_t n = mem_ranges(ranges, 65536);
+    if (n > 65536)
+        n = 65536;
+    if (ps_snap_take(&m->snap, 0, (const ps_range_t *)ranges, n) < 0) {
+        fprintf(stderr, "cowlab: cannot read /proc/self/pagemap\n");
+        return -1;
+    }
+    m->heap_pages = ps_snap_pages(m->snap);
+    say(m, "heap built: %zu objects, %zu pages (%.1f MiB) in %.0f ms",
+        m->heap_objects, m->heap_pages,
+        (double)m->heap_pages * 4096.0 / 1048576.0, m->build_ms);
+    return 0;
+}
+
+int
+srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
+{
+    master_t m;
+    int rc = 1;
+    memset(&m, 0, sizeof m);
+    m.cfg = cfg;
+    m.spec = spec;
+    m.listen_fd = -1;
+    cfg_policy_label(cfg, m.policy, sizeof m.policy);
+    if (cfg->run_id) {
+        snprintf(m.run_id, sizeof m.run_id, "%s", cfg->run_id);
+    } else {
+        time_t now = time(NULL);
+        char ts[32];
+        strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(m.run_id, sizeof m.run_id, "%s-%d", ts, (int)getpid());
+    }
+    /* Output first: an unwritable --out is an error now, not mid-run. */
+    if (cfg->out_dir) {
+        int r = mkdir_p(cfg->out_dir);
+        if (r < 0) {
+            fprintf(stderr, "cowlab: --out %s: %s\n", cfg->out_dir,
+                    strerror(-r));
+            return 2;
+        }
+        struct stat sb;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/samples.csv", cfg->out_dir);
+        int fresh = stat(path, &sb) < 0 || sb.st_size == 0;
+        m.samples = open_out(&m, "samples.csv", "a");
+        if (m.samples == NULL) {
+            fprintf(stderr, "cowlab: --out %s: cannot write samples.csv: "
+                    "%s\n", cfg->out_dir, strerror(errno));
+            return 2;
+        }
+        if (fresh && fprintf(m.samples, "%s\n", srv_samples_header) < 0) {
+            fprintf(stderr, "cowlab: --out %s: %s\n", cfg->out_dir,
+                    strerror(errno));
+            return 2;
+        }
+        fflush(m.samples);
+    }
+    if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
+        return 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!cfg->lazy && build_heap(&m) < 0)
+        goto out;
+    if (cfg->lazy)
+        say(&m, "lazy: every worker builds its own heap after fork");
+    m.listen_fd = srv_listen_tcp(cfg->host, cfg->port, 1024, &m.port);
+    if (m.listen_fd < 0) {
+        fprintf(stderr, "cowlab: cannot listen on %s:%d: %s\n", cfg->host,
+                cfg->port, strerror(-m.listen_fd));
+        rc = 2;
+        goto out;
+    }
+    printf("listening http://%s:%d\n", cfg->host, m.port);
+    fflush(stdout);
+    m.nprocs = (unsigned)cfg->workers * 2;
+    m.procs = calloc(m.nprocs, sizeof(proc_t));
+    if (m.procs == NULL || srv_slots_map(&m.slots, m.nprocs) < 0)
+        goto out;
+    if (cfg->out_dir && write_meta(&m) < 0)
+        say(&m, "cannot write meta.json");
+    m.t0_ns = now_ns();
+    for (int i = 0; i < cfg->workers; i++) {
+        if (spawn(&m, (unsigned)i) < 0) {
+            fprintf(stderr, "cowlab: fork: %s\n", strerror(errno));
+            goto out;
+        }
+    }
+    m.fork_ms = (double)(now_ns() - m.t0_ns) / 1e6;
+    say(&m, "policy %s: %d workers forked in %.1f ms", m.policy,
+        cfg->workers, m.fork_ms);
+
+    uint64_t next_sample = now_ns() + (uint64_t)cfg->sample_ms * 1000000u;
+    uint64_t end = cfg->duration_s > 0
+        ? m.t0_ns + (uint64_t)(cfg->duration_s * 1e9) : 0;
+    for (;;) {
+        uint64_t now = now_ns();
+        if (m.stopping && live_workers(&m) == 0)
+            break;
+        if (m.stopping && now > m.stop_deadline_ns) {
+            say(&m, "workers did not stop in time: SIGKILL");
+            signal_workers(&m, SIGKILL);
+            m.stop_deadline_ns = now + 5000000000u;
+        }
+        int timeout = next_sample > now
+            ? (int)((next_sample - now) / 1000000u) + 1 : 0;
+        struct pollfd pfd = { sigpipe_fds[0], POLLIN, 0 };
+        int r = poll(&pfd, 1, timeout);
+        if (r > 0) {
+            unsigned char buf[64];
+            ssize_t k;
+            while ((k = read(sigpipe_fds[0], buf, sizeof buf)) > 0) {
+                for (ssize_t i = 0; i < k; i++) {
+                    switch (buf[i]) {
+                    case SIGCHLD: reap(&m); break;
+                    case SIGTERM: begin_stop(&m, 0, "SIGTERM"); break;
+                    case SIGINT: begin_stop(&m, 1, "SIGINT"); break;
+                    case SIGQUIT: begin_stop(&m, 1, "SIGQUIT"); break;
+                    case SIGHUP: if (!m.stopping) reload(&m); break;
+                    }
+                }
+            }
+        }
+        reap(&m);
+        now = now_ns();
+        if (!m.stopping) {
+            check_timeouts(&m);
+            if (now >= next_sample) {
+                sample(&m, 0);
+                next_sample = now + (uint64_t)cfg->sample_ms * 1000000u;
+            }
+            if (end && now >= end)
+                begin_stop(&m, 0, "--duration reached");
+            else if (cfg->requests > 0
+                     && total_requests(&m) >= (uint64_t)cfg->requests)
+                begin_stop(&m, 0, "--requests reached");
+        }
+    }
+    say(&m, "stopped: %llu requests, %u respawns",
+        (unsigned long long)m.requests_done, m.respawns);
+    if (cfg->out_dir)
+        write_runs_row(&m);
+    rc = 0;
+out:
+    if (m.samples)
+        fclose(m.samples);
+    if (m.listen_fd >= 0)
+        close(m.listen_fd);
+    srv_slots_unmap(&m.slots);
+    free(m.procs);
+    ps_snap_free(m.snap);
+    return rc;
+}

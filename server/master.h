@@ -1,0 +1,20 @@
+/*
+ * master.h -- the prefork master: build the heap, apply the policy, fork
+ * and supervise workers, sample them into CSV.
+ */
+#ifndef SRV_MASTER_H
+#define SRV_MASTER_H
+
+#include "config.h"
+#include "workload.h"
+
+/* Run until stopped (signal, --duration, --requests); returns the exit
+ * status for main(): 0 on a clean stop, 1 on a runtime failure. */
+int srv_master_run(const cfg_t *cfg, const wl_spec_t *spec);
+
+/* The samples.csv header, as ../shared/DESIGN.md fixes it. */
+extern const char srv_samples_header[];
+/* The runs.csv header. */
+extern const char srv_runs_header[];
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * worker.c -- a forked worker process.
+ *
+ * After fork() the worker builds its own uv loop (libuv: a child never
+ * uses its parent's loop; the master has none anyway), serves HTTP on the
+ * inherited socket, and runs every request against the heap it shares
+ * copy-on-write with the master.  Minor faults are attributed by cause:
+ * getrusage() deltas around each collection (a GC callback) and around
+ * each request with the collections inside it subtracted.
+ *
+ * Stopping: SIGTERM drains (stop accepting, finish in-flight requests),
+ * SIGINT/SIGQUIT close at once, --max-requests drains after N requests.
+ * Then the exit policy: finalize (rt_finalize: the whole heap torn down,
+ * timed) or skip (rt_skip_exit: _exit right away).  Counters are already in
+ * the shared slot, so nothing needs flushing.
+ */
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "gc.h"
+#include "http.h"
+
+typedef struct worker {
+    const srv_worker_args_t *a;
+    srv_slot_t *slot;
+    rt_heap_t *heap;
+    wl_app_t *app;
+    uv_loop_t loop;
+    srv_http_t *http;
+    uv_signal_t sig_term, sig_int, sig_quit;
+    uv_timer_t stop_timer;
+    long max_requests;          /* with jitter; 0 = never */
+    int stopping;
+    long gc_f0;                 /* minflt at the start of a collection */
+    uint64_t faults_gc;
+} worker_t;
+
+static worker_t W;
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static long
+minflt_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+void
+srv_apply_gc_thresholds(const cfg_t *cfg)
+{
+    long t0 = cfg->gc_enabled ? cfg->gc_threshold[0] : 0;
+    gc_set_threshold(t0, cfg->gc_threshold[1], cfg->gc_threshold[2]);
+}
+
+void
+srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h)
+{
+    if (cfg->freeze)
+        gc_freeze();
+    if (cfg->immortal)
+        rt_immortalize_heap(h);
+}
+
+/* GC callback: faults inside collections, and the collector's counters. */
+static void
+on_gc(int phase, int gen, long collected, void *arg)
+{
+    (void)gen;
+    (void)collected;
+    (void)arg;
+    if (phase == 0) {
+        W.gc_f0 = minflt_now();
+        return;
+    }
+    W.faults_gc += (uint64_t)(minflt_now() - W.gc_f0);
+    atomic_store(&W.slot->faults_gc, W.faults_gc);
+}
+
+static void
+publish_gc_stats(void)
+{
+    gc_genstats_t st[GC_NGENS];
+    uint64_t ns = 0, collected = 0;
+    gc_get_stats(st);
+    for (int i = 0; i < GC_NGENS; i++) {
+        atomic_store(&W.slot->gc_collections[i], st[i].collections);
+        ns += st[i].time_ns;
+        collected += st[i].collected;
+    }
+    atomic_store(&W.slot->gc_time_us, ns / 1000);
+    atomic_store(&W.slot->gc_collected, collected);
+}
+
+static char *
+json_body(json_t *j, size_t *len)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    *len = s ? strlen(s) : 0;
+    return s;
+}
+
+static json_t *
+stats_json(void)
+{
+    srv_slot_t *s = W.slot;
+    return json_pack("{s:i, s:i, s:I, s:I, s:[I,I,I], s:I, s:I, s:I, s:I}",
+        "pid", (int)getpid(), "worker", (int)W.a->index,
+        "requests", (json_int_t)atomic_load(&s->requests),
+        "responses_4xx", (json_int_t)atomic_load(&s->responses_4xx),
+        "gc_collections",
+        (json_int_t)atomic_load(&s->gc_collections[0]),
+        (json_int_t)atomic_load(&s->gc_collections[1]),
+        (json_int_t)atomic_load(&s->gc_collections[2]),
+        "gc_collected", (json_int_t)atomic_load(&s->gc_collected),
+        "gc_time_us", (json_int_t)atomic_load(&s->gc_time_us),
+        "faults_gc", (json_int_t)atomic_load(&s->faults_gc),
+        "faults_request", (json_int_t)atomic_load(&s->faults_request));
+}
+
+static void begin_stop(int drain);
+
+static void
+on_stop_timer(uv_timer_t *t)
+{
+    (void)t;
+    begin_stop(1);
+}
+
+static void
+handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
+{
+    (void)ctx;
+    srv_slot_t *s = W.slot;
+    atomic_store(&s->busy_since_ns, now_ns());
+    if (strcmp(req->path, "/healthz") == 0) {
+        resp->body = json_body(json_pack("{s:s, s:i}", "status", "ok",
+                                         "pid", (int)getpid()),
+                               &resp->body_len);
+    } else if (strcmp(req->path, "/stats") == 0) {
+        resp->body = json_body(stats_json(), &resp->body_len);
+    } else if (strcmp(req->path, "/sleep") == 0) {
+        /* A request that takes ms milliseconds (at most 60 s): lets tests
+         * and users see draining and --timeout at work. */
+        long ms = 0;
+        if (strncmp(req->query, "ms=", 3) == 0)
+            ms = strtol(req->query + 3, NULL, 10);
+        if (ms < 0 || ms > 60000)
+            ms = 60000;
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0)
+            ;
+        resp->body = json_body(json_pack("{s:i}", "slept_ms", (int)ms),
+                               &resp->body_len);
+    } else {
+        wl_result_t res;
+        memset(&res, 0, sizeof res);
+        long f0 = minflt_now();
+        uint64_t g0 = W.faults_gc;
+        wl_handle(W.app, req->path, req->query, &res);
+        long f1 = minflt_now();
+        uint64_t in_gc = W.faults_gc - g0;
+        uint64_t total = (uint64_t)(f1 - f0);
+        atomic_fetch_add(&s->faults_request,
+                         total > in_gc ? total - in_gc : 0);
+        resp->status = res.status ? res.status : 500;
+        resp->body = res.body;
+        resp->body_len = res.body_len;
+        publish_gc_stats();
+    }
+    if (resp->status >= 400 && resp->status < 500)
+        atomic_fetch_add(&s->responses_4xx, 1);
+    uint64_t n = atomic_fetch_add(&s->requests, 1) + 1;
+    atomic_store(&s->busy_since_ns, 0);
+    if (W.max_requests > 0 && (long)n >= W.max_requests && !W.stopping) {
+        /* Recycle (uWSGI max-requests): drain after this response. */
+        resp->close = 1;
+        uv_timer_start(&W.stop_timer, on_stop_timer, 0, 0);
+    }
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void
+http_done(void *arg)
+{
+    (void)arg;
+    uv_close((uv_handle_t *)&W.sig_term, close_cb);
+    uv_close((uv_handle_t *)&W.sig_int, close_cb);
+    uv_close((uv_handle_t *)&W.sig_quit, close_cb);
+    uv_close((uv_handle_t *)&W.stop_timer, close_cb);
+}
+
+static void
+begin_stop(int drain)
+{
+    if (W.stopping) {
+        if (!drain)
+            uv_stop(&W.loop);       /* a second, urgent signal */
+        return;
+    }
+    W.stopping = 1;
+    atomic_store(&W.slot->state, SLOT_STOPPING);
+    if (!drain) {
+        uv_stop(&W.loop);
+        return;
+    }
+    srv_http_stop(W.http, http_done, NULL);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    begin_stop(signum == SIGTERM);
+}
+
+/* The exit policy; never returns. */
+static _Noreturn void
+exit_policy(void)
+{
+    uint64_t t0 = now_ns();
+    srv_slot_t *s = W.slot;
+    publish_gc_stats();
+    if (W.a->cfg->exit_policy == CFG_EXIT_FINALIZE && W.heap != NULL) {
+        rt_teardown_t st;
+        memset(&st, 0, sizeof st);
+        rt_finalize(W.heap, &st);
+        atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
+        atomic_store(&s->teardown_us, (now_ns() - t0) / 1000);
+        atomic_store(&s->state, SLOT_DONE);
+        _exit(0);
+    }
+    atomic_store(&s->teardown_us, (now_ns() - t0) / 1000);
+    atomic_store(&s->state, SLOT_DONE);
+    rt_skip_exit(0);
+}
+
+_Noreturn void
+srv_worker_main(const srv_worker_args_t *a)
+{
+    memset(&W, 0, sizeof W);
+    W.a = a;
+    W.slot = a->slot;
+    W.heap = a->heap;
+    W.app = a->app;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != a->master)
+        _exit(1);                   /* the master died before prctl */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    atomic_store(&W.slot->pid, (int)getpid());
+
+    if (a->heap == NULL) {          /* lazy: no sharing, the baseline */
+        uint64_t t0 = now_ns();
+        char err[512];
+        W.heap = rt_heap_new();
+        srv_apply_gc_thresholds(a->cfg);
+        if (W.heap == NULL
+            || wl_build(W.heap, a->spec, a->cfg->scale, a->seed, &W.app,
+                        NULL) < 0) {
+            snprintf(err, sizeof err, "worker %u: heap build failed\n",
+                     a->index);
+            fputs(err, stderr);
+            _exit(70);
+        }
+        srv_apply_prefork_policy(a->cfg, W.heap);
+        atomic_store(&W.slot->build_us, (now_ns() - t0) / 1000);
+    }
+    wl_app_seed(W.app, a->seed);
+    atomic_store(&W.slot->heap_objects, rt_heap_objects(W.heap));
+    gc_set_callback(on_gc, NULL);
+    W.max_requests = a->cfg->max_requests;
+    if (W.max_requests > 0 && a->cfg->max_requests_jitter > 0)
+        W.max_requests += (long)(a->seed % (uint64_t)
+                                 (a->cfg->max_requests_jitter + 1));
+
+    if (uv_loop_init(&W.loop) != 0)
+        _exit(71);
+    srv_http_limits_t lim;
+    srv_http_limits_default(&lim);
+    lim.max_header_bytes = a->cfg->max_header_bytes;
+    lim.max_url_bytes = a->cfg->max_url_bytes;
+    lim.max_body_bytes = a->cfg->max_body_bytes;
+    lim.header_timeout_ms = a->cfg->header_timeout_ms;
+    lim.keepalive_timeout_ms = a->cfg->keepalive_timeout_ms;
+    lim.max_connections = a->cfg->max_connections;
+    uv_signal_init(&W.loop, &W.sig_term);
+    uv_signal_init(&W.loop, &W.sig_int);
+    uv_signal_init(&W.loop, &W.sig_quit);
+    uv_signal_start(&W.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&W.sig_int, on_signal, SIGINT);
+    uv_signal_start(&W.sig_quit, on_signal, SIGQUIT);
+    uv_timer_init(&W.loop, &W.stop_timer);
+    if (srv_http_start(&W.loop, a->listen_fd, &lim, handle, NULL,
+                       &W.http) < 0)
+        _exit(72);
+    atomic_store(&W.slot->state, SLOT_SERVING);
+    uv_run(&W.loop, UV_RUN_DEFAULT);
+    exit_policy();
+}

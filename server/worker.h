@@ -1,0 +1,39 @@
+/*
+ * worker.h -- one forked worker: a libuv loop serving HTTP on the
+ * inherited listening socket, requests handled against the shared heap,
+ * counters in its stats slot, and the exit policy at the end.
+ */
+#ifndef SRV_WORKER_H
+#define SRV_WORKER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "object.h"
+#include "slots.h"
+#include "workload.h"
+
+typedef struct srv_worker_args {
+    const cfg_t *cfg;
+    rt_heap_t *heap;            /* the master's heap; NULL when lazy */
+    wl_app_t *app;              /* built app; NULL when lazy */
+    const wl_spec_t *spec;      /* to build the heap when lazy */
+    srv_slot_t *slot;
+    int listen_fd;
+    unsigned index;             /* logical worker number */
+    uint64_t seed;
+    pid_t master;
+} srv_worker_args_t;
+
+/* Run the worker until it is told to stop, then apply the exit policy
+ * (finalize or skip) and _exit(); never returns. */
+_Noreturn void srv_worker_main(const srv_worker_args_t *a);
+
+/* Apply the configured GC knobs to the running heap (thresholds, gc off,
+ * freeze, immortal): what the master does before fork, and a lazy worker
+ * after its own build. */
+void srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h);
+/* Set thresholds as configured (gc off = threshold 0). */
+void srv_apply_gc_thresholds(const cfg_t *cfg);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * workload.h -- what the workers serve: a workload description (JSON,
+ * validated), the heap it builds in the master, and the request handler.
+ *
+ * The format (workloads/webapp.json is the default and spells every key;
+ * a key left out takes the default shown; unknown keys are errors):
+ *   "name"          string [A-Za-z0-9._-]{1,64}; default: the file's name
+ *   "description"   string, optional
+ *   "heap": what a web app's import leaves; counts marked * are multiplied
+ *   by the build's scale (at least 1 unless 0), the rest are shapes:
+ *     interned_strings*     50000  identifier pool (rt_str_intern): dict
+ *                                  keys, function names; >= the most keys
+ *                                  one dict below takes from it
+ *     modules*               1500  library modules, each with globals
+ *     classes_per_module        8  classes: a method dict each; all but
+ *                                  the first derive from the first
+ *     methods_per_class         8  functions (code blob + the module's
+ *                                  globals); every 3rd has defaults
+ *     functions_per_module     16  module-level functions (URL handlers)
+ *     constants_per_module     24  int/str/float globals
+ *     code_bytes              160  mean code blob (bytes, 0.5x to 1.5x)
+ *     config_dicts*           400  app.settings dicts of atoms (untracked)
+ *     config_keys              24  keys per config dict
+ *     url_patterns*          2000  app.urls: (path, handler, methods)
+ *     templates*             1000  app.templates: trees of dicts/lists
+ *     template_depth            4  levels of dict nodes above the strings
+ *     template_fanout           3  children per node
+ *     models*                 300  app.models classes
+ *     fields_per_model         12  field instances, each -> its model
+ *     instances*            75000  model instances (model i % models)
+ *     instance_attrs            6  attributes: int, str, identifier, or a
+ *                                  reference to an earlier instance
+ *     slots_percent            50  of instances, __slots__ (else __dict__)
+ *   "routes": 1 to 1024 objects, one per URL path:
+ *     path            (required) "/..." matched exactly
+ *     reads                     0  shared objects picked and walked
+ *     spread                  1.0  fraction of the heap reads draw from
+ *     offset                  0.0  where that window starts (+ spread <= 1)
+ *     hot                     0.0  fraction of reads from the hot set (the
+ *                                  fixed names, modules and globals,
+ *                                  settings, URL table, 1/10 of the pool)
+ *     walk_depth                1  0: the object; 1: + children; 2: + theirs
+ *     walk_width                8  children looked at per level
+ *     temporaries               0  containers alive together, then dropped
+ *     cyclic_garbage            0  pairs of lists left in a cycle
+ *     retain                    0  cache entries kept per request (a list
+ *                                  [str, int]: 3 objects)
+ *     retain_max            10000  cache entries at most (oldest evicted)
+ *     response_items           10  items in the JSON response
+ *
+ * Errors: functions return 0 or a negative errno; the loaders write
+ * "FILE:LINE:COL: field 'routes[2].reads': expected ..., got ..." into err.
+ */
+#ifndef COWLAB_WORKLOAD_H
+#define COWLAB_WORKLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "object.h"
+
+/* ---- the description ---------------------------------------------------- */
+
+typedef struct wl_spec wl_spec_t;       /* parsed, validated workload */
+
+/* Load a workload file; on error *out is untouched and err says why
+ * (-ENOENT etc. for an unreadable file, -EINVAL for a bad one). */
+int wl_load_file(const char *path, wl_spec_t **out, char *err,
+                 size_t errlen);
+/* The same from a NUL-terminated JSON text; `name` stands for the file in
+ * messages and names the workload when the text has no "name". */
+int wl_load_string(const char *json, const char *name, wl_spec_t **out,
+                   char *err, size_t errlen);
+/* The embedded default, "webapp" (the text of workloads/webapp.json). */
+int wl_load_default(wl_spec_t **out, char *err, size_t errlen);
+/* The embedded default's JSON text (static storage). */
+const char *wl_default_json(void);
+void wl_spec_free(wl_spec_t *s);
+/* Every key with its resolved value (defaults filled in), for meta.json;
+ * loading its dump gives an equal spec.  NULL when out of memory. */
+json_t *wl_spec_to_json(const wl_spec_t *s);
+const char *wl_spec_name(const wl_spec_t *s);
+
+/*
+ * Objects wl_build() creates for this spec at this scale (on a fresh heap:
+ * one whose interned strings do not yet include the builder's fixed names).
+ * The formula, with sc(n) = 0 if n == 0 else max(1, floor(n * scale + .5))
+ * for the counts marked "scaled" in webapp.json, and integer division:
+ *   fixed      = 18 names + 4 modules * 3 + 22 model-module classes and
+ *                bases tuples + 2 lists (urlpatterns, TEMPLATES)     = 54
+ *   strings    = S = max(sc(interned_strings), names one dict needs)
+ *   modules    = sc(modules) * (3 + C * (3 + M * 2 + M / 3)
+ *                + max(C - 1, 0) + F * 2 + K)
+ *                C classes_per_module, M methods_per_class,
+ *                F functions_per_module, K constants_per_module
+ *   config     = sc(config_dicts) * (2 + N - N / 4)        N config_keys
+ *   url        = sc(url_patterns) * 3
+ *   templates  = sc(templates) * (2 * (f^0 + ... + f^(d-1)) + f^d)
+ *                d template_depth, f template_fanout
+ *   models     = sc(models) * (6 + 3 * fields_per_model)
+ *   instances  = I * 2 - I_slots + I * ((A + 3) / 4 + (A + 2) / 4)
+ *                I = sc(instances), A = instance_attrs,
+ *                I_slots = I / 100 * P + min(I % 100, P), P slots_percent
+ * The sum is what rt_heap_objects() grows by and wl_app_objects().
+ */
+size_t wl_spec_objects(const wl_spec_t *s, double scale);
+
+/* ---- the built app --------------------------------------------------- */
+
+typedef struct wl_build_stats {
+    size_t objects;             /* objects the build added to the heap */
+    size_t containers;          /* of those, GC-able (may be tracked) */
+    size_t hot;                 /* objects in the hot set */
+    double build_ms;            /* wall time of wl_build() */
+    size_t heap_bytes;          /* allocator bytes the build added (0 with
+                                   RT_MALLOC_BYPASS) */
+} wl_build_stats_t;
+
+/* The built app: its roots are modules in sys.modules; the index of its
+ * objects (for O(1) picks) is malloc'd, never runtime memory, and is not
+ * written after the build, so it shares cleanly across fork(). */
+typedef struct wl_app wl_app_t;
+
+/* Build the spec's heap in h (every count times scale, (0, 1000]) from a
+ * seeded PRNG: the same spec, scale and seed give the same heap.  With the
+ * collector on, automatic collection pauses during the build and one full
+ * collection follows, so survivors end in the oldest generation as after
+ * CPython's import; with it off (disabled or threshold 0) they stay in
+ * generation 0.  st may be NULL.  -EINVAL for a bad scale, -ENOMEM (the
+ * objects built so far stay in the heap, reachable from sys.modules). */
+int wl_build(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
+             wl_app_t **out, wl_build_stats_t *st);
+/* Free the malloc'd index; the heap objects go with the heap, so this may
+ * run before or after rt_heap_free()/rt_finalize(). */
+void wl_app_free(wl_app_t *app);
+/* Reseed the request PRNG (a worker calls it after fork() so that workers
+ * do not replay the same reads). */
+void wl_app_seed(wl_app_t *app, uint64_t seed);
+
+/* The objects the build made, in build order (borrowed; for tests and
+ * census): index i in [0, wl_app_objects()). */
+size_t wl_app_objects(const wl_app_t *app);
+rt_obj_t *wl_app_object(const wl_app_t *app, size_t i);
+/* Entries in the worker-local caches right now (0 before the first
+ * request that retains). */
+size_t wl_app_cached(const wl_app_t *app);
+
+/* ---- requests ---------------------------------------------------------- */
+
+typedef struct wl_result {
+    int status;                 /* 200, 400 (bad query), 404 (no route) */
+    char *body;                 /* malloc'd JSON; free() it (or fini) */
+    size_t body_len;
+    size_t objects_read;        /* shared objects picked and walked */
+    size_t objects_touched;     /* incref/decref pairs in all (walks) */
+    size_t hot_reads;           /* of objects_read, from the hot set */
+    size_t temporaries;         /* containers allocated and dropped */
+    size_t cycles_made;         /* cycles left for the GC (2 lists each) */
+    size_t retained;            /* cache entries added (3 objects each) */
+    size_t evicted;             /* cache entries dropped to make room */
+} wl_result_t;
+
+/*
+ * Serve one request for `path` (no query string; NULL query = none).  The
+ * query may override the route's request knobs for this request, as
+ * "reads=10&hot=0.5": keys and ranges as in the route's JSON; an unknown
+ * key or bad value gives 400.  An unknown path gives 404.  Both carry a
+ * JSON {"error": ...} body.  Returns 0 (res filled, body set) or -ENOMEM
+ * (res->body NULL; temporaries already dropped).
+ */
+int wl_handle(wl_app_t *app, const char *path, const char *query,
+              wl_result_t *res);
+/* free(res->body) and clear it. */
+void wl_result_fini(wl_result_t *res);
+
+size_t wl_route_count(const wl_app_t *app);
+const char *wl_route_path(const wl_app_t *app, size_t i);
+
+#endif /* COWLAB_WORKLOAD_H */

@@ -25,7 +25,7 @@ all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
 
 bin/cowlab: $(SERVER)
 	@mkdir -p bin
-	cp $(SERVER) $@
+	rm -f $@ && cp $(SERVER) $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

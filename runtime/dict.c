@@ -33,6 +33,7 @@ typedef struct {
 typedef struct {
     uint8_t log2_size;
     uint8_t log2_index_bytes;
+    uint8_t unicode;            /* every key is a str (DK_IS_UNICODE) */
     intptr_t usable;            /* entries that may still be appended */
     intptr_t nentries;          /* entries used, holes included */
     uint8_t indices[];          /* then entry_t entries[] */
@@ -90,6 +91,7 @@ keys_new(uint8_t log2_size)
     k->log2_index_bytes = (uint8_t)(log2_size + width);
     k->usable = (intptr_t)usable;
     k->nentries = 0;
+    k->unicode = 1;
     memset(k->indices, 0xff, ixbytes);     /* every index DKIX_EMPTY */
     return k;
 }
@@ -156,6 +158,7 @@ dict_resize(dict_obj_t *d, size_t minsize)
     }
     k->nentries = n;
     k->usable -= n;
+    k->unicode = old->unicode;
     d->keys = k;
     rt__obj_free(old);
     return 0;
@@ -187,17 +190,20 @@ dict_dealloc(rt_obj_t *o)
     rt__trash_end();
 }
 
+/* As CPython 3.11: a table whose keys are all str visits only the values
+ * (strs hold no references), so a collection reads fewer objects. */
 static int
 dict_traverse(rt_obj_t *o, rt_visit_fn visit, void *arg)
 {
     keys_t *k = D(o)->keys;
     entry_t *ep = DK_ENTRIES(k);
+    int unicode = k->unicode;
     for (intptr_t i = 0; i < k->nentries; i++) {
         if (ep[i].key == NULL)
             continue;
-        int r = visit(ep[i].key, arg);
-        if (r == 0)
-            r = visit(ep[i].value, arg);
+        int r = visit(ep[i].value, arg);
+        if (r == 0 && !unicode)
+            r = visit(ep[i].key, arg);
         if (r)
             return r;
     }
@@ -292,6 +298,8 @@ rt_dict_set(rt_obj_t *o, rt_obj_t *key, rt_obj_t *v)
     ep->hash = hash;
     ep->key = key;
     ep->value = v;
+    if (key->type != &rt_str_type)
+        k->unicode = 0;
     ix_set(k, slot, k->nentries);
     k->nentries++;
     k->usable--;
@@ -403,8 +411,15 @@ rt__dict_maybe_untrack(rt_obj_t *o)
     for (intptr_t i = 0; i < k->nentries; i++) {
         if (ep[i].key == NULL)
             continue;
-        if (rt__may_be_tracked(ep[i].value) || rt__may_be_tracked(ep[i].key))
+        if (rt__may_be_tracked(ep[i].value)
+            || (!k->unicode && rt__may_be_tracked(ep[i].key)))
             return;
     }
     gc_untrack(o);
+}
+
+void *
+rt__dict_block(const rt_obj_t *o)
+{
+    return D(o)->keys;
 }

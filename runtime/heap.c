@@ -8,6 +8,7 @@
 #include "object.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,18 +78,26 @@ typedef struct {
     int oom;
 } stack_t_;
 
+static int push_any(rt_obj_t *o, stack_t_ *s);
+
 static int
 push(rt_obj_t *o, void *arg)
 {
-    stack_t_ *s = arg;
     if (o == NULL || rt_is_immortal(o))
         return 0;
+    push_any(o, arg);
+    return 0;
+}
+
+static int
+push_any(rt_obj_t *o, stack_t_ *s)
+{
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
         rt_obj_t **v = realloc(s->v, cap * sizeof(*v));
         if (v == NULL) {
             s->oom = 1;
-            return 0;
+            return -1;
         }
         s->v = v;
         s->cap = cap;
@@ -129,6 +138,124 @@ rt_immortalize_heap(rt_heap_t *h)
     }
     free(s.v);
     return count;
+}
+
+/* ---- walking ----------------------------------------------------------
+ * A visited set of object addresses (open addressing, malloc()ed: never in
+ * the heap) and an explicit stack; children come from traverse, plus the
+ * keys of str-keyed dicts, which traverse skips as CPython's does. */
+
+typedef struct {
+    uintptr_t *slots;
+    size_t cap, n;
+} pset_t;
+
+static int
+pset_add(pset_t *s, uintptr_t p)       /* 1 added, 0 present, -1 oom */
+{
+    if (2 * (s->n + 1) > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1 << 16;
+        uintptr_t *t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return -1;
+        for (size_t i = 0; i < s->cap; i++) {
+            uintptr_t q = s->slots[i];
+            if (q) {
+                size_t j = (size_t)((q >> 4) * 0x9e3779b97f4a7c15ULL)
+                           & (cap - 1);
+                while (t[j])
+                    j = (j + 1) & (cap - 1);
+                t[j] = q;
+            }
+        }
+        free(s->slots);
+        s->slots = t;
+        s->cap = cap;
+    }
+    size_t j = (size_t)((p >> 4) * 0x9e3779b97f4a7c15ULL) & (s->cap - 1);
+    while (s->slots[j]) {
+        if (s->slots[j] == p)
+            return 0;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->slots[j] = p;
+    s->n++;
+    return 1;
+}
+
+typedef struct {
+    stack_t_ stack;
+    pset_t seen;
+    int oom;
+} walk_t;
+
+static int
+walk_push(rt_obj_t *o, void *arg)
+{
+    walk_t *w = arg;
+    if (o == NULL)
+        return 0;
+    int r = pset_add(&w->seen, (uintptr_t)o);
+    if (r < 0)
+        w->oom = 1;
+    if (r == 1)
+        push_any(o, &w->stack);
+    return 0;
+}
+
+static void
+walk_push_tracked(rt_obj_t *o, void *arg)
+{
+    walk_push(o, arg);
+}
+
+static void
+emit(rt_obj_t *o, const void *block, rt_walk_fn fn, void *arg)
+{
+    if (block == NULL)
+        return;
+#ifdef RT_MALLOC_BYPASS
+    fn(o, block, 0, arg);
+#else
+    fn(o, block, mem_block_size(block), arg);
+#endif
+}
+
+long
+rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg)
+{
+    walk_t w;
+    long n = 0;
+    memset(&w, 0, sizeof w);
+    walk_push(h->none, &w);
+    walk_push(h->true_, &w);
+    walk_push(h->false_, &w);
+    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
+        walk_push(h->small_ints[i], &w);
+    walk_push(h->interned, &w);
+    walk_push(h->modules, &w);
+    gc__foreach(walk_push_tracked, &w);
+    while (w.stack.n > 0 && !w.oom && !w.stack.oom) {
+        rt_obj_t *o = w.stack.v[--w.stack.n];
+        n++;
+        emit(o, rt_is_gc(o) ? (const void *)RT_AS_GC(o) : (const void *)o,
+             fn, arg);
+        if (o->type == &rt_list_type)
+            emit(o, rt__list_block(o), fn, arg);
+        if (o->type == &rt_dict_type) {
+            emit(o, rt__dict_block(o), fn, arg);
+            size_t pos = 0;
+            rt_obj_t *k;
+            while (rt_dict_next(o, &pos, &k, NULL))
+                walk_push(k, &w);
+        }
+        if (o->type->traverse)
+            o->type->traverse(o, walk_push, &w);
+    }
+    int failed = w.oom || w.stack.oom;
+    free(w.stack.v);
+    free(w.seen.slots);
+    return failed ? -1 : n;
 }
 
 /* ---- teardown --------------------------------------------------------- */

@@ -66,6 +66,11 @@ void rt__trash_end(void);
 /* A fresh int object, bypassing the small-int cache. */
 rt_obj_t *rt__int_alloc(int64_t v);
 
+/* The separately allocated part of a list (its item array) or a dict (its
+ * key table); NULL if none. */
+void *rt__list_block(const rt_obj_t *o);
+void *rt__dict_block(const rt_obj_t *o);
+
 /* Could o be tracked?  CPython's _PyObject_GC_MAY_BE_TRACKED. */
 int rt__may_be_tracked(const rt_obj_t *o);
 /* CPython's _PyTuple_MaybeUntrack / _PyDict_MaybeUntrack. */

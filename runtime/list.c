@@ -201,3 +201,9 @@ rt_list_allocated(const rt_obj_t *o)
 {
     return (size_t)L(o)->allocated;
 }
+
+void *
+rt__list_block(const rt_obj_t *o)
+{
+    return L(o)->items;
+}

@@ -94,7 +94,24 @@ static struct {
     size_t large_in_use, large_bytes;
     size_t allocs, frees;
     long fail_countdown;
+    void (*release_hook)(void *arg, uintptr_t start, uintptr_t end);
+    void *release_arg;
 } M;
+
+void
+mem_set_release_hook(void (*fn)(void *arg, uintptr_t start, uintptr_t end),
+                     void *arg)
+{
+    M.release_hook = fn;
+    M.release_arg = arg;
+}
+
+static void
+about_to_release(uintptr_t start, uintptr_t end)
+{
+    if (M.release_hook && start < end)
+        M.release_hook(M.release_arg, start, end);
+}
 
 static int
 radix_get(uintptr_t addr)
@@ -252,6 +269,7 @@ usable_insert(arena_t *a)
 static void
 release_arena(arena_t *a)
 {
+    about_to_release(a->address, a->address + MEM_ARENA_SIZE);
     radix_set(a->address, 0);
     munmap((void *)a->address, MEM_ARENA_SIZE);
     a->address = 0;
@@ -405,6 +423,11 @@ large_free(void *ptr)
 {
     large_t *b = (large_t *)ptr - 1;
     RT_ASSERT(b->magic == LARGE_MAGIC);
+    if (M.release_hook) {
+        uintptr_t pg = (uintptr_t)rt__page_size();
+        about_to_release(((uintptr_t)b + pg - 1) & ~(pg - 1),
+                         ((uintptr_t)(b + 1) + b->size) & ~(pg - 1));
+    }
     b->prev->next = b->next;
     b->next->prev = b->prev;
     M.large_in_use--;
@@ -436,6 +459,8 @@ mem_fini(void)
         return;
     for (size_t i = 0; i < M.narenas; i++) {
         if (M.arenas[i].address) {
+            about_to_release(M.arenas[i].address,
+                             M.arenas[i].address + MEM_ARENA_SIZE);
             radix_set(M.arenas[i].address, 0);
             munmap((void *)M.arenas[i].address, MEM_ARENA_SIZE);
         }
@@ -526,6 +551,20 @@ mem_realloc(void *p, size_t n)
     memcpy(q, p, old < n ? old : n);
     mem_free(p);
     return q;
+}
+
+size_t
+mem_block_size(const void *p)
+{
+    if (p == NULL || !M.initialized)
+        return 0;
+    if (mem_in_arena(p))
+        return MEM_CLASS2SIZE(POOL_ADDR(p)->szidx);
+    const large_t *b = (const large_t *)p - 1;
+    for (large_t *x = M.large.next; x != &M.large; x = x->next)
+        if (x == b)
+            return sizeof(large_t) + b->size;
+    return 0;
 }
 
 void

@@ -59,6 +59,9 @@ void mem_free(void *p);
 /* Resize a block, moving it when its size class changes; NULL on failure
  * (the old block is left intact). */
 void *mem_realloc(void *p, size_t n);
+/* Bytes of the block p (its size class, or a large block's size plus its
+ * header), 0 if p is not the allocator's. */
+size_t mem_block_size(const void *p);
 /* 1 if p points into one of the allocator's live arenas. */
 int mem_in_arena(const void *p);
 /* Fill *st with the allocator's counters (walks the arenas: O(arenas)). */
@@ -66,6 +69,12 @@ void mem_get_stats(mem_stats_t *st);
 /* Page-aligned, sorted, merged address ranges of every live arena and large
  * block; writes at most max of them and returns how many there are. */
 size_t mem_ranges(mem_range_t *out, size_t max);
+/* Call fn(arg, start, end) for every page-aligned range the allocator is
+ * about to give back to the system (an arena before munmap, the pages
+ * inside a large block before free), so a worker can count what its
+ * teardown copied there; NULL removes the hook. */
+void mem_set_release_hook(void (*fn)(void *arg, uintptr_t start,
+                                     uintptr_t end), void *arg);
 /* Test hook: make the n-th small or large allocation from now fail
  * (n >= 1), or never (n == 0). */
 void mem_fail_after(long n);

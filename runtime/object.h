@@ -201,6 +201,20 @@ void rt_immortalize(rt_obj_t *o);
  * immortal (Cinder's immortalize_heap); returns how many were marked. */
 size_t rt_immortalize_heap(rt_heap_t *h);
 
+/* ---- walking the heap ------------------------------------------------- */
+
+/* Called once per memory block of an object: its own block (for a
+ * container it starts at the gc_head_t) and its item array or key table;
+ * len is the allocator's block size (0 if unknown, e.g. under
+ * RT_MALLOC_BYPASS). */
+typedef void (*rt_walk_fn)(rt_obj_t *o, const void *block, size_t len,
+                           void *arg);
+/* Visit every object reachable from the roots or tracked by the collector
+ * (the permanent generation included), once each.  Reads the heap and
+ * writes nothing to it, so a master may walk its heap after fork without
+ * copying a page.  Returns the objects visited, or -1 out of memory. */
+long rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg);
+
 /* ---- teardown --------------------------------------------------------- */
 
 typedef struct rt_teardown {

@@ -1636,8 +1636,9 @@ srv_http_active_connections(const srv_http_t *h)
     return h->nconns;
 }
 
-int
-srv_listen_tcp(const char *host, int port, int backlog, int *bound_port)
+static int
+listen_one(const char *host, int port, int backlog, int reuseport,
+           int *bound_port)
 {
     struct addrinfo hints, *res, *ai;
     struct sockaddr_storage ss;
@@ -1673,6 +1674,8 @@ srv_listen_tcp(const char *host, int port, int backlog, int *bound_port)
             continue;
         }
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0
+            && (!reuseport || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+                                         sizeof(one)) == 0)
             && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0
             && listen(fd, backlog) == 0)
             break;
@@ -1697,4 +1700,29 @@ error:
     err = -errno;
     close(fd);
     return err;
+}
+
+int
+srv_listen_tcp(const char *host, int port, int backlog, int *bound_port)
+{
+    return listen_one(host, port, backlog, 0, bound_port);
+}
+
+int
+srv_listen_tcp_group(const char *host, int port, int backlog, int n,
+                     int *fds, int *bound_port)
+{
+    int bound = port;
+    for (int i = 0; i < n; i++) {
+        int fd = listen_one(host, bound, backlog, 1, i == 0 ? &bound : NULL);
+        if (fd < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    if (bound_port != NULL)
+        *bound_port = bound;
+    return 0;
 }

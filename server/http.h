@@ -108,4 +108,12 @@ srv_http_active_connections(const srv_http_t *h);
 int
 srv_listen_tcp(const char *host, int port, int backlog, int *bound_port);
 
+/* n listening sockets on one port with SO_REUSEPORT, one per worker: the
+ * kernel spreads new connections over them by hash, where one shared
+ * socket lets whichever worker wakes first take a whole burst.  Port 0
+ * picks a free port for all; 0 or -errno (then none is left open). */
+int
+srv_listen_tcp_group(const char *host, int port, int backlog, int n,
+                     int *fds, int *bound_port);
+
 #endif /* SRV_HTTP_H */

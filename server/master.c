@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 
+#include "census.h"
 #include "gc.h"
 #include "http.h"
 #include "mem.h"
@@ -48,13 +49,16 @@ const char srv_samples_header[] =
     "shared_dirty_kb,private_clean_kb,private_dirty_kb,minflt,majflt,"
     "heap_pages,heap_copied_pages,heap_shared_pct,gc_collections_0,"
     "gc_collections_1,gc_collections_2,gc_time_us,faults_gc,"
-    "faults_request,faults_other";
+    "faults_request,faults_other,"
+    /* appended after DESIGN.md's list; see the README */
+    "sample_ms,copied_by_gc,copied_by_request,copied_unattributed,"
+    "gc_measured";
 
 const char srv_runs_header[] =
     "run_id,policy,workers,heap_objects,heap_mb,build_ms,fork_ms,requests,"
     "rps,p50_ms,p99_ms,heap_shared_pct,private_dirty_kb,teardown_ms,"
     "faults_teardown,exit,scale,workload,gc,gc_threshold,freeze,immortal,"
-    "lazy,respawns,duration_s";
+    "lazy,respawns,duration_s,copied_by_teardown,sample_ms";
 
 typedef struct proc {
     pid_t pid;                  /* 0: none */
@@ -76,7 +80,7 @@ typedef struct master {
     wl_app_t *app;
     char policy[128];
     char run_id[160];
-    int listen_fd;
+    int *listen_fds;            /* one per worker index (SO_REUSEPORT) */
     int port;
     srv_slots_t slots;
     proc_t *procs;              /* 2 * workers entries */
@@ -97,6 +101,9 @@ typedef struct master {
     unsigned teardown_n;
     double final_shared_sum, final_pd_sum;
     unsigned final_n;
+    double copied_teardown_sum;
+    unsigned sample_ms;         /* interval in force (may be lengthened) */
+    double sample_cost_ms;      /* last round's cost */
 } master_t;
 
 static int sigpipe_fds[2] = { -1, -1 };
@@ -116,6 +123,14 @@ now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -235,6 +250,18 @@ write_meta(const master_t *m)
     return r;
 }
 
+unsigned
+srv_sample_interval(unsigned configured_ms, double cost_ms)
+{
+    /* Redis's rule of thumb: a periodic probe may take 1% of its period.
+     * Recomputed after every round: the configured interval, or as much
+     * longer as the last round's cost needs. */
+    double need = cost_ms * 100.0;
+    if (need <= (double)configured_ms)
+        return configured_ms;
+    return need > 600000.0 ? 600000u : (unsigned)(need + 0.5);
+}
+
 static int
 spawn(master_t *m, unsigned index)
 {
@@ -251,9 +278,9 @@ spawn(master_t *m, unsigned index)
     }
     srv_worker_args_t a = {
         .cfg = m->cfg, .heap = m->heap, .app = m->app, .spec = m->spec,
-        .slot = &m->slots.slot[slot], .listen_fd = m->listen_fd,
+        .slot = &m->slots.slot[slot], .listen_fd = m->listen_fds[index],
         .index = index, .seed = (uint64_t)now_ns() ^ (index * 0x9e37u),
-        .master = getpid(),
+        .master = getpid(), .snap = m->snap,
     };
     fflush(NULL);
     pid_t pid = fork();
@@ -346,7 +373,8 @@ sample(master_t *m, int final)
             continue;
         fprintf(m->samples,
                 "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
-                "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld\n",
+                "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
+                "%u,%llu,%llu,%llu,%llu\n",
                 m->run_id, m->policy, p->index, (int)p->pid, t_ms,
                 (unsigned long long)atomic_load(&s->requests),
                 sm.rss_kb, sm.pss_kb, sm.shared_clean_kb, sm.shared_dirty_kb,
@@ -357,7 +385,11 @@ sample(master_t *m, int final)
                 (unsigned long long)atomic_load(&s->gc_collections[2]),
                 (unsigned long long)atomic_load(&s->gc_time_us),
                 (unsigned long long)fgc, (unsigned long long)freq,
-                other > 0 ? other : 0);
+                other > 0 ? other : 0, m->sample_ms,
+                (unsigned long long)atomic_load(&s->copied_by_gc),
+                (unsigned long long)atomic_load(&s->copied_by_request),
+                (unsigned long long)atomic_load(&s->copied_unattributed),
+                (unsigned long long)atomic_load(&s->gc_measured));
     }
     if (m->samples)
         fflush(m->samples);
@@ -379,6 +411,8 @@ reap(master_t *m)
         if (m->stopping && clean) {
             m->teardown_ms_sum += (double)atomic_load(&s->teardown_us) / 1e3;
             m->faults_teardown_sum += (double)atomic_load(&s->faults_teardown);
+            m->copied_teardown_sum +=
+                (double)atomic_load(&s->copied_by_teardown);
             m->teardown_n++;
         }
         unsigned index = p->index;
@@ -411,14 +445,43 @@ signal_workers(master_t *m, int sig)
             kill(m->procs[i].pid, sig);
 }
 
+/* --type-census: types.csv rows for every live worker, at the end. */
+static void
+type_census(master_t *m)
+{
+    if (!m->cfg->type_census || m->heap == NULL || m->snap == NULL
+        || m->cfg->out_dir == NULL)
+        return;
+    srv_census_t *c = NULL;
+    uint64_t t0 = now_ns();
+    if (srv_census_build(&c, m->heap, m->snap) < 0) {
+        say(m, "type census: out of memory");
+        return;
+    }
+    FILE *f = open_csv_append(m, "types.csv", srv_types_header);
+    for (unsigned i = 0; f && i < m->nprocs; i++) {
+        proc_t *p = &m->procs[i];
+        if (p->pid && !p->retiring && p->pm.fd >= 0)
+            srv_census_write(c, f, m->run_id, m->policy, p->index, p->pid,
+                             &p->pm);
+    }
+    if (f)
+        fclose(f);
+    say(m, "type census: %zu objects in %.0f ms", srv_census_objects(c),
+        (double)(now_ns() - t0) / 1e6);
+    srv_census_free(c);
+}
+
 static void
 begin_stop(master_t *m, int fast, const char *why)
 {
     if (m->stopping >= (fast ? 2 : 1))
         return;
     say(m, "stopping (%s): %s", why, fast ? "fast" : "graceful");
-    if (!m->stopping)
+    if (!m->stopping) {
         sample(m, 1);               /* the final row of every worker */
+        type_census(m);
+    }
     m->stopping = fast ? 2 : 1;
     double limit = fast ? 5.0 : m->cfg->graceful_timeout_s;
     m->stop_deadline_ns = now_ns() + (uint64_t)(limit * 1e9);
@@ -482,7 +545,7 @@ write_runs_row(master_t *m)
     const char *wl = m->cfg->workload_path ? m->cfg->workload_path
                      : wl_spec_name(m->spec);
     fprintf(f, "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
-            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f\n",
+            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u\n",
             m->run_id, m->policy, m->cfg->workers, objects,
             (double)m->heap_pages * (double)sysconf(_SC_PAGESIZE) / 1048576.0,
             m->build_ms, m->fork_ms, (unsigned long long)req,
@@ -495,7 +558,9 @@ write_runs_row(master_t *m)
             m->cfg->scale, wl, m->cfg->gc_enabled ? "on" : "off",
             m->cfg->gc_threshold[0], m->cfg->gc_threshold[1],
             m->cfg->gc_threshold[2], m->cfg->freeze, m->cfg->immortal,
-            m->cfg->lazy, m->respawns, secs);
+            m->cfg->lazy, m->respawns, secs,
+            m->teardown_n ? m->copied_teardown_sum / m->teardown_n : 0.0,
+            m->sample_ms);
     fclose(f);
 }
 
@@ -544,7 +609,6 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     memset(&m, 0, sizeof m);
     m.cfg = cfg;
     m.spec = spec;
-    m.listen_fd = -1;
     cfg_policy_label(cfg, m.policy, sizeof m.policy);
     if (cfg->run_id) {
         snprintf(m.run_id, sizeof m.run_id, "%s", cfg->run_id);
@@ -595,10 +659,16 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         goto out;
     if (cfg->lazy)
         say(&m, "lazy: every worker builds its own heap after fork");
-    m.listen_fd = srv_listen_tcp(cfg->host, cfg->port, 1024, &m.port);
-    if (m.listen_fd < 0) {
+    m.listen_fds = malloc((size_t)cfg->workers * sizeof(int));
+    if (m.listen_fds == NULL)
+        goto out;
+    int lr = srv_listen_tcp_group(cfg->host, cfg->port, 1024, cfg->workers,
+                                  m.listen_fds, &m.port);
+    if (lr < 0) {
         fprintf(stderr, "cowlab: cannot listen on %s:%d: %s\n", cfg->host,
-                cfg->port, strerror(-m.listen_fd));
+                cfg->port, strerror(-lr));
+        free(m.listen_fds);
+        m.listen_fds = NULL;
         rc = 2;
         goto out;
     }
@@ -621,6 +691,7 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     say(&m, "policy %s: %d workers forked in %.1f ms", m.policy,
         cfg->workers, m.fork_ms);
 
+    m.sample_ms = cfg->sample_ms;
     uint64_t next_sample = now_ns() + (uint64_t)cfg->sample_ms * 1000000u;
     uint64_t end = cfg->duration_s > 0
         ? m.t0_ns + (uint64_t)(cfg->duration_s * 1e9) : 0;
@@ -657,8 +728,21 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         if (!m.stopping) {
             check_timeouts(&m);
             if (now >= next_sample) {
+                /* The cost that matters is the master's CPU time: wall
+                 * time would count the waits for busy cores too. */
+                uint64_t cpu0 = cpu_ns();
                 sample(&m, 0);
-                next_sample = now + (uint64_t)cfg->sample_ms * 1000000u;
+                uint64_t after = now_ns();
+                m.sample_cost_ms = (double)(cpu_ns() - cpu0) / 1e6;
+                unsigned want = srv_sample_interval(cfg->sample_ms,
+                                                    m.sample_cost_ms);
+                if (want != m.sample_ms) {
+                    say(&m, "sampling took %.1f ms of CPU: interval %u -> %u ms "
+                        "(keeps the sampler under 1%% of a core)",
+                        m.sample_cost_ms, m.sample_ms, want);
+                    m.sample_ms = want;
+                }
+                next_sample = after + (uint64_t)m.sample_ms * 1000000u;
             }
             if (end && now >= end)
                 begin_stop(&m, 0, "--duration reached");
@@ -675,8 +759,9 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
 out:
     if (m.samples)
         fclose(m.samples);
-    if (m.listen_fd >= 0)
-        close(m.listen_fd);
+    for (int i = 0; m.listen_fds && i < cfg->workers; i++)
+        close(m.listen_fds[i]);
+    free(m.listen_fds);
     srv_slots_unmap(&m.slots);
     free(m.procs);
     ps_snap_free(m.snap);

@@ -12,6 +12,10 @@
  * status for main(): 0 on a clean stop, 1 on a runtime failure. */
 int srv_master_run(const cfg_t *cfg, const wl_spec_t *spec);
 
+/* The sampling interval to use after a round that cost cost_ms: the
+ * configured one, or longer so that sampling stays under 1% of a core. */
+unsigned srv_sample_interval(unsigned configured_ms, double cost_ms);
+
 /* The samples.csv header, as ../shared/DESIGN.md fixes it. */
 extern const char srv_samples_header[];
 /* The runs.csv header. */

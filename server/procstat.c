@@ -679,3 +679,50 @@ ps_count_copied(const ps_snap_t *s, pid_t pid, size_t *copied)
 {
     return ps_copied_bitmap(s, pid, NULL, copied);
 }
+
+int
+ps_count_new_copies(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *seen,
+                    uintptr_t start, uintptr_t end, size_t *out)
+{
+    uint64_t buf[PS_BATCH_PAGES];
+    size_t base = 0, count = 0;
+
+    if (s == NULL || pm == NULL || pm->fd < 0 || seen == NULL || out == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < s->nranges; i++) {
+        const ps_range_t *r = &s->ranges[i];
+        size_t n = (r->end - r->start) / s->page_size;
+        uintptr_t lo = start > r->start ? start : r->start;
+        uintptr_t hi = end < r->end ? end : r->end;
+        if (lo < hi) {
+            lo &= ~(uintptr_t)(s->page_size - 1);
+            size_t first = (lo - r->start) / s->page_size;
+            size_t np = (hi - lo + s->page_size - 1) / s->page_size;
+            for (size_t k = 0; k < np; k += PS_BATCH_PAGES) {
+                size_t m = np - k < PS_BATCH_PAGES ? np - k : PS_BATCH_PAGES;
+                int err = read_entries(pm->fd, lo + k * s->page_size,
+                                       s->page_size, buf, m);
+                if (err < 0)
+                    return err;
+                for (size_t j = 0; j < m; j++) {
+                    size_t bit = base + first + k + j;
+                    if ((buf[j] & PM_COPIED) == PM_COPIED
+                        && map_test(s->map, bit)
+                        && !((seen[bit / 8] >> (bit % 8)) & 1)) {
+                        seen[bit / 8] |= (uint8_t)(1u << (bit % 8));
+                        count++;
+                    }
+                }
+            }
+        }
+        base += n;
+    }
+    *out = count;
+    return 0;
+}
+
+int
+ps_snap_present(const ps_snap_t *s, size_t index)
+{
+    return s != NULL && index < s->total && map_test(s->map, index);
+}

@@ -141,4 +141,15 @@ int ps_copied_bitmap(const ps_snap_t *s, pid_t pid, uint8_t *bits,
 int ps_copied_bitmap_fd(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *bits,
                         size_t *copied);
 
+/* Of the snapshot pages inside [start, end) whose bit in seen is clear
+ * (seen: a bitmap like ps_copied_bitmap_fd()'s, e.g. the pages copied
+ * before), count those pm now shows copied, and set their bits in seen so
+ * they are counted once.  For memory about to be unmapped: a worker's
+ * teardown counts an arena's copies just before the allocator releases
+ * it, then the rest once at the end. */
+int ps_count_new_copies(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *seen,
+                        uintptr_t start, uintptr_t end, size_t *out);
+/* 1 if page index (in snapshot order) was present at snapshot time. */
+int ps_snap_present(const ps_snap_t *s, size_t index);
+
 #endif /* COWLAB_PROCSTAT_H */

@@ -29,7 +29,15 @@ typedef struct srv_slot {
     _Atomic uint64_t busy_since_ns;     /* CLOCK_MONOTONIC; 0 = idle */
     _Atomic uint64_t heap_objects;      /* rt_heap_objects() after build */
     _Atomic uint64_t build_us;          /* lazy: the worker's heap build */
-    char pad[48];
+    /* Heap pages this worker copied, by cause (see worker.c): */
+    _Atomic uint64_t copied_by_gc;      /* inside measured collections */
+    _Atomic uint64_t copied_by_request; /* between measurements, no GC */
+    _Atomic uint64_t copied_unattributed; /* between measurements that
+                                           saw an unmeasured collection */
+    _Atomic uint64_t copied_by_teardown;
+    _Atomic uint64_t copied_measured;   /* their sum at the last measure */
+    _Atomic uint64_t gc_measured;       /* collections bracketed */
+    char pad[16];
 } srv_slot_t;
 
 typedef struct srv_slots {

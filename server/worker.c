@@ -30,6 +30,8 @@
 
 #include "gc.h"
 #include "http.h"
+#include "mem.h"
+#include "procstat.h"
 
 typedef struct worker {
     const srv_worker_args_t *a;
@@ -44,6 +46,18 @@ typedef struct worker {
     int stopping;
     long gc_f0;                 /* minflt at the start of a collection */
     uint64_t faults_gc;
+    gc_genstats_t gc_base[GC_NGENS];  /* inherited from the master */
+    /* Copy attribution (read "Copied pages by cause" below). */
+    ps_pagemap_t pm;            /* our own pagemap; fd -1: not measuring */
+    size_t last_copied;         /* copied pages at the last measurement */
+    int unmeasured_gc;          /* a collection ran unbracketed since */
+    int measuring;              /* inside a bracketed collection */
+    uint64_t young_every;       /* bracket 1 in N young collections */
+    uint64_t young_seen;
+    uint64_t last_measure_ns;
+    uint64_t copied_gc, copied_req, copied_unattr, gc_measured;
+    uint8_t *seen;              /* teardown: pages already counted */
+    uint64_t copied_teardown;
 } worker_t;
 
 static worker_t W;
@@ -80,21 +94,99 @@ srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h)
         rt_immortalize_heap(h);
 }
 
-/* GC callback: faults inside collections, and the collector's counters. */
+/*
+ * Copied pages by cause.  The worker reads its own pagemap over the heap
+ * pages present at fork (the master's snapshot) at chosen moments; in a
+ * worker only requests and collections write the heap, so:
+ *   - around a bracketed collection, the pages newly copied are the GC's;
+ *   - between two measurements with no collection in between, they are
+ *     the requests' (reads write refcounts; retained state, lazy caches);
+ *   - between two measurements that saw an unbracketed collection they
+ *     are unattributed (--pagemap-gc-fraction 1 brackets every one).
+ * Every full collection is bracketed; young ones at the given fraction.
+ * Measurements also close the gap about once a second after a request,
+ * and at teardown, so copied_by_gc + copied_by_request +
+ * copied_unattributed equals the copied pages at the last measurement.
+ */
+static void
+publish_copies(void)
+{
+    srv_slot_t *s = W.slot;
+    atomic_store(&s->copied_by_gc, W.copied_gc);
+    atomic_store(&s->copied_by_request, W.copied_req);
+    atomic_store(&s->copied_unattributed, W.copied_unattr);
+    atomic_store(&s->copied_measured, (uint64_t)W.last_copied);
+    atomic_store(&s->gc_measured, W.gc_measured);
+}
+
+static int
+measure(size_t *copied)
+{
+    if (W.pm.fd < 0)
+        return -1;
+    if (ps_count_copied_fd(W.a->snap, &W.pm, copied) < 0) {
+        ps_pagemap_close(&W.pm);    /* stop measuring, never guess */
+        return -1;
+    }
+    W.last_measure_ns = now_ns();
+    return 0;
+}
+
+/* Attribute what was copied since the last measurement. */
+static void
+close_gap(void)
+{
+    size_t c;
+    if (measure(&c) < 0)
+        return;
+    uint64_t gap = c > W.last_copied ? c - W.last_copied : 0;
+    if (W.unmeasured_gc)
+        W.copied_unattr += gap;
+    else
+        W.copied_req += gap;
+    W.last_copied = c;
+    W.unmeasured_gc = 0;
+    publish_copies();
+}
+
+/* GC callback: faults inside collections, and bracketing measurements. */
 static void
 on_gc(int phase, int gen, long collected, void *arg)
 {
-    (void)gen;
     (void)collected;
     (void)arg;
     if (phase == 0) {
+        if (W.pm.fd >= 0) {
+            int bracket = gen == GC_GEN_OLDEST
+                          || (W.young_every
+                              && ++W.young_seen % W.young_every == 0);
+            if (bracket) {
+                close_gap();
+                W.measuring = W.pm.fd >= 0;
+            } else {
+                W.unmeasured_gc = 1;
+            }
+        }
         W.gc_f0 = minflt_now();
         return;
     }
     W.faults_gc += (uint64_t)(minflt_now() - W.gc_f0);
     atomic_store(&W.slot->faults_gc, W.faults_gc);
+    if (W.measuring) {
+        size_t c;
+        W.measuring = 0;
+        if (measure(&c) == 0) {
+            W.copied_gc += c > W.last_copied ? c - W.last_copied : 0;
+            W.last_copied = c;
+            W.gc_measured++;
+            publish_copies();
+        }
+    }
 }
 
+/* The collector's counters since this worker started: a forked child
+ * inherits the master's (CPython's gc.get_stats() does the same), which
+ * would credit the master's build to every worker. */
 static void
 publish_gc_stats(void)
 {
@@ -102,9 +194,10 @@ publish_gc_stats(void)
     uint64_t ns = 0, collected = 0;
     gc_get_stats(st);
     for (int i = 0; i < GC_NGENS; i++) {
-        atomic_store(&W.slot->gc_collections[i], st[i].collections);
-        ns += st[i].time_ns;
-        collected += st[i].collected;
+        atomic_store(&W.slot->gc_collections[i],
+                     st[i].collections - W.gc_base[i].collections);
+        ns += st[i].time_ns - W.gc_base[i].time_ns;
+        collected += st[i].collected - W.gc_base[i].collected;
     }
     atomic_store(&W.slot->gc_time_us, ns / 1000);
     atomic_store(&W.slot->gc_collected, collected);
@@ -186,6 +279,8 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
         resp->body = res.body;
         resp->body_len = res.body_len;
         publish_gc_stats();
+        if (W.pm.fd >= 0 && now_ns() - W.last_measure_ns > 1000000000u)
+            close_gap();
     }
     if (resp->status >= 400 && resp->status < 500)
         atomic_fetch_add(&s->responses_4xx, 1);
@@ -238,6 +333,21 @@ on_signal(uv_signal_t *h, int signum)
     begin_stop(signum == SIGTERM);
 }
 
+static void
+count_released(void *arg, uintptr_t start, uintptr_t end)
+{
+    size_t n = 0;
+    (void)arg;
+    if (ps_count_new_copies(W.a->snap, &W.pm, W.seen, start, end, &n) == 0)
+        W.copied_teardown += n;
+}
+
+static void
+count_rest(void *arg)
+{
+    count_released(arg, 0, UINTPTR_MAX);
+}
+
 /* The exit policy; never returns. */
 static _Noreturn void
 exit_policy(void)
@@ -245,10 +355,26 @@ exit_policy(void)
     uint64_t t0 = now_ns();
     srv_slot_t *s = W.slot;
     publish_gc_stats();
+    gc_set_callback(NULL, NULL);    /* teardown's collections are its own */
     if (W.a->cfg->exit_policy == CFG_EXIT_FINALIZE && W.heap != NULL) {
         rt_teardown_t st;
         memset(&st, 0, sizeof st);
+        if (W.pm.fd >= 0) {
+            close_gap();
+            /* Pages copied before teardown are marked seen; arenas the
+             * teardown releases are counted just before their munmap. */
+            size_t bytes = (ps_snap_total_pages(W.a->snap) + 7) / 8 + 1;
+            size_t c;
+            W.seen = malloc(bytes);
+            if (W.seen && ps_copied_bitmap_fd(W.a->snap, &W.pm, W.seen,
+                                              &c) == 0) {
+                mem_set_release_hook(count_released, NULL);
+                st.before_release = count_rest;
+            }
+        }
+        t0 = now_ns();              /* the measuring above is not teardown */
         rt_finalize(W.heap, &st);
+        atomic_store(&s->copied_by_teardown, W.copied_teardown);
         atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
         atomic_store(&s->teardown_us, (now_ns() - t0) / 1000);
         atomic_store(&s->state, SLOT_DONE);
@@ -295,6 +421,19 @@ srv_worker_main(const srv_worker_args_t *a)
     }
     wl_app_seed(W.app, a->seed);
     atomic_store(&W.slot->heap_objects, rt_heap_objects(W.heap));
+    gc_get_stats(W.gc_base);
+    W.pm.fd = -1;
+    if (a->snap != NULL && a->heap != NULL && ps_pagemap_open(&W.pm, 0) < 0)
+        W.pm.fd = -1;
+    if (W.pm.fd >= 0) {
+        double f = a->cfg->pagemap_gc_fraction;
+        W.young_every = f <= 0 ? 0 : (uint64_t)(1.0 / f + 0.5);
+        if (measure(&W.last_copied) < 0)
+            W.last_copied = 0;
+        W.copied_unattr = W.last_copied;    /* before we ran: none, or the
+                                               loop setup's */
+        publish_copies();
+    }
     gc_set_callback(on_gc, NULL);
     W.max_requests = a->cfg->max_requests;
     if (W.max_requests > 0 && a->cfg->max_requests_jitter > 0)

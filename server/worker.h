@@ -23,6 +23,7 @@ typedef struct srv_worker_args {
     unsigned index;             /* logical worker number */
     uint64_t seed;
     pid_t master;
+    const struct ps_snap *snap; /* heap pages present at fork; NULL: none */
 } srv_worker_args_t;
 
 /* Run the worker until it is told to stop, then apply the exit policy

@@ -567,7 +567,11 @@ def count_copied(pid, ranges):
 
 # ---- one cell (run in a fresh interpreter) ----------------------------------
 
+GC_BASE = [0, 0, 0]
+
+
 def cell_main(a):
+    GC_BASE[:] = [g["collections"] for g in gc.get_stats()]
     spec = json.loads(a.spec_json)
     W = a.workers
     slots = mmap.mmap(-1, SLOT * W)             # MAP_SHARED | MAP_ANONYMOUS
@@ -764,9 +768,10 @@ def serve(a, spec, app, slots, i, go_fd):
         gc.collect()
         sput(slots, i, F_OBJS, len(app.index))
         sput(slots, i, F_BUILDUS, (now_ns() - t0) // 1000)
-    st = gc.get_stats()                         # inherited, as in the server
-    counts = [st[0]["collections"], st[1]["collections"],
-              st[2]["collections"]]
+    # Collections since the build began (the master's count, inherited
+    # through fork, as the server's are; not the interpreter's start-up)
+    st = gc.get_stats()
+    counts = [st[g]["collections"] - GC_BASE[g] for g in range(3)]
     for g in range(3):
         sput(slots, i, F_GC0 + g, counts[g])
     state = {"f0": 0, "t0": 0, "fgc": 0, "us": 0}

@@ -81,11 +81,13 @@ EXTRA_RUN_COLUMNS = [
     "wrk_threads",
     "requests_per_worker",  # the target
     "worker_requests_min", "worker_requests_max",  # served, final sample
-    "pss_kb",               # mean final PSS of a worker
+    "workers_loaded",       # workers that served >= --min-share x target
+    "heap_shared_pct_loaded", "private_dirty_kb_loaded",  # mean over those
+    "pss_kb",               # mean final PSS of a worker (loaded ones)
     "master_pss_kb",        # the master's PSS at the end of the load
     "total_pss_kb",         # master + every worker: the memory the app costs
-    "rss_kb", "minflt",     # mean final, per worker
-    "faults_gc", "faults_request", "faults_other",      # mean final
+    "rss_kb", "minflt",     # mean final, per (loaded) worker
+    "faults_gc", "faults_request", "faults_other",      # the same
     "gc_collections_0", "gc_collections_1", "gc_collections_2",
     "gc_time_us",
     "load_s", "teardown_wall_ms",   # runner's wall clock
@@ -188,8 +190,8 @@ def parse_args(argv):
                    help="re-run a cell in which a worker served less than "
                    "this fraction of --requests [%(default)s]")
     p.add_argument("--attempts", type=int, default=3,
-                   help="runs of a cell at most, for --min-share "
-                   "[%(default)s]")
+                   help="runs of a cell at most, while it fails or is "
+                   "unbalanced (--min-share) [%(default)s]")
     p.add_argument("--load-timeout", type=float, default=600.0,
                    help="give up on a cell's load after S seconds "
                    "[%(default)s]")
@@ -447,7 +449,7 @@ def run_cell(o, c, i, progress, paths):
             "scale": c["scale"], "exit": c["exit"],
             "requests_per_worker": c["requests"], "server_cmd": srv_cmd,
             "wrk_threads": threads, "wrk_connections": conns,
-            "status": "running"}
+            "min_share": o.min_share, "status": "running"}
     # libuv accepts every pending connection at once unless told to take
     # one at a time: without this a few workers grab all of wrk's
     # keep-alive connections and the others serve nothing.
@@ -594,12 +596,13 @@ def run_cell(o, c, i, progress, paths):
 
 
 def run_cell_balanced(o, c, i, progress, paths):
-    """run_cell(), again (up to --attempts in all) while some worker served
-    less than --min-share of its requests; the last attempt stands, with a
-    warning in cell.json and runs.csv's status."""
+    """run_cell(), again (up to --attempts in all) while it fails or some
+    worker served less than --min-share of its requests; the last attempt
+    stands (an unbalanced one with a warning in cell.json and runs.csv's
+    status)."""
     for attempt in range(1, o.attempts + 1):
         info = run_cell(o, c, i, progress, paths)
-        if info["status"] != "unbalanced":
+        if info["status"] == "ok":
             break
     if info["status"] == "unbalanced":
         info["status"] = "ok"
@@ -736,10 +739,21 @@ def merge(out, plots=True):
         wr = info.get("wrk") or {}
         fin = final_rows(all_samples[info["run_id"]], info["run_id"])
 
+        # Per-worker means are over the workers that served at least
+        # --min-share of their requests (all of them when the load was
+        # balanced): an idle worker's 100 % shared would hide the others.
+        target = num(info.get("requests_per_worker"), 0)
+        share = num(info.get("min_share"), 0.5)
+        loaded = [r for r in fin
+                  if num(r.get("requests"), 0) >= share * target] or fin
+
         def fmean(col):
-            return mean([num(r.get(col)) for r in fin])
+            return mean([num(r.get(col)) for r in loaded])
 
         reqs = [num(r.get("requests"), 0) for r in fin]
+        row["workers_loaded"] = len(loaded)
+        row["heap_shared_pct_loaded"] = fmt(fmean("heap_shared_pct"))
+        row["private_dirty_kb_loaded"] = fmt(fmean("private_dirty_kb"), 0)
         pss = [num(r.get("pss_kb")) for r in fin]
         mpss = num(info.get("master_pss_kb"))
         row["server_rps"] = row.get("rps", "")
@@ -761,7 +775,7 @@ def merge(out, plots=True):
         row["requests_per_worker"] = info.get("requests_per_worker", "")
         row["worker_requests_min"] = fmt(min(reqs), 0) if reqs else ""
         row["worker_requests_max"] = fmt(max(reqs), 0) if reqs else ""
-        row["pss_kb"] = fmt(mean(pss), 0)
+        row["pss_kb"] = fmt(fmean("pss_kb"), 0)
         row["master_pss_kb"] = fmt(mpss, 0)
         row["total_pss_kb"] = (fmt(sum(p for p in pss if p) + mpss, 0)
                                if pss and mpss is not None else "")
@@ -813,8 +827,9 @@ def summarize(rows):
                                        for r in rs)
         s["worker_requests_max"] = max(num(r.get("worker_requests_max"), 0)
                                        for r in rs)
-        for col in ("heap_objects", "heap_mb", "heap_shared_pct",
-                    "private_dirty_kb", "pss_kb", "total_pss_kb",
+        s["heap_shared_pct"] = m("heap_shared_pct_loaded")
+        s["private_dirty_kb"] = m("private_dirty_kb_loaded")
+        for col in ("heap_objects", "heap_mb", "pss_kb", "total_pss_kb",
                     "faults_gc", "faults_request", "faults_other",
                     "gc_collections_0", "gc_collections_1",
                     "gc_collections_2", "rps", "p50_ms", "p90_ms", "p99_ms",
@@ -867,14 +882,16 @@ def table_text(summary, rows, infos):
     L.append("")
     if summary:
         s0 = summary[0]
-        L.append("heap: %s objects, %.1f MiB at fork (lazy: per worker); "
+        L.append("heap: %s objects, %.1f MiB of pages at fork; "
                  "%s requests per worker per run (served: %d to %d)." % (
                      fmt(s0["heap_objects"], 0), s0["heap_mb"] or 0,
                      s0["requests_per_worker"],
                      min(s["worker_requests_min"] for s in summary),
                      max(s["worker_requests_max"] for s in summary)))
-    L.append("Per worker, at the end of the load; load figures are the mean "
-             "of the finalize and skip runs.")
+    L.append("Per worker (workers that served at least half their "
+             "requests), at the end of the load;")
+    L.append("load figures are the mean of the finalize and skip runs; "
+             "teardown is per exit policy.")
     L.append("wrk is closed-loop (a fixed number of connections, each "
              "waiting for its response):")
     L.append("its latencies do not correct for coordinated omission.")
@@ -962,11 +979,20 @@ def gp_str(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def series_by_tick(samples, run_id, workers):
-    """Per sample tick with every worker present: mean over workers."""
+def series_by_tick(samples, run_id, workers, info):
+    """Per sample tick with every worker present: mean over the workers
+    that served their share (as in runs.csv's *_loaded columns)."""
+    fin = final_rows(samples, run_id)
+    target = num(info.get("requests_per_worker"), 0)
+    share = num(info.get("min_share"), 0.5)
+    pids = {r.get("pid") for r in fin
+            if num(r.get("requests"), 0) >= share * target}
+    if not pids:
+        pids = {r.get("pid") for r in fin}
+    workers = min(workers, len(pids))
     ticks = {}
     for r in samples:
-        if r.get("run_id") != run_id:
+        if r.get("run_id") != run_id or r.get("pid") not in pids:
             continue
         ticks.setdefault(r.get("t_ms"), []).append(r)
     out = []
@@ -1013,7 +1039,7 @@ def make_plots(out, infos, samples, rows, summary):
     lines_a, lines_b = [], []
     for p in policies:
         ser = series_by_tick(samples.get(pick[p]["run_id"], []),
-                             pick[p]["run_id"], w0)
+                             pick[p]["run_id"], w0, pick[p])
         fn = os.path.join(pdir, "series_%s.csv" % p.replace("+", "_"))
         with open(fn, "w") as f:
             f.write("# t_s,requests_per_worker,heap_shared_pct,"
@@ -1185,8 +1211,11 @@ def make_plots(out, infos, samples, rows, summary):
                    "Total memory of the app (PSS of master + workers, end of "
                    "load; %s %s)" % (other, fmt_scale(fixed))),
                "set xlabel %s" % gp_str(label),
-               'set ylabel "total PSS (MiB)"', "set xrange [0:*]",
-               "set yrange [0:*]", "set xtics autofreq", "set grid",
+               'set ylabel "total PSS (MiB)"',
+               "set xrange [0:%g]" % (max(values) * 1.08),
+               "set yrange [0:*]",
+               "set xtics (%s)" % ", ".join("%g" % v for v in values),
+               "set grid", "set key inside left top box opaque",
                "plot " + ", \\\n     ".join(lines)]
         made.append(png)
     script = os.path.join(out, "plots.gp")

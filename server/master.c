@@ -636,6 +636,9 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
                     "%s\n", cfg->out_dir, strerror(errno));
             return 2;
         }
+        /* One write() per sampling round, so that a SIGKILL leaves whole
+         * rows only: a round is well under this buffer. */
+        setvbuf(m.samples, NULL, _IOFBF, 1 << 20);
         if (fresh && fprintf(m.samples, "%s\n", srv_samples_header) < 0) {
             fprintf(stderr, "cowlab: --out %s: %s\n", cfg->out_dir,
                     strerror(errno));

@@ -90,9 +90,13 @@ EXTRA_RUN_COLUMNS = [
     "faults_gc", "faults_request", "faults_other",      # the same
     "gc_collections_0", "gc_collections_1", "gc_collections_2",
     "gc_time_us",
+    # the server's copy attribution (samples.csv), mean final per worker
+    "copied_by_gc", "copied_by_request", "copied_unattributed",
     "load_s", "teardown_wall_ms",   # runner's wall clock
     "status",               # ok | failed: reason
 ]
+
+COPIED_COLUMNS = ("copied_by_gc", "copied_by_request", "copied_unattributed")
 
 SUMMARY_COLUMNS = [
     "policy", "workers", "scale", "runs", "requests_per_worker",
@@ -103,6 +107,8 @@ SUMMARY_COLUMNS = [
     "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms",
     "teardown_ms_finalize", "faults_teardown_finalize",
     "teardown_ms_skip", "faults_teardown_skip",
+    "copied_by_gc", "copied_by_request", "copied_unattributed",
+    "copied_by_teardown_finalize", "copied_by_teardown_skip",
 ]
 
 
@@ -147,6 +153,8 @@ def parse_args(argv):
         "  scripts/experiment --workers 1,2,4,8    # a workers sweep\n"
         "  scripts/experiment --print-matrix --scale 1,2,4 > cells.txt\n"
         "  parallel -j1 < cells.txt && scripts/experiment --merge OUT\n"
+        "  scripts/experiment --validate            # the same with CPython "
+        "(scripts/cpython_experiment.py --help)\n"
         % ", ".join(POLICIES))
     p.add_argument("--quick", action="store_true",
                    help="small heap (scale %s), %s workers, %d requests per "
@@ -278,6 +286,8 @@ def cell_command(o, c):
         args += ["--threads", str(o.threads)]
     if o.keepalive != "on":
         args += ["--keepalive", o.keepalive]
+    if os.path.abspath(o.bin) != os.path.join(ROOT, "bin", "cowlab"):
+        args += ["--bin", o.bin]
     if o.quick:
         args += ["--quick"]
     return " ".join(shlex.quote(a) for a in args)
@@ -450,9 +460,11 @@ def run_cell(o, c, i, progress, paths):
             "requests_per_worker": c["requests"], "server_cmd": srv_cmd,
             "wrk_threads": threads, "wrk_connections": conns,
             "min_share": o.min_share, "status": "running"}
-    # libuv accepts every pending connection at once unless told to take
-    # one at a time: without this a few workers grab all of wrk's
-    # keep-alive connections and the others serve nothing.
+    # The server gives each worker its own SO_REUSEPORT socket, so the
+    # kernel spreads wrk's connections by hash.  Should the workers share
+    # one socket (an older server), libuv would accept every pending
+    # connection at once and a few workers would grab all of them: this
+    # makes it take one at a time.
     env = dict(os.environ, UV_TCP_SINGLE_ACCEPT="1")
     srv_log = open(os.path.join(cdir, "server.log"), "w")
     srv = subprocess.Popen(srv_cmd, stdout=subprocess.PIPE, stderr=srv_log,
@@ -781,7 +793,7 @@ def merge(out, plots=True):
                                if pss and mpss is not None else "")
         for col in ("rss_kb", "minflt", "faults_gc", "faults_request",
                     "faults_other", "gc_collections_0", "gc_collections_1",
-                    "gc_collections_2", "gc_time_us"):
+                    "gc_collections_2", "gc_time_us") + COPIED_COLUMNS:
             row[col] = fmt(fmean(col), 1)
         row["load_s"] = info.get("load_s", "")
         row["teardown_wall_ms"] = info.get("teardown_wall_ms", "")
@@ -833,7 +845,7 @@ def summarize(rows):
                     "faults_gc", "faults_request", "faults_other",
                     "gc_collections_0", "gc_collections_1",
                     "gc_collections_2", "rps", "p50_ms", "p90_ms", "p99_ms",
-                    "p999_ms"):
+                    "p999_ms") + COPIED_COLUMNS:
             s[col] = m(col)
         for e in EXITS:
             er = [r for r in rs if r.get("exit") == e]
@@ -841,6 +853,8 @@ def summarize(rows):
                                           for r in er])
             s["faults_teardown_" + e] = mean([num(r.get("faults_teardown"))
                                               for r in er])
+            s["copied_by_teardown_" + e] = mean(
+                [num(r.get("copied_by_teardown")) for r in er])
         out.append(s)
     return out
 
@@ -914,8 +928,15 @@ def write_summary(out, summary, rows, infos):
         w = csv.writer(f, lineterminator="\n")
         w.writerow(SUMMARY_COLUMNS)
         for s in summary:
-            w.writerow([fmt(s.get(c)) if isinstance(s.get(c), float)
-                        else s.get(c, "") for c in SUMMARY_COLUMNS])
+            w.writerow([csv_num(s.get(c)) for c in SUMMARY_COLUMNS])
+
+
+def csv_num(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "%d" % v if v.is_integer() else "%.3f" % v
+    return v
 
 
 def first_line(cmd):
@@ -1032,6 +1053,17 @@ def make_plots(out, infos, samples, rows, summary):
             pick[i["policy"]] = i
     policies = sorted(pick, key=policy_rank)
     tag = "%d workers, scale %s" % (w0, fmt_scale(s0))
+    # The server lengthens its sampling interval to keep the sampler's cost
+    # at 1% of a core (column sample_ms): say so, since lines between
+    # samples far apart are interpolation.
+    intervals = [num(r.get("sample_ms")) for p in policies
+                 for r in samples.get(pick[p]["run_id"], [])]
+    intervals = [x for x in intervals if x]
+    ts_tag = tag
+    if intervals:
+        ts_tag += "; sampled every %s" % (
+            "%.0f ms" % max(intervals) if max(intervals) < 2000
+            else "%.1f s" % (max(intervals) / 1000))
     gp = ['set terminal pngcairo size 1000,620 enhanced font "DejaVu Sans,11"',
           'set grid', 'set key outside right top', 'set datafile separator ","']
     made = []
@@ -1046,18 +1078,18 @@ def make_plots(out, infos, samples, rows, summary):
                     "private_dirty_mib\n")
             for t, rq, sh, pd in ser:
                 f.write("%.3f,%.1f,%.3f,%.3f\n" % (t / 1e3, rq, sh, pd / 1024))
-        # log x: the copying happens in the first requests; the samples
-        # before the first request (x = 0) cannot be drawn there
-        lines_a.append("%s using ($2 > 0 ? $2 : 1/0):3 with linespoints %s "
+        # log x: the copying happens in the first requests; samples taken
+        # before the first request (x = 0) are drawn at x = 1
+        lines_a.append("%s using ($2 > 1 ? $2 : 1):3 with linespoints %s "
                        "title %s" % (gp_str(fn), line_style(p), gp_str(p)))
         lines_b.append("%s using 1:4 with linespoints %s title %s" % (
             gp_str(fn), line_style(p), gp_str(p)))
     png = os.path.join(out, "heap_shared_vs_requests.png")
     gp += ["set output %s" % gp_str(png),
            "set title %s" % gp_str("Pre-fork heap pages still shared, "
-                                   "per worker (%s)" % tag),
+                                   "per worker (%s)" % ts_tag),
            'set xlabel "requests served per worker (mean over workers; '
-           'log scale)"',
+           'log scale, 0 drawn at 1)"',
            'set ylabel "heap shared (% of pre-fork heap pages)"',
            "set key inside right center box opaque",
            "set logscale x", "set yrange [-2:105]", "set xrange [1:*]",
@@ -1066,7 +1098,8 @@ def make_plots(out, infos, samples, rows, summary):
     made.append(png)
     png = os.path.join(out, "private_dirty_over_time.png")
     gp += ["set output %s" % gp_str(png),
-           "set title %s" % gp_str("Private dirty memory per worker (%s)" % tag),
+           "set title %s" % gp_str("Private dirty memory per worker (%s)"
+                                   % ts_tag),
            'set xlabel "time since fork (s)"',
            'set ylabel "private dirty per worker (MiB)"',
            "set key inside right center box opaque",

@@ -2,12 +2,15 @@
 # test_experiment.sh -- the experiment runner end to end, in --quick mode
 # (a small heap, seconds): valid CSVs with every documented column, a
 # summary, the PNGs when gnuplot is installed, --print-matrix and --merge.
-# Needs bin/cowlab (make) and wrk.  Last line: "N passed, N failed".
-# Usage: scripts/test_experiment.sh [KEEP_DIR]   (default: a temp dir)
+# Needs the server (COWLAB_BIN, default bin/cowlab: make) and wrk.
+# Last line: "N passed, N failed".  Exit status 0 only if all passed.
+# Usage: [COWLAB_BIN=build/release/cowlab] scripts/test_experiment.sh [KEEP_DIR]
+# (KEEP_DIR: where the results stay; default a temp dir, removed after)
 set -u
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
+BIN=$(realpath "${COWLAB_BIN:-bin/cowlab}" 2>/dev/null || echo bin/cowlab)
 pass=0
 fail=0
 ok()  { pass=$((pass + 1)); echo "ok   $1"; }
@@ -32,8 +35,8 @@ else
 fi
 out=$tmp/quick
 
-if [ ! -x bin/cowlab ]; then
-    echo "test_experiment: bin/cowlab is missing: run make first"
+if [ ! -x "$BIN" ]; then
+    echo "test_experiment: $BIN is missing: run make first"
     echo "0 passed, 1 failed"
     exit 1
 fi
@@ -45,7 +48,7 @@ fi
 
 # 1. the quick matrix: every policy, both exits
 t0=$(date +%s)
-if timeout 120 "$PY" scripts/runner.py --quick --out "$out" \
+if timeout 120 "$PY" scripts/runner.py --quick --bin "$BIN" --out "$out" \
         >"$tmp/stdout.txt" 2>"$tmp/stderr.txt"; then
     ok "runner --quick exits 0 ($(( $(date +%s) - t0 )) s)"
 else
@@ -152,7 +155,7 @@ fi
 
 # 7. --print-matrix: one command per cell; one of them, then --merge
 check "--print-matrix prints one command per cell" sh -c "
-    \"$PY\" scripts/runner.py --print-matrix --workers 1,2 --scale 0.02 \
+    \"$PY\" scripts/runner.py --print-matrix --workers 1,2 --scale 0.02 --bin '$BIN' \
         --policies default,lazy --out '$tmp/sweep' > '$tmp/matrix.txt' &&
     [ \$(wc -l < '$tmp/matrix.txt') -eq 8 ] &&
     grep -q -- '--cell' '$tmp/matrix.txt'"
@@ -163,7 +166,7 @@ check "matrix lines run anywhere, --merge joins them by run_id" sh -c "
     grep -e '--policies default' '$tmp/matrix.txt' | grep -e '--exits skip' \
         >> '$tmp/one.txt'
     while read -r line; do
-        eval \"COWLAB_NO_INSTALL=1 COWLAB_NO_BUILD=1 \$line --requests 100 --quiet\"
+        eval \"COWLAB_NO_INSTALL=1 COWLAB_NO_BUILD=1 \$line --requests 100 --quiet --bin '$BIN'\"
     done < '$tmp/one.txt'
     [ \$(ls '$tmp/sweep/cells' | wc -l) -eq 3 ]
     \"$PY\" scripts/runner.py --merge '$tmp/sweep' > '$tmp/merge.txt'

@@ -905,6 +905,8 @@ reqp_feed(reqp_t *r, const char *p, size_t n, size_t *used)
 
 static void conn_timer_update(conn_t *c);
 static void conn_flushed(conn_t *c);
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static uint64_t
 now_ms(const conn_t *c)
@@ -1244,8 +1246,14 @@ conn_flushed(conn_t *c)
     if (c->read_paused) {
         c->read_paused = 0;
         if (!c->reading && !c->eof) {
-            /* Failure is seen at the next timer or write. */
-            if (uv_read_start(s, NULL, NULL) == 0)
+            /*
+             * The callbacks again: libuv >= 1.38 refuses NULL ones with
+             * UV_EINVAL, which left a paused connection deaf for good
+             * (pipelined requests unanswered, the peer's close unseen
+             * until the keep-alive timeout).  Found by fuzz_http.
+             * A failure here is seen at the next timer or write.
+             */
+            if (uv_read_start(s, on_alloc, on_read) == 0)
                 c->reading = 1;
         }
     }

@@ -768,5 +768,10 @@ out:
     srv_slots_unmap(&m.slots);
     free(m.procs);
     ps_snap_free(m.snap);
+    /* Every worker is gone: the heap may be written again. */
+    if (m.app)
+        wl_app_free(m.app);
+    if (m.heap)
+        rt_heap_free(m.heap);
     return rc;
 }

@@ -567,11 +567,7 @@ def count_copied(pid, ranges):
 
 # ---- one cell (run in a fresh interpreter) ----------------------------------
 
-GC_BASE = [0, 0, 0]
-
-
 def cell_main(a):
-    GC_BASE[:] = [g["collections"] for g in gc.get_stats()]
     spec = json.loads(a.spec_json)
     W = a.workers
     slots = mmap.mmap(-1, SLOT * W)             # MAP_SHARED | MAP_ANONYMOUS
@@ -768,10 +764,9 @@ def serve(a, spec, app, slots, i, go_fd):
         gc.collect()
         sput(slots, i, F_OBJS, len(app.index))
         sput(slots, i, F_BUILDUS, (now_ns() - t0) // 1000)
-    # Collections since the build began (the master's count, inherited
-    # through fork, as the server's are; not the interpreter's start-up)
-    st = gc.get_stats()
-    counts = [st[g]["collections"] - GC_BASE[g] for g in range(3)]
+    # The worker's own collections, from here on (as the server counts:
+    # neither the master's nor a lazy worker's build collections)
+    counts = [0, 0, 0]
     for g in range(3):
         sput(slots, i, F_GC0 + g, counts[g])
     state = {"f0": 0, "t0": 0, "fgc": 0, "us": 0}
@@ -1041,11 +1036,15 @@ def per_policy(rows):
                  if ex is None or r.get("exit") == ex]
             v = [x for x in v if x is not None]
             return sum(v) / len(v) if v else None
+        loaded = any(r.get("heap_shared_pct_loaded") for r in rs)
+        pd = "private_dirty_kb_loaded" if loaded else "private_dirty_kb"
         res[pol] = {
             "heap_objects": m("heap_objects"), "heap_mb": m("heap_mb"),
-            "shared": m("heap_shared_pct"),
-            "pd_mib": (m("private_dirty_kb") or 0) / 1024
-            if m("private_dirty_kb") is not None else None,
+            # the runner's *_loaded columns leave out a worker that got
+            # (almost) no requests; CPython's workers all serve theirs
+            "shared": m("heap_shared_pct_loaded") if loaded
+            else m("heap_shared_pct"),
+            "pd_mib": (m(pd) or 0) / 1024 if m(pd) is not None else None,
             "pss_mib": (m("pss_kb") or 0) / 1024
             if m("pss_kb") is not None else None,
             "total_mib": (m("total_pss_kb") or 0) / 1024
@@ -1100,11 +1099,13 @@ def compare(model_dir, cpy_dir):
             lines.append("  %-26s %14s %14s" % (label, ms, cs))
             csv_rows.append([pol, key, ms, cs])
         lines.append("")
+    lines.append("Per worker, at the end of the load; mean of the finalize "
+                 "and skip runs (teardown: per exit policy).")
     lines.append("Model: wrk over HTTP; CPython: the same request shapes in a "
                  "loop (no HTTP).  CPython's teardown is timed from outside "
                  "(wait4): it includes the kernel's exit, the model's does "
-                 "not.  Collection counts include the master's pre-fork "
-                 "ones (both inherit them).")
+                 "not.  Collections: the workers' own, from their first "
+                 "request on.")
     text = "\n".join(lines) + "\n"
     return text, csv_rows
 

@@ -386,6 +386,19 @@ START_TEST(server_bad_config_exits_2_naming_field)
 }
 END_TEST
 
+START_TEST(server_shipped_workloads_load)
+{
+    char out[8192];
+    const char *files[] = { "workloads/webapp.json",
+                            "workloads/webapp-stateful.json" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *a[] = { "--check-config", "--workload", files[i], NULL };
+        ck_assert_msg(run_status(a, out, sizeof out) == 0, "%s: %s",
+                      files[i], out);
+    }
+}
+END_TEST
+
 START_TEST(server_duration_run_writes_csv)
 {
     char outdir[128], path[256], line[2048];
@@ -444,6 +457,7 @@ main(void)
     tcase_add_test(tc, server_sighup_replaces_every_worker);
     tcase_add_test(tc, server_max_requests_recycles);
     tcase_add_test(tc, server_bad_config_exits_2_naming_field);
+    tcase_add_test(tc, server_shipped_workloads_load);
     tcase_add_test(tc, server_duration_run_writes_csv);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -20,7 +20,8 @@ TEST_BIN  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
 BENCH_BIN = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
 SERVER    = $(BUILD)/cowlab
 
-.PHONY: all test debug asan bench clean help experiment validate
+.PHONY: all test debug asan bench clean help experiment validate \
+        test-experiment small-arenas
 all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
 
 bin/cowlab: $(SERVER)
@@ -47,9 +48,11 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -DRT_BUILD_CORE $(ALL_CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
 
-test: $(TEST_BIN)            ## one program per tests/check_*.c; stop at the first failure
+test: $(TEST_BIN)            ## one program per tests/check_*.c, then the runner; stop at the first failure
 	@for t in $(TEST_BIN); do \
 	    COWLAB_BIN=$(SERVER) COWLAB_BUILD=$(BUILD) ./$$t || exit 1; done
+	@if [ "$(BUILD)" = build/release ]; then \
+	    COWLAB_BIN=$(SERVER) scripts/test_experiment.sh || exit 1; fi
 
 debug:                       ## tests with assertions, heap checks and fill patterns
 	$(MAKE) BUILD=build/debug CFLAGS="-O0 -g -DRT_DEBUG" test
@@ -63,6 +66,16 @@ small-arenas:                ## tests with the seeds' 256 KiB arenas and 4 KiB p
 
 bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build)
 	@for b in $(BENCH_BIN); do COWLAB_BIN=$(SERVER) ./$$b || exit 1; done
+
+EXPERIMENT_ARGS ?=
+experiment:                  ## the policy matrix under wrk load into results/<timestamp>/ (as root: installs what is missing)
+	scripts/experiment $(EXPERIMENT_ARGS)
+
+validate:                    ## the same experiment with CPython itself, side by side with the model
+	scripts/experiment --validate $(EXPERIMENT_ARGS)
+
+test-experiment: $(SERVER)   ## the experiment runner end to end in --quick mode (~15 s)
+	COWLAB_BIN=$(SERVER) scripts/test_experiment.sh
 
 clean:                       ## remove every build output
 	rm -rf build bin

@@ -904,8 +904,8 @@ def table_text(summary, rows, infos):
                      max(s["worker_requests_max"] for s in summary)))
     L.append("Per worker (workers that served at least half their "
              "requests), at the end of the load;")
-    L.append("load figures are the mean of the finalize and skip runs; "
-             "teardown is per exit policy.")
+    L.append("load figures are the mean over a policy's runs (one per exit "
+             "policy); teardown is per exit policy.")
     L.append("wrk is closed-loop (a fixed number of connections, each "
              "waiting for its response):")
     L.append("its latencies do not correct for coordinated omission.")

@@ -1,7 +1,7 @@
 -- wrk_mix.lua -- drive cowlab with a fixed mix of the workload's routes and
 -- stop after a fixed number of responses; print machine-readable figures.
 --
--- Usage: wrk -t T -c C -d LIMIT -s wrk_mix.lua URL -- TOTAL [PATHS]
+-- Usage: wrk -t T -c C -d LIMIT -s wrk_mix.lua URL -- TOTAL [PATHS] [T]
 --   TOTAL  responses to collect over all threads (0 = until -d runs out);
 --          thread i stops itself (wrk.thread:stop()) after its share.
 --   PATHS  comma-separated routes cycled in order

@@ -129,6 +129,9 @@ static const opt_t opts[] = {
     { .name = "sample-ms", .kind = K_UINT, .off = OFF(sample_ms),
       .imin = 10, .imax = 3600000, .meta = "N",
       .help = "sample the workers every N ms" },
+    { .name = "sample-budget", .kind = K_DOUBLE, .off = OFF(sample_budget_pct),
+      .dmin = 0, .dmax = 100, .meta = "PCT",
+      .help = "CPU share of one core sampling may use" },
     { .name = "duration", .kind = K_DOUBLE, .off = OFF(duration_s),
       .dmin = 0, .dmax = 31536000, .meta = "S",
       .help = "stop after S seconds; 0 = at a signal" },
@@ -211,6 +214,7 @@ cfg_defaults(cfg_t *c)
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
     c->pagemap_gc_fraction = 0.01;
+    c->sample_budget_pct = 1.0;
     c->max_header_bytes = 8192;
     c->max_url_bytes = 4096;
     c->max_body_bytes = 1048576;

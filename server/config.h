@@ -11,6 +11,7 @@
  *             limit_body_bytes header_timeout_ms keepalive_timeout_ms
  *             max_connections
  *   numbers   scale timeout graceful_timeout duration pagemap_gc_fraction
+ *             sample_budget
  *   booleans  freeze immortal lazy type_census quiet
  *   strings   host; workload out run_id policy_name (or null = unset)
  *   "gc": "on" | "off" (or true | false)
@@ -64,6 +65,7 @@ typedef struct cfg {
     char *policy_name;      /* --policy-name NAME (NULL: cfg_policy_label) */
     int type_census;        /* --type-census */
     double pagemap_gc_fraction; /* --pagemap-gc-fraction F in [0,1] (0.01) */
+    double sample_budget_pct;   /* --sample-budget PCT (1; 0 = no limit) */
     size_t max_header_bytes;    /* --limit-header-bytes (8192) */
     size_t max_url_bytes;       /* --limit-url-bytes (4096) */
     size_t max_body_bytes;      /* --limit-body-bytes (1048576) */

@@ -710,6 +710,13 @@ split_url(reqp_t *r)
     if (have_path) {
         poff = u.field_data[UF_PATH].off;
         plen = u.field_data[UF_PATH].len;
+        /*
+         * RFC 9112 3.2: a path is "/..." or the asterisk-form "*" alone;
+         * http_parser also takes "*" followed by anything (as "*" "/api"),
+         * which would reach the handler as a path.  Found by fuzz_http.
+         */
+        if (r->buf[poff] != '/' && !(plen == 1 && r->buf[poff] == '*'))
+            return fail(r, 400, "invalid url");
     }
     if (have_query) {
         qoff = u.field_data[UF_QUERY].off;

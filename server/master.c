@@ -251,12 +251,14 @@ write_meta(const master_t *m)
 }
 
 unsigned
-srv_sample_interval(unsigned configured_ms, double cost_ms)
+srv_sample_interval(unsigned configured_ms, double cost_ms, double budget_pct)
 {
     /* Redis's rule of thumb: a periodic probe may take 1% of its period.
      * Recomputed after every round: the configured interval, or as much
-     * longer as the last round's cost needs. */
-    double need = cost_ms * 100.0;
+     * longer as the last round's cost needs (budget 0: never longer). */
+    if (budget_pct <= 0)
+        return configured_ms;
+    double need = cost_ms * 100.0 / budget_pct;
     if (need <= (double)configured_ms)
         return configured_ms;
     return need > 600000.0 ? 600000u : (unsigned)(need + 0.5);
@@ -283,12 +285,25 @@ spawn(master_t *m, unsigned index)
         .master = getpid(), .snap = m->snap,
     };
     fflush(NULL);
+    /* Signals stay blocked across fork(): the child must not run the
+     * master's handler (its pipe is the master's) before it has its own. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
+    if (pid != 0) {
+        int saved = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
+    }
     if (pid < 0) {
         srv_slots_release(&m->slots, slot);
         return -errno;
     }
     if (pid == 0) {
+        int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP };
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
         close(sigpipe_fds[0]);
         close(sigpipe_fds[1]);
         if (m->samples)
@@ -544,23 +559,29 @@ write_runs_row(master_t *m)
         objects = atomic_load(&m->slots.slot[0].heap_objects);
     const char *wl = m->cfg->workload_path ? m->cfg->workload_path
                      : wl_spec_name(m->spec);
-    fprintf(f, "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
-            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u\n",
+    char td_ms[32] = "", td_faults[32] = "", td_copied[32] = "";
+    if (m->teardown_n) {            /* empty when no worker reported one */
+        snprintf(td_ms, sizeof td_ms, "%.3f",
+                 m->teardown_ms_sum / m->teardown_n);
+        snprintf(td_faults, sizeof td_faults, "%.0f",
+                 m->faults_teardown_sum / m->teardown_n);
+        snprintf(td_copied, sizeof td_copied, "%.0f",
+                 m->copied_teardown_sum / m->teardown_n);
+    }
+    fprintf(f, "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%s,%s,"
+            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%s,%u\n",
             m->run_id, m->policy, m->cfg->workers, objects,
             (double)m->heap_pages * (double)sysconf(_SC_PAGESIZE) / 1048576.0,
             m->build_ms, m->fork_ms, (unsigned long long)req,
             secs > 0 ? (double)req / secs : 0.0,
             m->final_n ? m->final_shared_sum / m->final_n : 0.0,
             m->final_n ? m->final_pd_sum / m->final_n : 0.0,
-            m->teardown_n ? m->teardown_ms_sum / m->teardown_n : 0.0,
-            m->teardown_n ? m->faults_teardown_sum / m->teardown_n : 0.0,
+            td_ms, td_faults,
             m->cfg->exit_policy == CFG_EXIT_SKIP ? "skip" : "finalize",
             m->cfg->scale, wl, m->cfg->gc_enabled ? "on" : "off",
             m->cfg->gc_threshold[0], m->cfg->gc_threshold[1],
             m->cfg->gc_threshold[2], m->cfg->freeze, m->cfg->immortal,
-            m->cfg->lazy, m->respawns, secs,
-            m->teardown_n ? m->copied_teardown_sum / m->teardown_n : 0.0,
-            m->sample_ms);
+            m->cfg->lazy, m->respawns, secs, td_copied, m->sample_ms);
     fclose(f);
 }
 
@@ -709,21 +730,25 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         }
         int timeout = next_sample > now
             ? (int)((next_sample - now) / 1000000u) + 1 : 0;
+        if (m.stopping)             /* no sampling now: wait for children */
+            timeout = 100;
         struct pollfd pfd = { sigpipe_fds[0], POLLIN, 0 };
         int r = poll(&pfd, 1, timeout);
         if (r > 0) {
             unsigned char buf[64];
             ssize_t k;
             while ((k = read(sigpipe_fds[0], buf, sizeof buf)) > 0) {
+                /* Stop requests first: a worker that exited because the
+                 * whole process group got SIGTERM must not be respawned. */
                 for (ssize_t i = 0; i < k; i++) {
                     switch (buf[i]) {
-                    case SIGCHLD: reap(&m); break;
                     case SIGTERM: begin_stop(&m, 0, "SIGTERM"); break;
                     case SIGINT: begin_stop(&m, 1, "SIGINT"); break;
                     case SIGQUIT: begin_stop(&m, 1, "SIGQUIT"); break;
                     case SIGHUP: if (!m.stopping) reload(&m); break;
                     }
                 }
+                reap(&m);
             }
         }
         reap(&m);
@@ -738,11 +763,13 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
                 uint64_t after = now_ns();
                 m.sample_cost_ms = (double)(cpu_ns() - cpu0) / 1e6;
                 unsigned want = srv_sample_interval(cfg->sample_ms,
-                                                    m.sample_cost_ms);
+                                                    m.sample_cost_ms,
+                                                    cfg->sample_budget_pct);
                 if (want != m.sample_ms) {
                     say(&m, "sampling took %.1f ms of CPU: interval %u -> %u ms "
-                        "(keeps the sampler under 1%% of a core)",
-                        m.sample_cost_ms, m.sample_ms, want);
+                        "(--sample-budget %g%% of a core)",
+                        m.sample_cost_ms, m.sample_ms, want,
+                        cfg->sample_budget_pct);
                     m.sample_ms = want;
                 }
                 next_sample = after + (uint64_t)m.sample_ms * 1000000u;

@@ -12,9 +12,11 @@
  * status for main(): 0 on a clean stop, 1 on a runtime failure. */
 int srv_master_run(const cfg_t *cfg, const wl_spec_t *spec);
 
-/* The sampling interval to use after a round that cost cost_ms: the
- * configured one, or longer so that sampling stays under 1% of a core. */
-unsigned srv_sample_interval(unsigned configured_ms, double cost_ms);
+/* The sampling interval to use after a round that cost cost_ms of CPU:
+ * the configured one, or longer so that sampling stays within budget_pct
+ * of a core (0: no limit). */
+unsigned srv_sample_interval(unsigned configured_ms, double cost_ms,
+                             double budget_pct);
 
 /* The samples.csv header, as ../shared/DESIGN.md fixes it. */
 extern const char srv_samples_header[];

@@ -300,9 +300,23 @@ close_cb(uv_handle_t *h)
 }
 
 static void
+block_stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+static void
 http_done(void *arg)
 {
     (void)arg;
+    /* Closing the uv signal handles restores the default actions: a
+     * second SIGTERM must not kill the worker in its exit policy. */
+    block_stop_signals();
     uv_close((uv_handle_t *)&W.sig_term, close_cb);
     uv_close((uv_handle_t *)&W.sig_int, close_cb);
     uv_close((uv_handle_t *)&W.sig_quit, close_cb);
@@ -354,6 +368,7 @@ exit_policy(void)
 {
     uint64_t t0 = now_ns();
     srv_slot_t *s = W.slot;
+    block_stop_signals();           /* the teardown runs to its end */
     publish_gc_stats();
     gc_set_callback(NULL, NULL);    /* teardown's collections are its own */
     if (W.a->cfg->exit_policy == CFG_EXIT_FINALIZE && W.heap != NULL) {
@@ -396,11 +411,17 @@ srv_worker_main(const srv_worker_args_t *a)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != a->master)
         _exit(1);                   /* the master died before prctl */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* The master forked us with every signal blocked and its handlers
+     * reset: stop signals stay blocked (pending) until the loop's own
+     * handlers are in place, the rest are unblocked now. */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGQUIT);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     atomic_store(&W.slot->pid, (int)getpid());
 
     if (a->heap == NULL) {          /* lazy: no sharing, the baseline */
@@ -456,6 +477,9 @@ srv_worker_main(const srv_worker_args_t *a)
     uv_signal_start(&W.sig_term, on_signal, SIGTERM);
     uv_signal_start(&W.sig_int, on_signal, SIGINT);
     uv_signal_start(&W.sig_quit, on_signal, SIGQUIT);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     uv_timer_init(&W.loop, &W.stop_timer);
     if (srv_http_start(&W.loop, a->listen_fd, &lim, handle, NULL,
                        &W.http) < 0)

@@ -698,7 +698,7 @@ START_TEST(config_to_json_fields)
     ck_assert(json_real_value(json_object_get(j, "scale")) == 1.0);
     ck_assert_int_eq(json_integer_value(json_object_get(j,
                      "limit_body_bytes")), 1048576);
-    ck_assert_int_eq(json_object_size(j), 32);  /* one key per setting */
+    ck_assert_int_eq(json_object_size(j), 33);  /* one key per setting */
     json_decref(j);
 }
 END_TEST

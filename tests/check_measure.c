@@ -88,11 +88,14 @@ END_TEST
 
 START_TEST(measure_sampler_keeps_to_one_percent)
 {
-    ck_assert_uint_eq(srv_sample_interval(250, 1.0), 250);
-    ck_assert_uint_eq(srv_sample_interval(250, 2.5), 250);
-    ck_assert_uint_eq(srv_sample_interval(250, 10.0), 1000);
-    ck_assert_uint_eq(srv_sample_interval(250, 0.1), 250);   /* back down */
-    ck_assert_uint_eq(srv_sample_interval(250, 1e9), 600000);
+    ck_assert_uint_eq(srv_sample_interval(250, 1.0, 1), 250);
+    ck_assert_uint_eq(srv_sample_interval(250, 2.5, 1), 250);
+    ck_assert_uint_eq(srv_sample_interval(250, 10.0, 1), 1000);
+    ck_assert_uint_eq(srv_sample_interval(250, 0.1, 1), 250); /* back down */
+    ck_assert_uint_eq(srv_sample_interval(250, 1e9, 1), 600000);
+    ck_assert_uint_eq(srv_sample_interval(250, 10.0, 5), 250);
+    ck_assert_uint_eq(srv_sample_interval(250, 20.0, 5), 400);
+    ck_assert_uint_eq(srv_sample_interval(250, 1e6, 0), 250); /* no limit */
 }
 END_TEST
 

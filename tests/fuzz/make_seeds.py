@@ -35,7 +35,7 @@ def http_seeds():
         "get-routes": "GET /api/items HTTP/1.1\r\nHost: t\r\n\r\n"
                       "GET /api/user HTTP/1.1\r\nHost: t\r\n\r\n"
                       "GET /static HTTP/1.1\r\nHost: t\r\n\r\n",
-        "query": "GET /?reads=10&hot=0.5&walk_depth=2&response_items=50 "
+        "query": "GET /?reads=10&hot=0.5&walk_depth=2&response_items=50&retain=3 "
                  "HTTP/1.1\r\nHost: t\r\n\r\n",
         "query-bad": "GET /?reads=ten&bogus=1 HTTP/1.1\r\nHost: t\r\n\r\n",
         "healthz-close": "GET /healthz HTTP/1.1\r\nHost: t\r\n"
@@ -56,8 +56,7 @@ def http_seeds():
         "expect": "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
                   "Content-Length: 3\r\n\r\nabc",
         "pipeline": G * 8,
-        "pipeline-big": ("GET /?response_items=900 HTTP/1.1\r\n"
-                         "Host: t\r\n\r\n") * 13,
+        "pipeline-big": "GET /api/items HTTP/1.1\r\nHost: t\r\n\r\n" * 12,
         "absolute": "GET http://example.com:80/healthz?x=1#frag HTTP/1.1\r\n"
                     "Host: example.com\r\n\r\n",
         "options-star": "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n",

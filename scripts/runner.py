@@ -194,6 +194,10 @@ def parse_args(argv):
     p.add_argument("--sample-ms", type=int, default=0,
                    help="server sample interval [%d; quick: %d]" %
                    (DEFAULT_SAMPLE_MS, QUICK["sample_ms"]))
+    p.add_argument("--sample-budget", type=float, default=5.0,
+                   help="share of a core (%%) the server's sampler may "
+                   "use before it lengthens --sample-ms; 0 = no limit "
+                   "[%(default)s]")
     p.add_argument("--min-share", type=float, default=0.5,
                    help="re-run a cell in which a worker served less than "
                    "this fraction of --requests [%(default)s]")
@@ -277,7 +281,8 @@ def cell_command(o, c):
             "--policies", c["policy"], "--exits", c["exit"],
             "--workers", str(c["workers"]), "--scale", fmt_scale(c["scale"]),
             "--requests", str(c["requests"]),
-            "--sample-ms", str(o.sample_ms)]
+            "--sample-ms", str(o.sample_ms),
+            "--sample-budget", "%g" % o.sample_budget]
     if o.workload:
         args += ["--workload", o.workload]
     if o.connections:
@@ -447,6 +452,7 @@ def run_cell(o, c, i, progress, paths):
                "--scale", fmt_scale(c["scale"]), "--exit", c["exit"],
                "--out", cdir, "--run-id", c["run_id"],
                "--policy-name", c["policy"], "--sample-ms", str(o.sample_ms),
+               "--sample-budget", "%g" % o.sample_budget,
                # safety bounds only: the runner stops the server itself
                "--requests", str(2 * total + 10 * conns + 1000),
                "--duration", str(int(o.load_timeout + 300))]

@@ -534,6 +534,12 @@ gc__collecting(void)
     return (size_t)G.collecting;
 }
 
+typedef struct {
+    rt_obj_t **v;
+    size_t n, cap;
+    int oom;
+} stack_of_t;
+
 static gc_head_t *
 list_of(int i)                      /* 0..2: generations, 3: permanent */
 {
@@ -550,31 +556,47 @@ gc__foreach(void (*fn)(rt_obj_t *o, void *arg), void *arg)
     }
 }
 
+static void
+collect_mortal(rt_obj_t *o, void *arg)
+{
+    stack_of_t *st = arg;
+    if (rt_is_immortal(o) || st->oom)
+        return;
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 4096;
+        rt_obj_t **v = realloc(st->v, cap * sizeof(*v));
+        if (v == NULL) {
+            st->oom = 1;
+            return;
+        }
+        st->v = v;
+        st->cap = cap;
+    }
+    st->v[st->n++] = o;
+}
+
+/* Finalization's last pass: clear every mortal tracked object.  The lists
+ * are only read to find them (no merge, no move), and every one is held
+ * by a reference while the others are cleared, so immortal objects'
+ * headers are never written: the teardown of an immortal heap leaves its
+ * pages shared.  What dies unlinks itself, as at any deallocation. */
 size_t
 gc__clear_all(void)
 {
-    gc_head_t all, kept;
-    size_t n = 0;
-    list_init(&all);
-    list_init(&kept);
-    for (int i = 0; i <= GC_NGENS; i++)
-        list_merge(list_of(i), &all);
-    while (!list_empty(&all)) {
-        gc_head_t *g = NEXT(&all);
-        rt_obj_t *o = RT_FROM_GC(g);
-        if (rt_is_immortal(o)) {    /* left for munmap, never written */
-            list_move(g, &kept);
-            continue;
-        }
-        rt_incref(o);
-        o->type->clear(o);
-        n++;
-        if (NEXT(&all) == g)
-            list_move(g, &kept);
-        rt_decref(o);
+    stack_of_t st = { NULL, 0, 0, 0 };
+    gc__foreach(collect_mortal, &st);
+    if (st.oom) {
+        free(st.v);
+        return 0;
     }
-    list_merge(&kept, &G.gens[GC_GEN_OLDEST].head);
-    return n;
+    for (size_t i = 0; i < st.n; i++)
+        rt_incref(st.v[i]);
+    for (size_t i = 0; i < st.n; i++)
+        st.v[i]->type->clear(st.v[i]);
+    for (size_t i = 0; i < st.n; i++)
+        rt_decref(st.v[i]);
+    free(st.v);
+    return st.n;
 }
 
 int

@@ -277,12 +277,14 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
     size_t d0 = h->ndeallocs;
     long collected = 0;
 
-    /* 1. Modules: empty each global dict, then drop sys.modules. */
+    /* 1. Modules: empty each global dict, then drop sys.modules.  Immortal
+     *    objects are never torn down (PEP 683): their pages stay shared. */
     if (h->modules) {
         size_t pos = 0;
         rt_obj_t *m;
         while (rt_dict_next(h->modules, &pos, NULL, &m))
-            rt_dict_clear(rt_module_dict(m));
+            if (!rt_is_immortal(rt_module_dict(m)))
+                rt_dict_clear(rt_module_dict(m));
         rt_decref(h->modules);
         h->modules = NULL;
     }

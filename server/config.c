@@ -409,11 +409,15 @@ describe(const json_t *v, char *buf, size_t len)
         snprintf(buf, len, "an array of %zu item%s", json_array_size(v),
                  json_array_size(v) == 1 ? "" : "s");
         break;
-    case JSON_STRING:
+    case JSON_STRING: {
+        char text[4 * 40 + 1];
+        int cut;
+
         s = json_string_value(v);
-        snprintf(buf, len, "the string \"%.40s%s\"", s,
-                 strlen(s) > 40 ? "..." : "");
+        cut = jpos_printable(text, sizeof text, s, 40);
+        snprintf(buf, len, "the string \"%.60s%s\"", text, cut ? "..." : "");
         break;
+    }
     case JSON_INTEGER:
         snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
@@ -470,6 +474,46 @@ load_ll(const cfg_t *c, const opt_t *o)
     case K_SIZE: return (long long)*CFIELD(c, o, size_t);
     default: return 0;
     }
+}
+
+/*
+ * Is s valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF), as jansson requires of every string?  A file name given on
+ * the command line can be any bytes; one that is not UTF-8 made
+ * cfg_to_json() return NULL (no "config" in meta.json, "{}" from
+ * --check-config).  Found by fuzz_config.
+ */
+static int
+utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        unsigned c = *p, n, cp, k;
+
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, cp = c & 0x07;
+        else
+            return 0;
+        for (k = 1; k <= n; k++) {
+            if ((p[k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+            || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
 }
 
 /* A valid string value (not unset): non-empty, allowed chars, length. */
@@ -697,6 +741,10 @@ cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
     cfg_t tmp;
     int rc;
 
+    if (!utf8_ok(path)) {               /* see utf8_ok() */
+        seterr(err, errlen, "config file name is not UTF-8");
+        return -EINVAL;
+    }
     if ((rc = read_file(path, &text, &len)) < 0) {
         seterr(err, errlen, "%s: cannot read config file: %s", path,
                strerror(-rc));
@@ -714,8 +762,11 @@ cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
     }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
+        char jtext[4 * JSON_ERROR_TEXT_LENGTH];
+
+        jpos_printable(jtext, sizeof jtext, je.text, sizeof je.text);
         seterr(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line,
-               je.column, je.text);
+               je.column, jtext);
         rc = -EINVAL;
         goto out;
     }
@@ -871,10 +922,15 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
             c->gc_threshold[k] = (long)t[k];
         return 0;
     case K_STR: case K_HOST:
-        if (*arg == '\0' && o->unset != NULL)
+        if (*arg == '\0' && o->unset != NULL) {
             arg = NULL;                 /* --out '' unsets */
-        else if (!string_ok(o, arg))
+        } else if (o->char_ok == NULL && !utf8_ok(arg)) {
+            seterr(err, errlen, "--%s: expected %s in UTF-8, got bytes "
+                   "that are not UTF-8", o->name, o->expect);
+            return -1;
+        } else if (!string_ok(o, arg)) {
             return cli_bad(o, arg, err, errlen);
+        }
         if (store_str(c, o, arg) < 0) {
             seterr(err, errlen, "out of memory");
             return -ENOMEM;

@@ -518,7 +518,7 @@ vformat(char *err, size_t errlen, const char *file, const char *text,
         size_t len, const char *path, int want_key, const char *fmt,
         va_list ap)
 {
-    char field[256];
+    char field[256], shown[4 * 256];
     size_t o;
     int line, col, w;
 
@@ -533,7 +533,8 @@ vformat(char *err, size_t errlen, const char *file, const char *text,
     o = w < 0 ? 0 : (size_t)w;
     if (o < errlen && path != NULL && *path != '\0') {
         jpos_field_name(path, field, sizeof field);
-        w = snprintf(err + o, errlen - o, "field '%s': ", field);
+        jpos_printable(shown, sizeof shown, field, sizeof field);
+        w = snprintf(err + o, errlen - o, "field '%s': ", shown);
         o += w < 0 ? 0 : (size_t)w;
     }
     if (o < errlen)
@@ -566,4 +567,38 @@ jpos_key_errorf(char *err, size_t errlen, const char *file,
     rc = vformat(err, errlen, file, text, len, path, 1, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+/*
+ * Messages quote the user's file: jansson's error text and string values
+ * can hold raw newlines and terminal escapes, which must not reach
+ * stderr as they are.  Found by fuzz_config.
+ */
+int
+jpos_printable(char *buf, size_t len, const char *s, size_t max)
+{
+    size_t i, o = 0;
+
+    for (i = 0; s[i] != '\0' && i < max; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char esc[5];
+        size_t n;
+
+        if (ch == '\n')
+            memcpy(esc, "\\n", 3);
+        else if (ch == '\t')
+            memcpy(esc, "\\t", 3);
+        else if (ch < 0x20 || ch == 0x7f)
+            snprintf(esc, sizeof esc, "\\x%02x", ch);
+        else
+            esc[0] = (char)ch, esc[1] = '\0';
+        n = strlen(esc);
+        if (o + n + 1 > len)
+            break;
+        memcpy(buf + o, esc, n);
+        o += n;
+    }
+    if (len > 0)
+        buf[o] = '\0';
+    return s[i] != '\0';
 }

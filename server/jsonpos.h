@@ -69,4 +69,12 @@ int jpos_key_errorf(char *err, size_t errlen, const char *file,
                     const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/*
+ * Copy at most max bytes of s into buf (len bytes, NUL-terminated when
+ * len > 0) with control characters escaped as \n, \t or \xHH, so that a
+ * message quoting a JSON text (jansson's error text, a string value, a
+ * key) stays one printable line.  Returns 1 if s was cut short.
+ */
+int jpos_printable(char *buf, size_t len, const char *s, size_t max);
+
 #endif /* COWLAB_JSONPOS_H */

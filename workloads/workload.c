@@ -178,10 +178,15 @@ describe(const json_t *v, char *buf, size_t len)
     case JSON_ARRAY:
         snprintf(buf, len, "an array");
         break;
-    case JSON_STRING:
+    case JSON_STRING: {
+        char text[4 * 40 + 1];
+        int cut;
+
         s = json_string_value(v);
-        snprintf(buf, len, "\"%.40s%s\"", s, strlen(s) > 40 ? "..." : "");
+        cut = jpos_printable(text, sizeof text, s, 40);   /* one line */
+        snprintf(buf, len, "\"%.70s%s\"", text, cut ? "..." : "");
         break;
+    }
     case JSON_INTEGER:
         snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
@@ -574,8 +579,12 @@ parse_text(const char *text, size_t len, const char *file, wl_spec_t **out,
 
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
+        char jtext[4 * JSON_ERROR_TEXT_LENGTH];
+
+        /* one printable line: see jpos_printable() */
+        jpos_printable(jtext, sizeof jtext, je.text, sizeof je.text);
         seterr(err, errlen, "%s:%d:%d: invalid JSON: %s", file, je.line,
-               je.column, je.text);
+               je.column, jtext);
         return -EINVAL;
     }
     if (!json_is_object(root)) {

@@ -10,7 +10,9 @@
  * ".."); --help and --version print to /dev/null.
  *
  * Oracles (abort() on violation):
- *   - an error leaves a one-line message and *c unchanged (all or nothing);
+ *   - an error leaves a message of one printable line (no control
+ *     characters, though the file may hold any) and *c unchanged (all or
+ *     nothing);
  *   - a loaded configuration is valid: cfg_to_json() of it loads back with
  *     cfg_load_file() and gives the same JSON (config.h promises both);
  *   - cfg_policy_label() stays inside buffers of every small size.
@@ -95,15 +97,19 @@ fz_dump(const cfg_t *c)
     return s;
 }
 
+/* A failure has a message of one printable line, unless the input is a
+ * command line with a control character (arguments are echoed). */
 static void
-fz_check_message(int rc, const char *err)
+fz_check_message(int rc, const char *err, int newline_ok)
 {
     if (rc >= 0)
         return;
     if (err[0] == '\0')
         fz_fail("error without a message", NULL);
-    if (strchr(err, '\n') != NULL)
-        fz_fail("multi-line error message", err);
+    if (!newline_ok)
+        for (const char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                fz_fail("control character in the error message", err);
 }
 
 /* A loaded configuration must round-trip through its own JSON. */
@@ -164,7 +170,7 @@ fz_file(const uint8_t *data, size_t size)
     before = fz_dump(&c);
     err[0] = '\0';
     rc = cfg_load_file(&c, fz_path, err, sizeof err);
-    fz_check_message(rc, err);
+    fz_check_message(rc, err, 0);
     if (rc < 0) {
         after = fz_dump(&c);
         if (strcmp(before, after) != 0 || c.config_path != NULL)
@@ -216,7 +222,10 @@ fz_argv(const uint8_t *data, size_t size)
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
-    fz_check_message(rc, err);
+    for (i = 0; i < size; i++)
+        if (data[i] != '\0' && (data[i] < 0x20 || data[i] == 0x7f))
+            break;
+    fz_check_message(rc, err, i < size);    /* arguments are echoed */
     if (rc == 0 && exit_now != 0 && exit_now != 1)
         fz_fail("exit_now not set", NULL);
     if (rc == 0 && !exit_now)

@@ -164,7 +164,7 @@ fz_handler(void *ctx, const srv_request_t *req, srv_response_t *resp)
 #define FZ_ROUTES "[" \
     "{\"path\": \"/\", \"reads\": 40, \"spread\": 0.25, \"hot\": 0.8," \
     " \"walk_depth\": 2, \"walk_width\": 4, \"temporaries\": 20," \
-    " \"cyclic_garbage\": 2, \"response_items\": 20}," \
+    " \"cyclic_garbage\": 2, \"retain_max\": 20, \"response_items\": 20}," \
     "{\"path\": \"/api/items\", \"reads\": 60, \"walk_depth\": 1," \
     " \"temporaries\": 30, \"retain\": 2, \"retain_max\": 40," \
     " \"response_items\": 100}," \
@@ -172,7 +172,8 @@ fz_handler(void *ctx, const srv_request_t *req, srv_response_t *resp)
     " \"offset\": 0.25, \"temporaries\": 10, \"cyclic_garbage\": 3," \
     " \"retain\": 1, \"retain_max\": 20, \"response_items\": 10}," \
     "{\"path\": \"/static\", \"reads\": 5, \"spread\": 0.01, \"hot\": 1.0," \
-    " \"walk_depth\": 0, \"walk_width\": 0, \"response_items\": 1}]"
+    " \"walk_depth\": 0, \"walk_width\": 0, \"retain_max\": 20," \
+    " \"response_items\": 1}]"
 
 /* The embedded webapp with FZ_ROUTES as its routes. */
 static wl_spec_t *

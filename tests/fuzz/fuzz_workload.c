@@ -7,7 +7,8 @@
  * wl_load_string() takes a C string).
  *
  * Oracles (abort() on violation):
- *   - an error leaves *out untouched and a message naming the place;
+ *   - an error leaves *out untouched and a message naming the file, on
+ *     one printable line;
  *   - a loaded spec round-trips: wl_spec_to_json() loads back and dumps
  *     to the same JSON (workload.h promises "an equal spec");
  *   - wl_spec_objects() grows with the scale (a wrapped size_t would
@@ -145,6 +146,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_fail("a failed load wrote *out", NULL);
         if (strncmp(err, "fuzz.json", 9) != 0)
             fz_fail("error message does not name the file", err);
+        for (const char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                fz_fail("control character in the error message", err);
         return 0;
     }
     if (s == NULL || s == (wl_spec_t *)0x1)

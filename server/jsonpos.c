@@ -87,8 +87,14 @@ skip_value(scan_t *s)
     if (ch == '"')
         return skip_string(s);
     if (ch != '[' && ch != '{') {
-        /* number, true, false, null: up to a delimiter */
-        while ((ch = peek(s)) != -1 && !strchr(",]} \t\r\n", ch))
+        /*
+         * number, true, false, null: up to a delimiter.  Not at a NUL:
+         * strchr() finds the terminator, and jansson takes "1\0" as 1
+         * (it drops a NUL after a number), so the scan must go on to
+         * the ',' as jansson did.  Found by fuzz_jsonpos.
+         */
+        while ((ch = peek(s)) != -1
+               && (ch == '\0' || !strchr(",]} \t\r\n", ch)))
             advance(s);
         return 0;
     }

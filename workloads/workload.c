@@ -178,15 +178,15 @@ describe(const json_t *v, char *buf, size_t len)
     case JSON_ARRAY:
         snprintf(buf, len, "an array");
         break;
-    case JSON_STRING: {
-        char text[4 * 40 + 1];
-        int cut;
-
+    case JSON_STRING:
+        /* at most 40 bytes of it, on one printable line; room for ..." */
         s = json_string_value(v);
-        cut = jpos_printable(text, sizeof text, s, 40);   /* one line */
-        snprintf(buf, len, "\"%.70s%s\"", text, cut ? "..." : "");
+        if (len > 6) {
+            buf[0] = '"';
+            strcat(buf, jpos_printable(buf + 1, len - 5, s, 40)
+                        ? "...\"" : "\"");
+        }
         break;
-    }
     case JSON_INTEGER:
         snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;

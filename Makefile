@@ -21,7 +21,7 @@ BENCH_BIN = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/b
 SERVER    = $(BUILD)/cowlab
 
 .PHONY: all test debug asan bench clean help experiment validate \
-        test-experiment small-arenas
+        test-experiment small-arenas valgrind fuzz fuzz-replay chaos
 all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
 
 bin/cowlab: $(SERVER)
@@ -66,6 +66,24 @@ small-arenas:                ## tests with the seeds' 256 KiB arenas and 4 KiB p
 
 bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build)
 	@for b in $(BENCH_BIN); do COWLAB_BIN=$(SERVER) ./$$b || exit 1; done
+	@COWLAB_BIN=$(SERVER) tests/bench/bench_server.sh
+
+VALGRIND_TESTS = check_object check_gc check_gcfaith check_mem check_workload
+valgrind: $(TEST_BIN)        ## the runtime tests under valgrind memcheck (leaks and errors fail)
+	@for t in $(VALGRIND_TESTS); do echo "valgrind: $$t"; \
+	    COWLAB_VALGRIND=1 valgrind -q --error-exitcode=1 --leak-check=full \
+	        --errors-for-leak-kinds=definite ./$(BUILD)/tests/$$t || exit 1; done
+
+FUZZ_SECONDS ?= 60
+fuzz:                        ## every libFuzzer target for FUZZ_SECONDS each (clang)
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-replay:                 ## replay seeds and kept crashers under ASan+UBSan, no libFuzzer
+	tests/fuzz/run.sh --replay
+
+CHAOS_SECONDS ?= 60
+chaos: all                   ## SIGKILL a random worker every 0.5 s under wrk load, then SIGHUP reloads
+	scripts/chaos.sh $(CHAOS_SECONDS)
 
 EXPERIMENT_ARGS ?=
 experiment:                  ## the policy matrix under wrk load into results/<timestamp>/ (as root: installs what is missing)

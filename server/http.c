@@ -28,6 +28,9 @@
                                          * request is done */
 #define LINGER_MS       2000            /* discard input after the last
                                          * response, at most this long */
+#define STOP_IDLE_MS    1000            /* after srv_http_stop(): how long
+                                         * an idle keep-alive connection
+                                         * waits for a request on its way */
 #define HEAD_MAX        512             /* our response heads */
 #define CTYPE_MAX       128
 #define MAX_URL_CAP     65535           /* http_parser_url offsets: u16 */
@@ -208,6 +211,7 @@ struct srv_http {
     size_t nconns;
     srv_http_counters_t counters;
     int stopping, server_closed, done_called;
+    uint64_t t_stop;            /* uv_now() at srv_http_stop() */
     void (*done_cb)(void *arg);
     void *done_arg;
     time_t date_sec;
@@ -1157,7 +1161,8 @@ conn_dispatch(conn_t *c)
     srv_request_t req;
     srv_response_t resp = { 200, NULL, NULL, 0, 0 };
     const char *ctype = "application/json";
-    int keep = r->keep_alive && !h->stopping;
+    int keep = r->keep_alive && !h->stopping
+               && h->lim.keepalive_timeout_ms != SRV_HTTP_KEEPALIVE_OFF;
     int status;
 
     req.method = http_method_str((enum http_method)r->hp.method);
@@ -1237,9 +1242,13 @@ conn_flushed(conn_t *c)
 
     c->wq_mark = 0;
     if (c->state == CS_CLOSING) {
-        /* No lingering once the peer sent EOF, or while stopping. */
-        if (c->eof || c->h->stopping
-            || uv_shutdown(&c->sreq, s, on_shutdown) < 0) {
+        /*
+         * No lingering once the peer sent EOF.  While stopping too: a
+         * close with unread input sends RST, which can destroy the last
+         * response before the client reads it (a failed request in a
+         * SIGHUP reload); LINGER_MS bounds the wait.
+         */
+        if (c->eof || uv_shutdown(&c->sreq, s, on_shutdown) < 0) {
             conn_close(c);
             return;
         }
@@ -1284,6 +1293,27 @@ write_stalled(conn_t *c, uint64_t now)
     return 1;
 }
 
+/*
+ * When an idle open connection is closed: keepalive_timeout_ms after its
+ * last response (header_timeout_ms for a first request when keep-alive
+ * is off); once stopping, at most STOP_IDLE_MS after srv_http_stop(), so
+ * that a request already on its way is still answered (with "Connection:
+ * close") instead of meeting a closed socket.
+ */
+static uint64_t
+idle_deadline(const conn_t *c)
+{
+    const srv_http_t *h = c->h;
+    uint64_t d = c->t_idle + (h->lim.keepalive_timeout_ms
+                              == SRV_HTTP_KEEPALIVE_OFF
+                              ? h->lim.header_timeout_ms
+                              : h->lim.keepalive_timeout_ms);
+
+    if (h->stopping)
+        d = SMALLER(d, h->t_stop + STOP_IDLE_MS);
+    return d;
+}
+
 static void
 on_timer(uv_timer_t *t)
 {
@@ -1317,7 +1347,7 @@ on_timer(uv_timer_t *t)
                 break;
             }
         } else if (!c->rp.started && c->wq_reqs == 0
-                   && now >= c->t_idle + l->keepalive_timeout_ms) {
+                   && now >= idle_deadline(c)) {
             conn_close(c);
             return;
         }
@@ -1330,7 +1360,7 @@ on_timer(uv_timer_t *t)
 
 /*
  * Arm the timer for the nearest deadline of the current state:
- *   open, idle:            t_idle + keepalive_timeout_ms (close quietly)
+ *   open, idle:            idle_deadline() (close quietly)
  *   open, in a head:       t_req_start + header_timeout_ms (408)
  *   open, in a body:       t_last_read + header_timeout_ms (408)
  *   writes queued:         t_write_progress + write_timeout_ms (close)
@@ -1356,7 +1386,7 @@ conn_timer_update(conn_t *c)
             d = SMALLER(d, (c->rp.headers_done ? c->t_last_read
                             : c->t_req_start) + l->header_timeout_ms);
         else if (!c->rp.started && c->wq_reqs == 0)
-            d = c->t_idle + l->keepalive_timeout_ms;
+            d = idle_deadline(c);
         break;
     default:
         return;
@@ -1613,6 +1643,7 @@ srv_http_stop(srv_http_t *h, void (*done_cb)(void *arg), void *arg)
     if (h == NULL || h->stopping)
         return;
     h->stopping = 1;
+    h->t_stop = uv_now(h->loop);
     h->done_cb = done_cb;
     h->done_arg = arg;
     uv_close((uv_handle_t *)&h->server, on_server_close);
@@ -1621,10 +1652,14 @@ srv_http_stop(srv_http_t *h, void (*done_cb)(void *arg), void *arg)
         if (c->state == CS_LINGER) {
             conn_close(c);
         } else if (c->state == CS_OPEN && !c->rp.started) {
-            if (c->wq_reqs == 0)
-                conn_close(c);          /* idle */
-            else
-                c->state = CS_CLOSING;  /* close once flushed */
+            /*
+             * Idle (or its last response still being written): closing
+             * it now lost any request the client had already sent, which
+             * was every SIGHUP reload's share of failed requests under
+             * load.  It gets STOP_IDLE_MS (idle_deadline()) for one more
+             * request, answered with "Connection: close".
+             */
+            conn_timer_update(c);
         }
         /* Mid-request: its response says "Connection: close". */
     }

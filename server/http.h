@@ -8,6 +8,7 @@
 #ifndef SRV_HTTP_H
 #define SRV_HTTP_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -23,7 +24,9 @@ typedef struct srv_http_limits {
     unsigned header_timeout_ms;    /* whole head from its first byte, and
                                     * any gap inside a body: 408, close;
                                     * default 10000 */
-    unsigned keepalive_timeout_ms; /* idle connection closed; default 5000 */
+    unsigned keepalive_timeout_ms; /* idle connection closed; default 5000;
+                                    * SRV_HTTP_KEEPALIVE_OFF: close after
+                                    * every response */
     unsigned max_connections;      /* per worker; beyond: 503, close;
                                     * default 1000 */
     unsigned write_timeout_ms;     /* queued response makes no progress:
@@ -31,6 +34,9 @@ typedef struct srv_http_limits {
     size_t max_write_queue_bytes;  /* unsent response bytes above which the
                                     * connection stops reading; 256 KiB */
 } srv_http_limits_t;
+
+/* keepalive_timeout_ms value for "no keep-alive" (0 means the default). */
+#define SRV_HTTP_KEEPALIVE_OFF UINT_MAX
 
 /* Fill *l with the defaults listed above. */
 void
@@ -80,10 +86,11 @@ srv_http_start(uv_loop_t *loop, int listen_fd, const srv_http_limits_t *lim,
                srv_handler_fn fn, void *ctx, srv_http_t **out);
 
 /*
- * Graceful stop: stop accepting, close idle connections now and busy ones
- * after their response (sent with "Connection: close"); then call done_cb
- * (may be NULL) from the loop once every handle is closed.  Calling it again
- * does nothing.
+ * Graceful stop: stop accepting; busy connections close after their
+ * response (sent with "Connection: close"), idle ones after one more
+ * request that was already on its way (answered the same way) or after
+ * at most 1 s without one; then call done_cb (may be NULL) from the loop
+ * once every handle is closed.  Calling it again does nothing.
  */
 void
 srv_http_stop(srv_http_t *h, void (*done_cb)(void *arg), void *arg);

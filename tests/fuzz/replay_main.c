@@ -107,7 +107,8 @@ replay_path(const char *path)
         snprintf(names[n++], len, "%s/%s", path, e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);   /* a stable order */
+    if (n > 0)
+        qsort(names, n, sizeof *names, cmp_str);   /* a stable order */
     for (i = 0; i < n; i++) {
         if (rc == 0 && stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
             rc = replay_file(names[i]);

@@ -17,8 +17,9 @@
 #     workers (kills x connections / workers x 2, a loose bound: wrk has
 #     one request in flight per connection).
 # Phase 2 (max(5, SECONDS / 4) s): a fresh cowlab -w 4; wrk as above;
-# SIGHUP every second.  Checks: every reload replaced all workers, and
-# zero failed requests (socket errors + non-2xx).
+# a SIGHUP, then the next once all workers are new (and 0.5 s of load).
+# Checks: every reload replaced all workers, and zero failed requests
+# (socket errors + non-2xx).
 #
 # Prints each check as "ok - ..." / "not ok - ...", the figures, and a
 # last line "N passed, N failed"; exits 1 if any check failed.
@@ -111,7 +112,8 @@ stop_server() {
     MASTER=""
 }
 
-# wrk_figure FILE NAME: socket error count NAME (connect/read/write/timeout)
+# wrk figures from its summary: socket errors (connect + read + write +
+# timeout), non-2xx responses, requests completed
 wrk_errors() {
     awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10; f = 1 }
          END { if (!f) print 0 }' "$1"
@@ -167,7 +169,10 @@ while [ "$SECONDS" -lt "$END" ] && kill -0 "$WRK" 2>/dev/null; do
     sleep 0.5
 done
 wait "$WRK"
-sleep 0.5                       # let the last respawn happen
+for i in $(seq 1 100); do       # let the last respawn happen (5 s at most)
+    [ "$(workers | wc -w)" -eq "$WORKERS" ] && break
+    sleep 0.05
+done
 kill -0 "$MASTER" 2>/dev/null || MASTER_DIED=1
 check "master alive through $KILLS kills" "$MASTER_DIED"
 ALIVE=$(workers | wc -w)
@@ -179,8 +184,10 @@ RESPAWNS=$(csv_col "$OUT/run/runs.csv" respawns 2>/dev/null)
 RESPAWNS=${RESPAWNS:-missing}
 [ "$RESPAWNS" = "$KILLS" ]; check "every killed worker respawned" $? \
     "respawns $RESPAWNS, kills $KILLS"
+ROWS=$(csv_rows "$OUT/run/samples.csv" 2>/dev/null)
+TORN=$(csv_torn "$OUT/run/samples.csv" 2>/dev/null)
 csv_ok "$OUT/run/samples.csv"; check "samples.csv parseable, no torn rows" $? \
-    "$(csv_rows "$OUT/run/samples.csv" 2>/dev/null) rows, $(csv_torn "$OUT/run/samples.csv" 2>/dev/null) torn"
+    "${ROWS:-0} rows, ${TORN:-?} torn"
 csv_ok "$OUT/run/runs.csv"; check "runs.csv parseable" $?
 
 REQS=$(wrk_requests "$OUT/wrk-chaos.txt")
@@ -207,14 +214,21 @@ sleep 1
 while [ "$SECONDS" -lt "$END" ] && kill -0 "$WRK" 2>/dev/null; do
     before=" $(workers | tr '\n' ' ')"
     kill -HUP "$MASTER" 2>/dev/null && RELOADS=$((RELOADS + 1))
-    sleep 1
-    after=" $(workers | tr '\n' ' ')"
-    same=0
-    for p in $after; do
-        case "$before" in *" $p "*) same=1 ;; esac
+    # replaced: WORKERS children, none of them from before (old ones
+    # drain first: up to 1 s idle, then their last responses); 5 s at most
+    for i in $(seq 1 100); do
+        sleep 0.05
+        after=" $(workers | tr '\n' ' ')"
+        same=0
+        for p in $after; do
+            case "$before" in *" $p "*) same=1 ;; esac
+        done
+        if [ "$same" -eq 0 ] && [ "$(echo $after | wc -w)" -eq "$WORKERS" ]; then
+            REPLACED=$((REPLACED + 1))
+            break
+        fi
     done
-    [ "$same" -eq 0 ] && [ "$(echo $after | wc -w)" -eq "$WORKERS" ] \
-        && REPLACED=$((REPLACED + 1))
+    sleep 0.5                   # load on the new workers between reloads
 done
 wait "$WRK"
 stop_server
@@ -229,7 +243,7 @@ RNON2XX=$(wrk_non2xx "$OUT/wrk-reload.txt")
 
 echo "chaos figures: duration ${DURATION}s kills $KILLS respawns $RESPAWNS" \
      "requests ${REQS:-0} socket_errors $ERRS non2xx $NON2XX" \
-     "torn_rows $(csv_torn "$OUT/run/samples.csv" 2>/dev/null)" \
+     "rows ${ROWS:-0} torn_rows ${TORN:-?}" \
      "| reload ${RDUR}s reloads $RELOADS requests ${RREQS:-0}" \
      "failed $((RERRS + RNON2XX))"
 echo "$PASS passed, $FAIL failed"

@@ -1072,7 +1072,7 @@ START_TEST(hardening_bad_config_exits_2)
 }
 END_TEST
 
-/* ---- chaos ---------------------------------------------------------------- */
+/* ---- chaos ------------------------------------------------------------ */
 
 /* scripts/chaos.sh 5: kills under wrk load, then a SIGHUP reload under
  * load with zero failed requests.  Skipped without wrk or the script. */

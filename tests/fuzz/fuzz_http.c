@@ -233,7 +233,8 @@ fz_init(void)
     fz_start_server();
     fz_heap = rt_heap_new();
     spec = fz_spec();
-    if (fz_heap == NULL || wl_build(fz_heap, spec, FZ_SCALE, 42, &fz_app, NULL) < 0)
+    if (fz_heap == NULL
+        || wl_build(fz_heap, spec, FZ_SCALE, 42, &fz_app, NULL) < 0)
         fz_fail("cannot build the workload heap");
     wl_spec_free(spec);
 }

@@ -48,7 +48,8 @@ TARGETS=${FUZZ_TARGETS:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||' 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 PKG_CFLAGS=$(pkg-config --cflags libuv jansson)
 LIBS="$(pkg-config --libs libuv jansson) -lhttp_parser -lm"
-CPPFLAGS="-D_GNU_SOURCE -Iruntime -Iserver -Iworkloads -DRT_BUILD_CORE -DRT_DEBUG -DRT_MALLOC_BYPASS"
+CPPFLAGS="-D_GNU_SOURCE -Iruntime -Iserver -Iworkloads -DRT_BUILD_CORE"
+CPPFLAGS="$CPPFLAGS -DRT_DEBUG -DRT_MALLOC_BYPASS"
 # The project's warnings, without -Werror: a warning clang has and gcc
 # lacks must not stop a fuzzing run.
 WARN="-Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wstrict-prototypes -Wmissing-prototypes"

@@ -11,7 +11,8 @@
  *              /healthz.  One server for the whole matrix.
  *   conn       pipelining, clients that close mid-request, a client that
  *              never reads, reads resumed after write back-pressure,
- *              slowloris (408), idle keep-alive close.
+ *              slowloris (408), idle keep-alive close, a request on an
+ *              idle connection during a SIGHUP reload.
  *   faults     --timeout kills a stuck worker and respawns it; SIGKILL of
  *              a worker under requests; unwritable --out exits 2.
  *   config     bad config files and bad flags: exit 2 with a message that
@@ -820,6 +821,39 @@ START_TEST(hardening_idle_closed)
 }
 END_TEST
 
+/*
+ * Regression (SIGHUP reload under load lost requests): the old worker
+ * closed its idle keep-alive connections at once, so a request a client
+ * had just sent on one met a closed socket.  Now an idle connection gets
+ * up to 1 s for one more request, answered with "Connection: close".
+ */
+START_TEST(hardening_reload_answers_idle_connection)
+{
+    const char *args[] = { "-w", "1", NULL };
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    char body[256], buf[256];
+    const char *p;
+    pid_t w;
+    int fd;
+
+    start(args);
+    w = only_worker();
+    fd = connect_port(S.port, 0);
+    send_str(fd, req);
+    ck_assert_int_eq(read_response(fd, body, sizeof body), 200);
+    kill(S.pid, SIGHUP);                /* the worker is told to stop */
+    sleep_ms(250);
+    send_str(fd, req);                  /* on the now idle connection */
+    ck_assert_int_eq(read_response(fd, body, sizeof body), 200);
+    p = strstr(body, "\"pid\":");
+    ck_assert_msg(p != NULL && atoi(p + 6) == w, "answered by %s", body);
+    ck_assert_uint_eq(read_all(fd, buf, sizeof buf, 3000), 0);  /* closed */
+    close(fd);
+    rfd = -1;
+    ck_assert_msg(healthz_pid(S.port) > 0, "no worker after the reload");
+}
+END_TEST
+
 /* ---- faults -------------------------------------------------------------- */
 
 /* --timeout 1: a worker stuck 3 s in /sleep is killed (its client sees
@@ -1178,6 +1212,7 @@ main(void)
     tcase_add_test(tc, hardening_reads_resume_after_backpressure);
     tcase_add_test(tc, hardening_slowloris_408);
     tcase_add_test(tc, hardening_idle_closed);
+    tcase_add_test(tc, hardening_reload_answers_idle_connection);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(tf, setup, teardown);

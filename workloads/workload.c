@@ -649,67 +649,6 @@ out:
 
 /* ---- loading ---------------------------------------------------------- */
 
-/* Read a whole file into a new NUL-terminated buffer. */
-static int
-read_file(const char *path, char **out, size_t *outlen)
-{
-    struct stat st;
-    char *buf = NULL, *nbuf;
-    size_t len = 0, cap = 0;
-    ssize_t r;
-    int fd, rc;
-
-    do
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto error;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        rc = -EISDIR;
-        goto error;
-    }
-    for (;;) {
-        if (len + 1 >= cap) {
-            cap = cap ? cap * 2 : (size_t)st.st_size + 4096;
-            if (cap > MAX_FILE_BYTES + 4096)
-                cap = MAX_FILE_BYTES + 4096;
-            if (len + 1 >= cap) {
-                rc = -EFBIG;
-                goto error;
-            }
-            if ((nbuf = realloc(buf, cap)) == NULL) {
-                rc = -ENOMEM;
-                goto error;
-            }
-            buf = nbuf;
-        }
-        r = read(fd, buf + len, cap - len - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            goto error;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
-    return 0;
-
-error:
-    free(buf);
-    close(fd);
-    return rc;
-}
-
 int
 wl_load_file(const char *path, wl_spec_t **out, char *err, size_t errlen)
 {
@@ -717,7 +656,7 @@ wl_load_file(const char *path, wl_spec_t **out, char *err, size_t errlen)
     size_t len = 0;
     int rc;
 
-    if ((rc = read_file(path, &text, &len)) < 0) {
+    if ((rc = jpos_read_file(path, MAX_FILE_BYTES, &text, &len)) < 0) {
         seterr(err, errlen, "%s: cannot read workload file: %s", path,
                strerror(-rc));
         return rc;

@@ -80,7 +80,8 @@ fz_set_file(int fd, const void *p, size_t n)
 }
 
 /* The configuration as compact sorted JSON, without "config" (the file
- * it came from), for comparisons.  Malloc'd. */
+ * it came from) and "check_config" (a command-line action: a file's
+ * value is ignored, config.h), for comparisons.  Malloc'd. */
 static char *
 fz_dump(const cfg_t *c)
 {
@@ -90,6 +91,7 @@ fz_dump(const cfg_t *c)
     if (j == NULL)
         fz_fail("cfg_to_json returned NULL", NULL);
     json_object_del(j, "config");
+    json_object_del(j, "check_config");
     s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
     if (s == NULL)

@@ -14,7 +14,8 @@
  *   - wl_spec_objects() grows with the scale (a wrapped size_t would
  *     not);
  *   - when the spec is small at scale 0.001 (at most FZ_BUILD_MAX
- *     objects), wl_build() on a fresh heap adds exactly
+ *     objects, and FZ_BUILD_BYTES of code blobs at most), wl_build() on a
+ *     fresh heap adds exactly
  *     wl_spec_objects() objects, the collector's heap check passes, and
  *     every route whose knobs are small answers 200 with valid JSON and
  *     leaves the object count as the route's knobs say (no leak).
@@ -35,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FZ_BUILD_SCALE  0.001
 #define FZ_BUILD_MAX    20000   /* objects: build only specs this small */
+#define FZ_BUILD_BYTES  ((size_t)64 << 20)      /* and objects x code_bytes */
 #define FZ_KNOB_MAX     2000    /* per-request counts worth running */
 
 static _Noreturn void
@@ -80,7 +82,11 @@ fz_build_and_serve(const wl_spec_t *s)
     size_t want = wl_spec_objects(s, FZ_BUILD_SCALE), before, i;
     char msg[256];
 
-    if (want > FZ_BUILD_MAX)
+    /* code_bytes is a shape, not scaled: 80 functions of 1 MiB each are
+     * a few objects but 80 MiB.  (The loader has no such limit: a typo
+     * in code_bytes makes the master allocate until it fails.) */
+    if (want > FZ_BUILD_MAX
+        || want * (size_t)(s->heap.code_bytes + 64) > FZ_BUILD_BYTES)
         return;
     heap = rt_heap_new();
     if (heap == NULL)

@@ -2,7 +2,7 @@
 WARN      = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
             -Wstrict-prototypes -Wmissing-prototypes
 PKGS      = libuv jansson
-CPPFLAGS += -D_GNU_SOURCE -Iruntime -Iserver -Iworkloads -MMD -MP
+CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) $(shell pkg-config --cflags $(PKGS))
 LIBS      = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
@@ -10,17 +10,36 @@ CHECK_LIBS = $(shell pkg-config --libs check)
 SAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 BUILD    ?= build/release
 CC       ?= cc
+GEN       = $(BUILD)/gen
+
+# Layers (README "The source, layer by layer"): each folder sees only its
+# own headers and those of the layers below it, so an include that goes
+# the wrong way does not compile.  RT_BUILD_CORE, which opens the
+# runtime's internal headers, is defined for runtime/ and for the
+# white-box tests that check its invariants.
+LAYERS        = runtime common workloads measure server
+INC_runtime   = -Iruntime -DRT_BUILD_CORE
+INC_common    = -Icommon
+INC_workloads = -Iworkloads -Iruntime -Icommon -I$(GEN)
+INC_measure   = -Imeasure -Iruntime -Icommon
+INC_server    = -Iserver -Iworkloads -Imeasure -Iruntime -Icommon
+INC_tests     = $(INC_server) -Itests
+WHITEBOX      = check_gc check_gcfaith
 
 RT_SRC    = $(wildcard runtime/*.c)
-SRV_SRC   = $(filter-out server/main.c,$(wildcard server/*.c))
+CM_SRC    = $(wildcard common/*.c)
 WL_SRC    = $(wildcard workloads/*.c)
-LIB_OBJ   = $(patsubst %.c,$(BUILD)/%.o,$(RT_SRC) $(SRV_SRC) $(WL_SRC))
+MS_SRC    = $(wildcard measure/*.c)
+SRV_SRC   = $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_OBJ   = $(patsubst %.c,$(BUILD)/%.o,$(RT_SRC) $(CM_SRC) $(WL_SRC) $(MS_SRC) $(SRV_SRC))
 LIB       = $(BUILD)/libcowlab.a
+TEST_SUPPORT = $(wildcard tests/support.c)
 TEST_BIN  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
 BENCH_BIN = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
 SERVER    = $(BUILD)/cowlab
+EMBEDDED  = $(GEN)/wl_embedded.h
 
-.PHONY: all test debug asan bench clean help experiment validate \
+.PHONY: all layers test debug asan bench clean help experiment validate \
         test-experiment small-arenas valgrind fuzz fuzz-replay chaos
 all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
 
@@ -30,7 +49,13 @@ bin/cowlab: $(SERVER)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DRT_BUILD_CORE $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(INC_$(firstword $(subst /, ,$*))) $(ALL_CFLAGS) -c $< -o $@
+
+# The embedded workloads: every workloads/*.json compiled in (xxd -i).
+$(EMBEDDED): $(wildcard workloads/*.json) scripts/embed_workloads.sh
+	@mkdir -p $(dir $@)
+	scripts/embed_workloads.sh $@ $(sort $(wildcard workloads/*.json))
+$(BUILD)/workloads/workload.o: $(EMBEDDED)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -39,16 +64,22 @@ $(LIB): $(LIB_OBJ)
 $(SERVER): $(BUILD)/server/main.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ $(LIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(LIB) $(SERVER)
+TEST_FLAGS = $(INC_tests) $(if $(filter $(notdir $@),$(WHITEBOX)),-DRT_BUILD_CORE)
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(LIB) $(SERVER)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DRT_BUILD_CORE $(ALL_CFLAGS) $(LDFLAGS) $< $(LIB) \
-	    $(LIBS) $(CHECK_LIBS) -o $@
+	$(CC) $(CPPFLAGS) $(TEST_FLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< \
+	    $(TEST_SUPPORT) $(LIB) $(LIBS) $(CHECK_LIBS) -o $@
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DRT_BUILD_CORE $(ALL_CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
+	$(CC) $(CPPFLAGS) $(INC_tests) $(ALL_CFLAGS) $(LDFLAGS) $< $(LIB) $(LIBS) -o $@
 
-test: $(TEST_BIN)            ## one program per tests/check_*.c, then the runner; stop at the first failure
+layers:                      ## check that no source reaches another layer by a relative include
+	@bad=$$(grep -n '^#include "[^"]*/' $(foreach l,$(LAYERS),$(l)/*.[ch]) || true); \
+	if [ -n "$$bad" ]; then echo "includes by path cross the layers' include rules:"; \
+	    echo "$$bad"; exit 1; fi
+
+test: layers $(TEST_BIN)     ## one program per tests/check_*.c, then the runner; stop at the first failure
 	@for t in $(TEST_BIN); do \
 	    COWLAB_BIN=$(SERVER) COWLAB_BUILD=$(BUILD) ./$$t || exit 1; done
 	@if [ "$(BUILD)" = build/release ]; then \

@@ -12,19 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base.h"
 #include "object.h"
 #include "gc.h"
-
-/* Abort with the failed expression; used by RT_ASSERT. */
-_Noreturn void rt_assert_fail(const char *expr, const char *file, int line);
-#ifdef RT_DEBUG
-#define RT_ASSERT(c) ((c) ? (void)0 : rt_assert_fail(#c, __FILE__, __LINE__))
-#else
-#define RT_ASSERT(c) ((void)0)
-#endif
-
-/* The system page size, cached. */
-size_t rt__page_size(void);
 
 /*
  * gc_head_t: two links before every GC-able object (CPython's PyGC_Head).

@@ -34,7 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "base.h"
 
 /* ---- pools ------------------------------------------------------------ */
 

@@ -10,28 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "mem.h"
 
 rt_heap_t *rt__heap;
-
-_Noreturn void
-rt_assert_fail(const char *expr, const char *file, int line)
-{
-    fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, expr);
-    abort();
-}
-
-size_t
-rt__page_size(void)
-{
-    static size_t pg;
-    if (pg == 0)
-        pg = (size_t)sysconf(_SC_PAGESIZE);
-    return pg;
-}
 
 /* ---- object memory ----------------------------------------------------
  * Under RT_MALLOC_BYPASS every object is a malloc() block, so the

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../server/config.h"
-#include "../server/jsonpos.h"
+#include "config.h"
+#include "jsonpos.h"
 
 #define FIX "tests/fixtures/config/"
 

@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "../server/http.h"
+#include "http.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>

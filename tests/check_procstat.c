@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../server/procstat.h"
+#include "procstat.h"
 
 #ifndef FIXTURE_DIR
 #define FIXTURE_DIR "tests/fixtures/procstat"

@@ -76,7 +76,7 @@ START_TEST(workload_embedded_matches_file)
     ck_assert_msg(file != NULL, "workloads/webapp.json: %s", je.text);
     ck_assert_ptr_nonnull(embedded);
     ck_assert_msg(json_equal(file, embedded), "workloads/webapp.json and "
-                  "workloads/webapp_default.h differ: regenerate the header");
+                  "the embedded copy differ: rebuild");
     /* And both parse to the same spec. */
     ck_assert_int_eq(wl_load_file("workloads/webapp.json", &fs, err,
                                   sizeof err), 0);

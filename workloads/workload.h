@@ -66,7 +66,9 @@
 typedef struct wl_spec wl_spec_t;       /* parsed, validated workload */
 
 /* Load a workload file; on error *out is untouched and err says why
- * (-ENOENT etc. for an unreadable file, -EINVAL for a bad one). */
+ * (-ENOENT etc. for an unreadable file, -EINVAL for a bad one).  A path
+ * that names no file but an embedded workload ("webapp",
+ * "webapp-stateful": every workloads/NAME.json, compiled in) loads that. */
 int wl_load_file(const char *path, wl_spec_t **out, char *err,
                  size_t errlen);
 /* The same from a NUL-terminated JSON text; `name` stands for the file in
@@ -77,6 +79,8 @@ int wl_load_string(const char *json, const char *name, wl_spec_t **out,
 int wl_load_default(wl_spec_t **out, char *err, size_t errlen);
 /* The embedded default's JSON text (static storage). */
 const char *wl_default_json(void);
+/* The JSON text of the embedded workload called name, or NULL. */
+const char *wl_embedded_json(const char *name);
 void wl_spec_free(wl_spec_t *s);
 /* Every key with its resolved value (defaults filled in), for meta.json;
  * loading its dump gives an equal spec.  NULL when out of memory. */

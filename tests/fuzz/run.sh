@@ -24,7 +24,8 @@
 #   $FUZZ_BUILD/corpus/<target>/      what the fuzzer found (not checked in;
 #                                     kept between runs, so runs add up)
 #
-# The build compiles the runtime, server and workload sources with
+# The build compiles the sources of every layer (runtime, common,
+# workloads, measure, server) with
 # -fsanitize=fuzzer-no-link,address,undefined, -DRT_DEBUG (assertions) and
 # -DRT_MALLOC_BYPASS (objects from malloc, so ASan sees each block), as the
 # asan target does.  Exit status: 0 if nothing was found, 1 otherwise.
@@ -48,7 +49,8 @@ TARGETS=${FUZZ_TARGETS:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||' 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 PKG_CFLAGS=$(pkg-config --cflags libuv jansson)
 LIBS="$(pkg-config --libs libuv jansson) -lhttp_parser -lm"
-CPPFLAGS="-D_GNU_SOURCE -Iruntime -Iserver -Iworkloads -DRT_BUILD_CORE"
+SRC_DIRS="runtime common workloads measure server"
+CPPFLAGS="-D_GNU_SOURCE -Iruntime -Icommon -Iworkloads -Imeasure -Iserver -I$B/gen -DRT_BUILD_CORE"
 CPPFLAGS="$CPPFLAGS -DRT_DEBUG -DRT_MALLOC_BYPASS"
 # The project's warnings, without -Werror: a warning clang has and gcc
 # lacks must not stop a fuzzing run.
@@ -63,12 +65,13 @@ command -v "$CLANG" >/dev/null || { echo "fuzz: $CLANG not found" >&2; exit 2; }
 # Library: every source but main.c, instrumented for coverage.
 build_lib() {
     local lib=$B/libcowlab_fuzz.a objs=() src obj
-    mkdir -p "$B/obj"
-    for src in runtime/*.c server/*.c workloads/*.c; do
+    mkdir -p "$B/obj" "$B/gen"
+    scripts/embed_workloads.sh "$B/gen/wl_embedded.h" workloads/*.json
+    for src in $(for d in $SRC_DIRS; do echo $d/*.c; done); do
         [ "$src" = server/main.c ] && continue
         obj=$B/obj/${src//\//_}.o
         if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ] \
-           || [ -n "$(find runtime server workloads -name '*.h' -newer "$obj" -print -quit)" ]; then
+           || [ -n "$(find $SRC_DIRS "$B/gen" -name '*.h' -newer "$obj" -print -quit)" ]; then
             $CLANG $CPPFLAGS $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
         fi
         objs+=("$obj")

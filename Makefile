@@ -40,7 +40,8 @@ SERVER    = $(BUILD)/cowlab
 EMBEDDED  = $(GEN)/wl_embedded.h
 
 .PHONY: all layers test debug asan bench clean help experiment validate \
-        test-experiment small-arenas valgrind fuzz fuzz-replay chaos
+        test-experiment small-arenas valgrind fuzz fuzz-replay chaos \
+        readme-columns
 all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
 
 bin/cowlab: $(SERVER)
@@ -125,6 +126,9 @@ validate:                    ## the same experiment with CPython itself, side by
 
 test-experiment: $(SERVER)   ## the experiment runner end to end in --quick mode (~15 s)
 	COWLAB_BIN=$(SERVER) scripts/test_experiment.sh
+
+readme-columns: $(SERVER)    ## rewrite the README's CSV column tables from the server's tables
+	scripts/readme_columns.sh $(SERVER) README.md
 
 clean:                       ## remove every build output
 	rm -rf build bin

@@ -1221,6 +1221,8 @@ cfg_print_help(FILE *f)
     }
     fprintf(f, "  %-30s%s\n", "-h, --help", "show this help and exit");
     fprintf(f, "  %-30s%s\n", "-V, --version", "print the version and exit");
+    fprintf(f, "  %-30s%s\n", "--print-columns FILE",
+            "a CSV's columns (samples|runs|types), exit");
     fprintf(f,
         "\n"
         "Boolean flags have a --no-FLAG form (e.g. --no-freeze) to undo a\n"

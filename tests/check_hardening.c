@@ -1220,6 +1220,7 @@ main(void)
     tcase_add_test(tf, hardening_request_timeout_kills_worker);
     tcase_add_test(tf, hardening_kill_workers_under_requests);
     tcase_add_test(tf, hardening_unwritable_out_exits_2);
+    tcase_add_test(tf, hardening_disk_full_out_exits_2);
     suite_add_tcase(s, tf);
 
     tcase_add_checked_fixture(tg, setup, teardown);
@@ -1238,7 +1239,6 @@ main(void)
 
         tcase_add_checked_fixture(tp, setup, teardown);
         tcase_set_timeout(tp, 60);
-        tcase_add_test(tp, hardening_disk_full_out_exits_2);
         tcase_add_test(tp, hardening_keepalive_off_closes);
         suite_add_tcase(s, tp);
     }

@@ -1,9 +1,12 @@
-/* check_measure.c -- tests for the measurement layer: the CSV headers are
- * the documented schema, a SIGKILLed master leaves whole rows, copies by
- * cause add up to the independently sampled count, teardown copies, the
- * type census, and the sampler's self-limiting interval. */
+/* check_measure.c -- tests for the measurement layer: the column tables
+ * are the README's and keep their names and number formats, free text is
+ * quoted (RFC 4180), a sampling round is one write(), a SIGKILLed master
+ * leaves whole rows, copies by cause add up to the independently sampled
+ * count, teardown copies, the type census, and the sampler's
+ * self-limiting interval. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +23,8 @@
 #include <arpa/inet.h>
 
 #include "census.h"
-#include "master.h"
+#include "output.h"
+#include "sampler.h"
 
 static const char *bin;
 static pid_t srv = -1;
@@ -36,66 +41,350 @@ sleep_ms(long ms)
 
 /* ---- documented schema -------------------------------------------------- */
 
-/* The column names of the README table after `marker`, comma-joined. */
-static void
-readme_columns(const char *marker, char *out, size_t cap)
+/* b's text as a malloc'd string; b is freed. */
+static char *
+take(ms_buf_t *b)
+{
+    ck_assert(!b->oom);
+    char *s = strdup(b->p ? b->p : "");
+    ck_assert_ptr_nonnull(s);
+    ms_buf_free(b);
+    return s;
+}
+
+/* The lines of README.md between `marker` and the next "<!-- end -->",
+ * malloc'd. */
+static char *
+readme_block(const char *marker)
 {
     FILE *f = fopen("README.md", "r");
     ck_assert_msg(f != NULL, "README.md not found (run from the repo root)");
-    char line[1024];
-    int in = 0;
-    out[0] = '\0';
+    ms_buf_t b;
+    ms_buf_init(&b);
+    ms_buf_puts(&b, "");
+    char line[4096];
+    int in = 0, found = 0;
     while (fgets(line, sizeof line, f)) {
-        if (strstr(line, marker)) {
-            in = 1;
+        if (!in && strncmp(line, marker, strlen(marker)) == 0
+            && line[strlen(marker)] == '\n') {
+            in = found = 1;
             continue;
         }
-        if (!in)
-            continue;
-        if (strstr(line, "<!-- end -->"))
+        if (in && strcmp(line, "<!-- end -->\n") == 0)
             break;
-        if (strncmp(line, "| ", 2) != 0 || strncmp(line, "| column", 8) == 0)
-            continue;
-        char name[128];
-        if (sscanf(line, "| %127[a-z0-9_] |", name) == 1) {
-            if (out[0])
-                strncat(out, ",", cap - strlen(out) - 1);
-            strncat(out, name, cap - strlen(out) - 1);
-        }
+        if (in)
+            ms_buf_puts(&b, line);
     }
     fclose(f);
+    ck_assert_msg(found, "README.md has no %s", marker);
+    return take(&b);
 }
 
-START_TEST(measure_headers_are_the_documented_schema)
+START_TEST(measure_readme_tables_are_the_column_tables)
 {
-    char cols[4096];
-    readme_columns("<!-- samples.csv columns -->", cols, sizeof cols);
-    ck_assert_str_eq(cols, srv_samples_header);
-    readme_columns("<!-- runs.csv columns -->", cols, sizeof cols);
-    ck_assert_str_eq(cols, srv_runs_header);
-    readme_columns("<!-- types.csv columns -->", cols, sizeof cols);
-    ck_assert_str_eq(cols, srv_types_header);
-    /* DESIGN.md's list comes first, in its order: renaming breaks plots. */
-    const char *design =
+    const ms_table_t *t[] = { &ms_samples_table, &ms_runs_table,
+                              &ms_types_table };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char marker[64];
+        snprintf(marker, sizeof marker, "<!-- %s columns -->", t[i]->file);
+        char *readme = readme_block(marker);
+        ms_buf_t md;
+        ms_buf_init(&md);
+        ms_table_markdown(t[i], &md);
+        ck_assert_msg(strcmp(readme, md.p) == 0,
+                      "README.md's %s table is not the server's: run "
+                      "`make readme-columns`\n--- README\n%s--- table\n%s",
+                      t[i]->file, readme, md.p);
+        free(readme);
+        ms_buf_free(&md);
+    }
+}
+END_TEST
+
+static char *
+header_of(const ms_table_t *t)
+{
+    ms_buf_t b;
+    ms_buf_init(&b);
+    ms_table_header(t, &b);
+    return take(&b);
+}
+
+/* Users' plots and scripts/runner.py read these names in this order:
+ * columns are only ever appended. */
+START_TEST(measure_columns_keep_their_names)
+{
+    const char *samples =
         "run_id,policy,worker,pid,t_ms,requests,rss_kb,pss_kb,"
         "shared_clean_kb,shared_dirty_kb,private_clean_kb,private_dirty_kb,"
         "minflt,majflt,heap_pages,heap_copied_pages,heap_shared_pct,"
         "gc_collections_0,gc_collections_1,gc_collections_2,gc_time_us,"
-        "faults_gc,faults_request,faults_other";
-    ck_assert_int_eq(strncmp(srv_samples_header, design, strlen(design)), 0);
+        "faults_gc,faults_request,faults_other,"      /* DESIGN.md's list */
+        "sample_ms,copied_by_gc,copied_by_request,copied_unattributed,"
+        "gc_measured";
+    const char *runs =
+        "run_id,policy,workers,heap_objects,heap_mb,build_ms,fork_ms,requests,"
+        "rps,p50_ms,p99_ms,heap_shared_pct,private_dirty_kb,teardown_ms,"
+        "faults_teardown,exit,scale,workload,gc,gc_threshold,freeze,immortal,"
+        "lazy,respawns,duration_s,copied_by_teardown,sample_ms";
+    const char *types =
+        "run_id,policy,worker,pid,type,objects,pages,copied_pages";
+    char *h = header_of(&ms_samples_table);
+    ck_assert_int_eq(strncmp(h, samples, strlen(samples)), 0);
+    ck_assert_str_eq(h + strlen(samples), "\n");
+    free(h);
+    h = header_of(&ms_runs_table);
+    ck_assert_int_eq(strncmp(h, runs, strlen(runs)), 0);
+    ck_assert_str_eq(h + strlen(runs), "\n");
+    free(h);
+    h = header_of(&ms_types_table);
+    ck_assert_int_eq(strncmp(h, types, strlen(types)), 0);
+    ck_assert_str_eq(h + strlen(types), "\n");
+    free(h);
+    ck_assert_ptr_eq(ms_table_find("runs"), &ms_runs_table);
+    ck_assert_ptr_eq(ms_table_find("samples.csv"), &ms_samples_table);
+    ck_assert_ptr_eq(ms_table_find("types"), &ms_types_table);
+    ck_assert_ptr_null(ms_table_find("run"));
+    ck_assert_ptr_null(ms_table_find("meta.json"));
+}
+END_TEST
+
+static char *
+row_of(const ms_table_t *t, const void *row)
+{
+    ms_buf_t b;
+    ms_buf_init(&b);
+    ms_table_row(t, row, &b);
+    return take(&b);
+}
+
+/* The tables write every number as the printf formats of the writers they
+ * replaced did (the formats below): figures do not change. */
+START_TEST(measure_rows_keep_their_number_formats)
+{
+    char want[2048];
+    ms_sample_t s = {
+        .run_id = "r1", .policy = "freeze+immortal", .worker = 3,
+        .pid = 4242, .t_ms = 1234.56, .requests = 2500, .rss_kb = 120000,
+        .pss_kb = 33000, .shared_clean_kb = 1, .shared_dirty_kb = 90000,
+        .private_clean_kb = 0, .private_dirty_kb = 3300, .minflt = 51234,
+        .majflt = 0, .heap_pages = 28098, .heap_copied_pages = 21372,
+        .heap_shared_pct = 23.93764, .gc_collections_0 = 104,
+        .gc_collections_1 = 9, .gc_collections_2 = 1, .gc_time_us = 987654,
+        .faults_gc = 7, .faults_request = 22056, .faults_other = 103,
+        .sample_ms = 517, .copied_by_gc = 5, .copied_by_request = 21360,
+        .copied_unattributed = 2, .gc_measured = 3,
+    };
+    snprintf(want, sizeof want,
+             "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
+             "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
+             "%u,%llu,%llu,%llu,%llu\n",
+             "r1", "freeze+immortal", 3u, 4242, 1234.56, 2500ull, 120000L,
+             33000L, 1L, 90000L, 0L, 3300L, 51234L, 0L, (size_t)28098,
+             (size_t)21372, 23.93764, 104ull, 9ull, 1ull, 987654ull, 7ull,
+             22056ull, 103L, 517u, 5ull, 21360ull, 2ull, 3ull);
+    char *got = row_of(&ms_samples_table, &s);
+    ck_assert_str_eq(got, want);
+    free(got);
+
+    ms_run_t r = {
+        .run_id = "r1", .policy = "default", .workers = 4,
+        .heap_objects = 1001421, .heap_mb = 109.7578, .build_ms = 2345.67,
+        .fork_ms = 3.456, .requests = 10000, .rps = 2171.94,
+        .heap_shared_pct = 23.9312, .private_dirty_kb = 88470.5,
+        .teardown_ms = 396.1234, .faults_teardown = 6455.5, .exit = "finalize",
+        .scale = 0.05, .workload = "webapp", .gc = "on",
+        .gc_threshold = { 700, 10, 10 }, .freeze = 0, .immortal = 1,
+        .lazy = 0, .respawns = 2, .duration_s = 4.606, .copied_by_teardown
+        = 6202.25, .sample_ms = 250,
+    };
+    snprintf(want, sizeof want,
+             "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
+             "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u\n",
+             "r1", "default", 4, (size_t)1001421, 109.7578, 2345.67, 3.456,
+             10000ull, 2171.94, 23.9312, 88470.5, 396.1234, 6455.5,
+             "finalize", 0.05, "webapp", "on", 700L, 10L, 10L, 0, 1, 0, 2u,
+             4.606, 6202.25, 250u);
+    got = row_of(&ms_runs_table, &r);
+    ck_assert_str_eq(got, want);
+    free(got);
+    /* no worker reported a teardown: those three fields are empty */
+    r.teardown_ms = r.faults_teardown = r.copied_by_teardown = MS_UNSET;
+    r.scale = 1;
+    got = row_of(&ms_runs_table, &r);
+    ck_assert_ptr_nonnull(strstr(got, ",88470,,,finalize,1,webapp,"));
+    ck_assert_ptr_nonnull(strstr(got, ",4.61,,250\n"));
+    free(got);
+
+    ms_type_row_t t = { .run_id = "r1", .policy = "lazy", .worker = 1,
+                        .pid = 77, .type = "object(__slots__)",
+                        .objects = 12, .pages = 5, .copied_pages = 4 };
+    got = row_of(&ms_types_table, &t);
+    ck_assert_str_eq(got, "r1,lazy,1,77,object(__slots__),12,5,4\n");
+    free(got);
+}
+END_TEST
+
+static void
+ck_csv_text(const char *in, const char *want)
+{
+    ms_buf_t b;
+    ms_buf_init(&b);
+    ms_buf_puts(&b, "");
+    ms_buf_csv_text(&b, in);
+    ck_assert_str_eq(b.p, want);
+    ms_buf_free(&b);
+}
+
+START_TEST(measure_text_is_quoted_rfc4180)
+{
+    ck_csv_text("webapp", "webapp");
+    ck_csv_text("", "");
+    ck_csv_text("a,b", "\"a,b\"");
+    ck_csv_text("say \"hi\"", "\"say \"\"hi\"\"\"");
+    ck_csv_text("\"", "\"\"\"\"");
+    ck_csv_text("cr\rlf\n", "\"cr\rlf\n\"");
+    ck_csv_text("dir/wl,\"x\".json", "\"dir/wl,\"\"x\"\".json\"");
+    ck_csv_text("a;b 'c' \\d", "a;b 'c' \\d");    /* nothing to quote */
+    /* in a row: the field stays one field */
+    ms_run_t r = { .run_id = "r", .policy = "p", .exit = "skip",
+                   .workload = "w,\"1\"", .gc = "on",
+                   .teardown_ms = MS_UNSET, .faults_teardown = MS_UNSET,
+                   .copied_by_teardown = MS_UNSET };
+    char *got = row_of(&ms_runs_table, &r);
+    ck_assert_ptr_nonnull(strstr(got, ",skip,0,\"w,\"\"1\"\"\",on,0-0-0,"));
+    free(got);
+}
+END_TEST
+
+/* Messages waiting on a SOCK_SEQPACKET socket (one per write()), and the
+ * bytes they hold. */
+static int
+messages(int fd, size_t *bytes)
+{
+    static char buf[1 << 20];
+    int n = 0;
+    ssize_t k;
+    *bytes = 0;
+    while ((k = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+        n++;
+        *bytes += (size_t)k;
+    }
+    ck_assert(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    return n;
+}
+
+/* A sampling round of 256 workers goes to the kernel in one write(), so a
+ * killed master cannot leave part of a round.  The control writes the same
+ * rows the way the server did before (stdio with setvbuf's size and no
+ * buffer of its own): several writes. */
+START_TEST(measure_round_is_one_write)
+{
+    enum { WORKERS = 256 };            /* -w at most */
+    int sv[2], big = 1 << 20;
+    size_t bytes;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    ms_csv_t w;
+    ck_assert_int_eq(ms_csv_open_fd(&w, sv[0], &ms_samples_table, 1), 0);
+    char *h = header_of(&ms_samples_table);
+    ck_assert_int_eq(messages(sv[1], &bytes), 1);       /* the header */
+    ck_assert_uint_eq(bytes, strlen(h));
+    free(h);
+    ms_buf_t round;
+    ms_buf_init(&round);
+    for (int i = 0; i < WORKERS; i++) {
+        ms_sample_t s = { .run_id = "20240101-120000-12345",
+                          .policy = "freeze+immortal", .worker = (uint64_t)i,
+                          .pid = 100000 + i, .t_ms = 123456.7,
+                          .requests = 2500, .rss_kb = 123456,
+                          .pss_kb = 34567, .heap_pages = 28098,
+                          .heap_copied_pages = 21372,
+                          .heap_shared_pct = 23.9 };
+        ms_csv_add(&w, &s);
+        ms_table_row(&ms_samples_table, &s, &round);
+    }
+    ck_assert_uint_gt(round.len, 16384);   /* several of stdio's buffers */
+    ck_assert_int_eq(ms_csv_flush(&w), 0);
+    ck_assert_uint_eq(w.writes, 1);
+    ck_assert_int_eq(messages(sv[1], &bytes), 1);
+    ck_assert_uint_eq(bytes, round.len);
+    ck_assert_int_eq(ms_csv_flush(&w), 0);          /* nothing: no write */
+    ck_assert_uint_eq(w.writes, 1);
+
+    /* control: the old way */
+    FILE *f = fdopen(dup(sv[0]), "w");
+    ck_assert_ptr_nonnull(f);
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    for (const char *p = round.p, *nl; (nl = strchr(p, '\n')); p = nl + 1)
+        fwrite(p, 1, (size_t)(nl - p) + 1, f);
+    fflush(f);
+    int n = messages(sv[1], &bytes);
+    printf("measure: a round of %d rows, %zu bytes: 1 write; stdio: %d\n",
+           WORKERS, round.len, n);
+    ck_assert_uint_eq(bytes, round.len);
+    ck_assert_int_gt(n, 1);
+    fclose(f);
+    ms_buf_free(&round);
+    ck_assert_int_eq(ms_csv_close(&w), 0);
+    close(sv[1]);
+}
+END_TEST
+
+/* A write error is returned, never swallowed; the round is dropped. */
+START_TEST(measure_write_errors_are_reported)
+{
+    ms_csv_t w;
+    int fd = open("/dev/full", O_WRONLY);
+    if (fd < 0) {
+        printf("SKIP measure_write_errors_are_reported: no /dev/full\n");
+        return;
+    }
+    ck_assert_int_eq(ms_csv_open_fd(&w, fd, &ms_types_table, 1), -ENOSPC);
+    ck_assert_int_eq(ms_csv_open_fd(&w, open("/dev/full", O_WRONLY),
+                                    &ms_types_table, 0), 0);
+    ms_type_row_t t = { .run_id = "r", .policy = "p", .type = "str" };
+    ms_csv_add(&w, &t);
+    ck_assert_int_eq(ms_csv_flush(&w), -ENOSPC);
+    ck_assert_uint_eq(w.buf.len, 0);
+    ck_assert_int_eq(ms_csv_close(&w), 0);
+    ck_assert_int_eq(ms_csv_open(&w, "/nonexistent-dir/x.csv",
+                                 &ms_types_table), -ENOENT);
 }
 END_TEST
 
 START_TEST(measure_sampler_keeps_to_one_percent)
 {
-    ck_assert_uint_eq(srv_sample_interval(250, 1.0, 1), 250);
-    ck_assert_uint_eq(srv_sample_interval(250, 2.5, 1), 250);
-    ck_assert_uint_eq(srv_sample_interval(250, 10.0, 1), 1000);
-    ck_assert_uint_eq(srv_sample_interval(250, 0.1, 1), 250); /* back down */
-    ck_assert_uint_eq(srv_sample_interval(250, 1e9, 1), 600000);
-    ck_assert_uint_eq(srv_sample_interval(250, 10.0, 5), 250);
-    ck_assert_uint_eq(srv_sample_interval(250, 20.0, 5), 400);
-    ck_assert_uint_eq(srv_sample_interval(250, 1e6, 0), 250); /* no limit */
+    ck_assert_uint_eq(ms_sample_interval(250, 1.0, 1), 250);
+    ck_assert_uint_eq(ms_sample_interval(250, 2.5, 1), 250);
+    ck_assert_uint_eq(ms_sample_interval(250, 10.0, 1), 1000);
+    ck_assert_uint_eq(ms_sample_interval(250, 0.1, 1), 250); /* back down */
+    ck_assert_uint_eq(ms_sample_interval(250, 1e9, 1), 600000);
+    ck_assert_uint_eq(ms_sample_interval(250, 10.0, 5), 250);
+    ck_assert_uint_eq(ms_sample_interval(250, 20.0, 5), 400);
+    ck_assert_uint_eq(ms_sample_interval(250, 1e6, 0), 250); /* no limit */
+}
+END_TEST
+
+START_TEST(measure_sampler_rounds_and_deadlines)
+{
+    const uint64_t ms = 1000000u;
+    ms_sampler_t s;
+    ms_sampler_init(&s, 250, 1.0, 1000 * ms);
+    ck_assert_uint_eq(s.interval_ms, 250);
+    ck_assert(!ms_sampler_due(&s, 1249 * ms));
+    ck_assert(ms_sampler_due(&s, 1250 * ms));
+    ck_assert_int_eq(ms_sampler_wait_ms(&s, 1000 * ms), 251);
+    ck_assert_int_eq(ms_sampler_wait_ms(&s, 1250 * ms), 0);
+    /* a round of 10 ms of CPU at 1%: 1 s from the round's end */
+    ck_assert_uint_eq(ms_sampler_done(&s, 10.0, 1300 * ms), 250);
+    ck_assert_uint_eq(s.interval_ms, 1000);
+    ck_assert(!ms_sampler_due(&s, 2299 * ms));
+    ck_assert(ms_sampler_due(&s, 2300 * ms));
+    /* cheap again: back to the configured interval */
+    ck_assert_uint_eq(ms_sampler_done(&s, 0.5, 2400 * ms), 1000);
+    ck_assert_uint_eq(s.interval_ms, 250);
+    ck_assert_int_eq(ms_sampler_wait_ms(&s, 2400 * ms), 251);
 }
 END_TEST
 
@@ -397,6 +686,75 @@ START_TEST(measure_type_census_counts_every_object)
 }
 END_TEST
 
+/* Run python3 with argv; its exit status, or -1 if there is no python3. */
+static int
+python(const char *const *argv)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execvp("python3", (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* A workload path holding a comma and a quote stays one field of
+ * runs.csv (RFC 4180), read back by a real CSV parser. */
+START_TEST(measure_workload_path_is_quoted)
+{
+    char wl[256], want[600], path[256];
+    snprintf(wl, sizeof wl, "%s/wl,\"x\".json", tmpdir);
+    FILE *in = fopen("workloads/webapp.json", "r");
+    ck_assert_msg(in != NULL, "workloads/webapp.json (run from the repo "
+                  "root)");
+    FILE *out = fopen(wl, "w");
+    ck_assert_ptr_nonnull(out);
+    int ch;
+    while ((ch = fgetc(in)) != EOF)
+        fputc(ch, out);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+    const char *args[] = { "-w", "1", "--scale", "0.05", "--duration", "1",
+                           "--exit", "skip", "--workload", wl, NULL };
+    start(args);
+    int status = wait_exit();
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the exact field */
+    snprintf(want, sizeof want, ",skip,0.05,\"%s/wl,\"\"x\"\".json\",on,",
+             tmpdir);
+    snprintf(path, sizeof path, "%s/runs.csv", outdir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[4096];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_msg(strstr(line, want) != NULL, "%s", line);
+    ck_assert_ptr_null(fgets(line, sizeof line, f));
+    fclose(f);
+    /* a real parser: one row, as many fields as the header, the path */
+    const char *script =
+        "import csv, sys\n"
+        "rows = list(csv.reader(open(sys.argv[1], newline='')))\n"
+        "assert len(rows) == 2, rows\n"
+        "assert len(rows[1]) == len(rows[0]), rows\n"
+        "r = dict(zip(rows[0], rows[1]))\n"
+        "assert r['workload'] == sys.argv[2], r['workload']\n"
+        "assert r['gc'] == 'on' and r['exit'] == 'skip', r\n";
+    const char *argv[] = { "python3", "-c", script, path, wl, NULL };
+    int rc = python(argv);
+    if (rc < 0)
+        printf("SKIP measure_workload_path_is_quoted (python3 part): no "
+               "python3\n");
+    else
+        ck_assert_int_eq(rc, 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -407,12 +765,19 @@ main(void)
     TCase *tc = tcase_create("measure");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, measure_headers_are_the_documented_schema);
+    tcase_add_test(tc, measure_readme_tables_are_the_column_tables);
+    tcase_add_test(tc, measure_columns_keep_their_names);
+    tcase_add_test(tc, measure_rows_keep_their_number_formats);
+    tcase_add_test(tc, measure_text_is_quoted_rfc4180);
+    tcase_add_test(tc, measure_round_is_one_write);
+    tcase_add_test(tc, measure_write_errors_are_reported);
     tcase_add_test(tc, measure_sampler_keeps_to_one_percent);
+    tcase_add_test(tc, measure_sampler_rounds_and_deadlines);
     tcase_add_test(tc, measure_sigkill_master_leaves_whole_rows);
     tcase_add_test(tc, measure_copies_by_cause_add_up);
     tcase_add_test(tc, measure_skip_exit_copies_nothing);
     tcase_add_test(tc, measure_type_census_counts_every_object);
+    tcase_add_test(tc, measure_workload_path_is_quoted);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "master.h"
 #include "mem.h"
 #include "procstat.h"
+#include "sampler.h"
 
 static double
 cpu_ms(void)
@@ -96,7 +96,7 @@ main(void)
     for (int w = 0; w < WORKERS; w++)
         waitpid(pids[w], NULL, 0);
     double per_worker = best_round / WORKERS;
-    unsigned interval = srv_sample_interval(250, best_round, 1.0);
+    unsigned interval = ms_sample_interval(250, best_round, 1.0);
     printf("# bench_sampler: %.2f GiB heap, %d workers each copying 1/4 of "
            "it; best of %d rounds, master CPU time\n", heap_gib, WORKERS,
            ROUNDS);

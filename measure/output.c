@@ -141,6 +141,13 @@ static const ms_column_t run_cols[] = {
                  "mean heap pages copied by the teardown"),
     MS_COL_U64(R, sample_ms, "sample_ms", "ms",
                "sampling interval in force at the end"),
+    MS_COL_U64(R, responses_4xx, "responses_4xx", "",
+               "4xx answers of every worker process of the run (the "
+               "handler's and the HTTP layer's own: 400, 408, 413, 414, "
+               "431, ...)"),
+    MS_COL_U64(R, responses_5xx, "responses_5xx", "",
+               "5xx answers of every worker process of the run (503 over "
+               "`--max-connections`, 505, the handler's)"),
 };
 #undef R
 

@@ -51,6 +51,7 @@ typedef struct ms_run {
     double duration_s;
     double copied_by_teardown;                  /* MS_UNSET: none */
     uint64_t sample_ms;
+    uint64_t responses_4xx, responses_5xx;
 } ms_run_t;
 
 /* types.csv (--type-census): one row per worker per object type. */

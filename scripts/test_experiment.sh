@@ -74,6 +74,8 @@ RUNS = ("run_id policy workers heap_objects heap_mb build_ms fork_ms "
     "requests rps p50_ms p99_ms heap_shared_pct private_dirty_kb "
     "teardown_ms faults_teardown exit scale workload gc gc_threshold freeze "
     "immortal lazy respawns duration_s").split()
+SERVER_APPENDED = ("copied_by_teardown sample_ms responses_4xx "
+    "responses_5xx").split()
 EXTRA = ("server_rps p90_ms p999_ms wrk_requests worker_requests_min "
     "worker_requests_max pss_kb master_pss_kb total_pss_kb faults_gc "
     "faults_request faults_other status").split()
@@ -89,7 +91,7 @@ for r in s:
     assert 0 <= float(r["heap_shared_pct"]) <= 100
 h, runs = rows("runs.csv")
 assert h[:len(RUNS)] == RUNS, "runs.csv header: %s" % h
-missing = [c for c in EXTRA if c not in h]
+missing = [c for c in SERVER_APPENDED + EXTRA if c not in h]
 assert not missing, "runs.csv lacks %s" % missing
 pols = ["default", "gc-off", "freeze", "freeze+immortal", "lazy"]
 got = sorted((r["policy"], r["exit"]) for r in runs)
@@ -100,6 +102,7 @@ for r in runs:
     assert int(r["wrk_requests"]) >= int(r["requests_per_worker"]) * int(r["workers"])
     assert float(r["teardown_ms"]) >= 0 and r["faults_teardown"] != ""
     assert float(r["total_pss_kb"]) > 0
+    assert int(r["responses_4xx"]) >= 0 and int(r["responses_5xx"]) == 0, r
 h, summ = rows("summary.csv")
 missing = [c for c in SUMMARY if c not in h]
 assert not missing, "summary.csv lacks %s" % missing

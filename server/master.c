@@ -79,6 +79,7 @@ typedef struct master {
     size_t heap_objects;
     unsigned respawns;
     uint64_t requests_done;     /* by processes that have exited */
+    uint64_t responses_4xx_done, responses_5xx_done;    /* the same */
     int stopping;               /* 0 run, 1 graceful, 2 fast */
     uint64_t stop_deadline_ns;
     /* teardown figures of the processes that exited at the final stop */
@@ -347,6 +348,8 @@ reap(master_t *m)
             continue;
         srv_slot_t *s = &m->slots.slot[p->slot];
         m->requests_done += atomic_load(&s->requests);
+        m->responses_4xx_done += atomic_load(&s->responses_4xx);
+        m->responses_5xx_done += atomic_load(&s->responses_5xx);
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0
                     && atomic_load(&s->state) == SLOT_DONE;
         if (m->stopping && clean) {
@@ -506,6 +509,8 @@ write_runs_row(master_t *m)
         .lazy = (uint64_t)cfg->lazy, .respawns = m->respawns,
         .duration_s = secs, .copied_by_teardown = MS_UNSET,
         .sample_ms = m->sampler.interval_ms,
+        .responses_4xx = m->responses_4xx_done,
+        .responses_5xx = m->responses_5xx_done,
     };
     if (cfg->lazy && m->nprocs)
         row.heap_objects = atomic_load(&m->slots.slot[0].heap_objects);

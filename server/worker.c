@@ -42,6 +42,7 @@ typedef struct worker {
     srv_http_t *http;
     uv_signal_t sig_term, sig_int, sig_quit;
     uv_timer_t stop_timer;
+    uv_timer_t publish_timer;   /* the HTTP layer's answers into the slot */
     long max_requests;          /* with jitter; 0 = never */
     int stopping;
     long gc_f0;                 /* minflt at the start of a collection */
@@ -203,6 +204,32 @@ publish_gc_stats(void)
     atomic_store(&W.slot->gc_collected, collected);
 }
 
+/*
+ * Answers by status class.  The HTTP layer counts every answer it sends,
+ * the handler's and its own (400 from the strict checker, 408, 413, 414,
+ * 431, 503 over --max-connections, 505): those never reach handle(), so
+ * the slot is brought up to date at each request, every PUBLISH_MS, and
+ * before the exit policy.  /stats reads the layer's counts directly.
+ */
+#define PUBLISH_MS 250
+
+static void
+publish_responses(void)
+{
+    if (W.http == NULL)
+        return;
+    const srv_http_counters_t *k = srv_http_counters(W.http);
+    atomic_store(&W.slot->responses_4xx, k->responses_4xx);
+    atomic_store(&W.slot->responses_5xx, k->responses_5xx);
+}
+
+static void
+on_publish_timer(uv_timer_t *t)
+{
+    (void)t;
+    publish_responses();
+}
+
 static char *
 json_body(json_t *j, size_t *len)
 {
@@ -216,10 +243,13 @@ static json_t *
 stats_json(void)
 {
     srv_slot_t *s = W.slot;
-    return json_pack("{s:i, s:i, s:I, s:I, s:[I,I,I], s:I, s:I, s:I, s:I}",
+    const srv_http_counters_t *k = srv_http_counters(W.http);
+    return json_pack("{s:i, s:i, s:I, s:I, s:I, s:[I,I,I], s:I, s:I, s:I, "
+                     "s:I}",
         "pid", (int)getpid(), "worker", (int)W.a->index,
         "requests", (json_int_t)atomic_load(&s->requests),
-        "responses_4xx", (json_int_t)atomic_load(&s->responses_4xx),
+        "responses_4xx", (json_int_t)k->responses_4xx,
+        "responses_5xx", (json_int_t)k->responses_5xx,
         "gc_collections",
         (json_int_t)atomic_load(&s->gc_collections[0]),
         (json_int_t)atomic_load(&s->gc_collections[1]),
@@ -245,6 +275,7 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
     (void)ctx;
     srv_slot_t *s = W.slot;
     atomic_store(&s->busy_since_ns, now_ns());
+    publish_responses();
     if (strcmp(req->path, "/healthz") == 0) {
         resp->body = json_body(json_pack("{s:s, s:i}", "status", "ok",
                                          "pid", (int)getpid()),
@@ -282,8 +313,6 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
         if (W.pm.fd >= 0 && now_ns() - W.last_measure_ns > 1000000000u)
             close_gap();
     }
-    if (resp->status >= 400 && resp->status < 500)
-        atomic_fetch_add(&s->responses_4xx, 1);
     uint64_t n = atomic_fetch_add(&s->requests, 1) + 1;
     atomic_store(&s->busy_since_ns, 0);
     if (W.max_requests > 0 && (long)n >= W.max_requests && !W.stopping) {
@@ -321,6 +350,7 @@ http_done(void *arg)
     uv_close((uv_handle_t *)&W.sig_int, close_cb);
     uv_close((uv_handle_t *)&W.sig_quit, close_cb);
     uv_close((uv_handle_t *)&W.stop_timer, close_cb);
+    uv_close((uv_handle_t *)&W.publish_timer, close_cb);
 }
 
 static void
@@ -370,6 +400,7 @@ exit_policy(void)
     srv_slot_t *s = W.slot;
     block_stop_signals();           /* the teardown runs to its end */
     publish_gc_stats();
+    publish_responses();
     gc_set_callback(NULL, NULL);    /* teardown's collections are its own */
     if (W.a->cfg->exit_policy == CFG_EXIT_FINALIZE && W.heap != NULL) {
         rt_teardown_t st;
@@ -484,6 +515,10 @@ srv_worker_main(const srv_worker_args_t *a)
     if (srv_http_start(&W.loop, a->listen_fd, &lim, handle, NULL,
                        &W.http) < 0)
         _exit(72);
+    uv_timer_init(&W.loop, &W.publish_timer);
+    uv_timer_start(&W.publish_timer, on_publish_timer, PUBLISH_MS,
+                   PUBLISH_MS);
+    uv_unref((uv_handle_t *)&W.publish_timer);  /* never keeps the loop */
     atomic_store(&W.slot->state, SLOT_SERVING);
     uv_run(&W.loop, UV_RUN_DEFAULT);
     exit_policy();

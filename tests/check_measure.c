@@ -2,8 +2,8 @@
  * are the README's and keep their names and number formats, free text is
  * quoted (RFC 4180), a sampling round is one write(), a SIGKILLed master
  * leaves whole rows, copies by cause add up to the independently sampled
- * count, teardown copies, the type census, and the sampler's
- * self-limiting interval. */
+ * count, teardown copies, the type census, the sampler's self-limiting
+ * interval, and every answer a worker sent is counted. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -135,7 +135,7 @@ START_TEST(measure_columns_keep_their_names)
     free(h);
     h = header_of(&ms_runs_table);
     ck_assert_int_eq(strncmp(h, runs, strlen(runs)), 0);
-    ck_assert_str_eq(h + strlen(runs), "\n");
+    ck_assert_str_eq(h + strlen(runs), ",responses_4xx,responses_5xx\n");
     free(h);
     h = header_of(&ms_types_table);
     ck_assert_int_eq(strncmp(h, types, strlen(types)), 0);
@@ -196,11 +196,11 @@ START_TEST(measure_rows_keep_their_number_formats)
         .scale = 0.05, .workload = "webapp", .gc = "on",
         .gc_threshold = { 700, 10, 10 }, .freeze = 0, .immortal = 1,
         .lazy = 0, .respawns = 2, .duration_s = 4.606, .copied_by_teardown
-        = 6202.25, .sample_ms = 250,
+        = 6202.25, .sample_ms = 250, .responses_4xx = 7, .responses_5xx = 1,
     };
     snprintf(want, sizeof want,
              "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
-             "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u\n",
+             "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u,7,1\n",
              "r1", "default", 4, (size_t)1001421, 109.7578, 2345.67, 3.456,
              10000ull, 2171.94, 23.9312, 88470.5, 396.1234, 6455.5,
              "finalize", 0.05, "webapp", "on", 700L, 10L, 10L, 0, 1, 0, 2u,
@@ -213,7 +213,7 @@ START_TEST(measure_rows_keep_their_number_formats)
     r.scale = 1;
     got = row_of(&ms_runs_table, &r);
     ck_assert_ptr_nonnull(strstr(got, ",88470,,,finalize,1,webapp,"));
-    ck_assert_ptr_nonnull(strstr(got, ",4.61,,250\n"));
+    ck_assert_ptr_nonnull(strstr(got, ",4.61,,250,7,1\n"));
     free(got);
 
     ms_type_row_t t = { .run_id = "r1", .policy = "lazy", .worker = 1,
@@ -481,6 +481,87 @@ get(const char *path)
 }
 
 static int
+connect_srv(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { 0 };
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = { 20, 0 };
+    ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Read one response (head, then Content-Length bytes of body into body,
+ * NUL-terminated, if body is not NULL); its status, or -1. */
+static int
+read_response(int fd, char *body, size_t cap)
+{
+    char head[8192];
+    size_t len = 0;
+    char *end = NULL;
+    while (end == NULL && len < sizeof head - 1) {
+        ssize_t k = read(fd, head + len, 1);
+        if (k <= 0)
+            return -1;
+        head[++len] = '\0';
+        if (len >= 4 && memcmp(head + len - 4, "\r\n\r\n", 4) == 0)
+            end = head + len;
+    }
+    int status = -1;
+    long clen = 0;
+    sscanf(head, "HTTP/1.1 %d", &status);
+    const char *cl = strstr(head, "Content-Length: ");
+    if (cl)
+        clen = strtol(cl + 16, NULL, 10);
+    for (long i = 0; i < clen; i++) {
+        char ch;
+        if (read(fd, &ch, 1) != 1)
+            return -1;
+        if (body && (size_t)i < cap - 1)
+            body[i] = ch;
+    }
+    if (body)
+        body[clen < (long)cap ? clen : (long)cap - 1] = '\0';
+    return status;
+}
+
+/* Send bytes on a new connection; the status of the answer. */
+static int
+raw(const char *bytes)
+{
+    int fd = connect_srv();
+    ck_assert_int_eq(write(fd, bytes, strlen(bytes)), (ssize_t)strlen(bytes));
+    int st = read_response(fd, NULL, 0);
+    close(fd);
+    return st;
+}
+
+/* GET path on an open keep-alive connection. */
+static int
+ask(int fd, const char *path, char *body, size_t cap)
+{
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
+                     path);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    return read_response(fd, body, cap);
+}
+
+static long
+json_long(const char *body, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(body, k);
+    ck_assert_msg(p != NULL, "no %s in %s", key, body);
+    return strtol(p + strlen(k), NULL, 10);
+}
+
+static int
 wait_exit(void)
 {
     int status;
@@ -686,6 +767,100 @@ START_TEST(measure_type_census_counts_every_object)
 }
 END_TEST
 
+/* Answers received, by class: what the server must have counted. */
+static long got4, got5;
+
+static int
+tally(int status)
+{
+    got4 += status >= 400 && status < 500;
+    got5 += status >= 500 && status < 600;
+    return status;
+}
+
+/* raw(), again while the answer is a 503 that was not wanted: with
+ * --max-connections 1, a connection the worker has not seen closed yet
+ * still counts.  Every answer is tallied. */
+static int
+raw_until(const char *bytes)
+{
+    int st;
+    while (tally(st = raw(bytes)) == 503)
+        sleep_ms(20);
+    return st;
+}
+
+/* A keep-alive connection whose first request (path) was answered. */
+static int
+open_asking(const char *path, char *body, size_t cap)
+{
+    for (;;) {
+        int fd = connect_srv();
+        int st = tally(ask(fd, path, body, cap));
+        if (st != 503) {
+            ck_assert_int_eq(st, 200);
+            return fd;
+        }
+        close(fd);
+        sleep_ms(20);
+    }
+}
+
+/* Every answer a worker sent is counted, the HTTP layer's own included
+ * (they never reach the handler), in /stats and, summed over every
+ * process of the run (a recycled one too), in runs.csv. */
+START_TEST(measure_every_answer_is_counted)
+{
+    const char *args[] = { "-w", "1", "--scale", "0.05", "--exit", "skip",
+                           "--max-requests", "3", "--max-connections", "1",
+                           NULL };
+    char body[4096], url[6000];
+    start(args);
+    got4 = got5 = 0;
+    /* the first process: 400, 505, 414 from the HTTP layer, 404 from the
+     * handler; /stats; a third request recycles it */
+    ck_assert_int_eq(raw_until("GARBAGE\r\n\r\n"), 400);
+    ck_assert_int_eq(raw_until("GET / HTTP/2.0\r\nHost: t\r\n\r\n"), 505);
+    memset(url, 'a', sizeof url);
+    memcpy(url, "GET /", 5);
+    snprintf(url + 5000, sizeof url - 5000, " HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(raw_until(url), 414);
+    ck_assert_int_eq(raw_until("GET /no-such-route HTTP/1.1\r\nHost: t\r\n"
+                               "\r\n"), 404);
+    int fd = open_asking("/stats", body, sizeof body);
+    long pid1 = json_long(body, "pid");
+    ck_assert_int_eq(json_long(body, "responses_4xx"), got4);
+    ck_assert_int_eq(json_long(body, "responses_5xx"), got5);
+    ck_assert_int_ge(got4, 3);
+    ck_assert_int_ge(got5, 1);
+    ck_assert_int_eq(tally(ask(fd, "/healthz", body, sizeof body)), 200);
+    close(fd);                      /* 3 requests: recycled */
+    long p1_4 = got4, p1_5 = got5;
+    /* the second process: a bare CR (400), then 503 over one connection */
+    ck_assert_int_eq(raw_until("GET / HTTP/1.1\rHost: x\r\n\r\n"), 400);
+    fd = open_asking("/healthz", body, sizeof body);
+    ck_assert_int_ne(json_long(body, "pid"), pid1);
+    int fd2 = connect_srv();
+    ck_assert_int_eq(tally(read_response(fd2, NULL, 0)), 503);
+    close(fd2);
+    ck_assert_int_eq(tally(ask(fd, "/stats", body, sizeof body)), 200);
+    ck_assert_int_eq(json_long(body, "responses_4xx"), got4 - p1_4);
+    ck_assert_int_eq(json_long(body, "responses_5xx"), got5 - p1_5);
+    close(fd);
+    kill(srv, SIGTERM);
+    int status = wait_exit();
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    printf("measure: answers counted: %ld 4xx, %ld 5xx\n", got4, got5);
+    static csv_t r;
+    ck_assert_int_eq(csv_load(&r, "runs.csv"), 1);
+    ck_assert_int_eq(csv_long(&r, 0, "respawns"), 1);
+    ck_assert_int_eq(csv_long(&r, 0, "requests"), 5);
+    ck_assert_int_eq(csv_long(&r, 0, "responses_4xx"), got4);
+    ck_assert_int_eq(csv_long(&r, 0, "responses_5xx"), got5);
+    free(r.buf);
+}
+END_TEST
+
 /* Run python3 with argv; its exit status, or -1 if there is no python3. */
 static int
 python(const char *const *argv)
@@ -777,6 +952,7 @@ main(void)
     tcase_add_test(tc, measure_copies_by_cause_add_up);
     tcase_add_test(tc, measure_skip_exit_copies_nothing);
     tcase_add_test(tc, measure_type_census_counts_every_object);
+    tcase_add_test(tc, measure_every_answer_is_counted);
     tcase_add_test(tc, measure_workload_path_is_quoted);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

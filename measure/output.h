@@ -78,6 +78,8 @@ extern const char ms_table_names[];
  * our own, and ms_csv_flush() hands the whole round to the kernel in one
  * write() (stdio would split it: glibc ignores setvbuf's size when it
  * allocates the buffer itself), so a killed writer leaves whole rows.
+ * (Linux can still cut a write() of several pages short when SIGKILL
+ * arrives while it copies them: a window of microseconds per round.)
  */
 typedef struct ms_csv {
     int fd;

@@ -8,11 +8,7 @@
  * at every step and returns -EINVAL rather than read past the end.
  */
 #include "jsonpos.h"
-
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "ascii.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -135,18 +131,6 @@ seg_next(const char *seg, size_t n, size_t *j)
     return (unsigned char)seg[(*j)++];
 }
 
-static int
-hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* At the 'u' of "\uXXXX": read the 4 digits.  -1 if malformed. */
 static long
 read_u4(scan_t *s)
@@ -156,7 +140,7 @@ read_u4(scan_t *s)
 
     advance(s);                                 /* 'u' */
     for (k = 0; k < 4; k++) {
-        int d = hexval(peek(s));
+        int d = ascii_hexval(peek(s));
 
         if (d < 0)
             return -1;
@@ -612,68 +596,4 @@ jpos_printable(char *buf, size_t len, const char *s, size_t max)
     if (len > 0)
         buf[o] = '\0';
     return s[i] != '\0';
-}
-
-int
-jpos_read_file(const char *path, size_t max, char **out, size_t *outlen)
-{
-    struct stat st;
-    char *buf = NULL, *nbuf;
-    size_t len = 0, cap = 0;
-    ssize_t r;
-    int fd, rc;
-
-    do
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto error;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        rc = -EISDIR;
-        goto error;
-    }
-    if (st.st_size > (off_t)max) {
-        rc = -EFBIG;
-        goto error;
-    }
-    for (;;) {
-        if (len + 1 >= cap) {
-            cap = cap ? cap * 2 : (size_t)st.st_size + 4096;
-            if (cap > max + 4096)
-                cap = max + 4096;
-            if (len + 1 >= cap) {
-                rc = -EFBIG;
-                goto error;
-            }
-            if ((nbuf = realloc(buf, cap)) == NULL) {
-                rc = -ENOMEM;
-                goto error;
-            }
-            buf = nbuf;
-        }
-        r = read(fd, buf + len, cap - len - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            goto error;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
-    return 0;
-
-error:
-    free(buf);
-    close(fd);
-    return rc;
 }

@@ -77,9 +77,4 @@ int jpos_key_errorf(char *err, size_t errlen, const char *file,
  */
 int jpos_printable(char *buf, size_t len, const char *s, size_t max);
 
-/* Read a whole file (at most max bytes, else -EFBIG) into a new
- * NUL-terminated buffer; 0 or -errno (-EISDIR for a directory).  The
- * config and workload loaders share it. */
-int jpos_read_file(const char *path, size_t max, char **out, size_t *outlen);
-
 #endif /* COWLAB_JSONPOS_H */

@@ -10,6 +10,7 @@
  * replaces the caller's only when everything is valid.
  */
 #include "config.h"
+#include "fileio.h"
 #include "jsonpos.h"
 
 #include <ctype.h>
@@ -680,7 +681,7 @@ cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
         seterr(err, errlen, "config file name is not UTF-8");
         return -EINVAL;
     }
-    if ((rc = jpos_read_file(path, MAX_FILE_BYTES, &text, &len)) < 0) {
+    if ((rc = fio_read_file(path, MAX_FILE_BYTES, &text, &len)) < 0) {
         seterr(err, errlen, "%s: cannot read config file: %s", path,
                strerror(-rc));
         return rc;

@@ -8,6 +8,7 @@
  * "Connection states", then conn_feed().  API: http.h.
  */
 #include "http.h"
+#include "ascii.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -235,18 +236,6 @@ static int
 is_value_char(unsigned char c)
 {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int
-hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static unsigned char
@@ -579,13 +568,13 @@ chunk_scan(reqp_t *r, const char *p, size_t n, int *done)
         }
         switch (r->cs) {
         case CS_SIZE_START:
-            if ((v = hexval(ch)) < 0)
+            if ((v = ascii_hexval(ch)) < 0)
                 goto bad_chunk;
             r->chunk_size = (uint64_t)v;
             r->cs = CS_SIZE;
             break;
         case CS_SIZE:
-            if ((v = hexval(ch)) >= 0) {
+            if ((v = ascii_hexval(ch)) >= 0) {
                 r->chunk_size = r->chunk_size * 16 + (uint64_t)v;
                 if (r->chunk_size > lim->max_body_bytes)
                     goto too_large;

@@ -36,6 +36,7 @@
 #include <jansson.h>
 
 #include "census.h"
+#include "clock.h"
 #include "gc.h"
 #include "http.h"
 #include "mem.h"
@@ -116,22 +117,6 @@ on_signal(int sig)
     ssize_t r = write(sigpipe_fds[1], &b, 1);
     (void)r;
     errno = saved;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -281,7 +266,7 @@ spawn(master_t *m, unsigned index)
     srv_worker_args_t a = {
         .cfg = m->cfg, .heap = m->heap, .app = m->app, .spec = m->spec,
         .slot = &m->slots.slot[slot], .listen_fd = m->listen_fds[index],
-        .index = index, .seed = (uint64_t)now_ns() ^ (index * 0x9e37u),
+        .index = index, .seed = (uint64_t)clk_now_ns() ^ (index * 0x9e37u),
         .master = getpid(), .snap = m->snap,
     };
     fflush(NULL);
@@ -314,7 +299,7 @@ spawn(master_t *m, unsigned index)
     p->pid = pid;
     p->slot = slot;
     p->index = index;
-    p->started_ns = now_ns();
+    p->started_ns = clk_now_ns();
     p->pm.fd = -1;
     if (ps_pagemap_open(&p->pm, pid) < 0)
         p->pm.fd = -1;
@@ -353,7 +338,7 @@ total_requests(const master_t *m)
 static void
 sample(master_t *m, int final)
 {
-    uint64_t t = now_ns();
+    uint64_t t = clk_now_ns();
     double t_ms = (double)(t - m->t0_ns) / 1e6;
     for (unsigned i = 0; i < m->nprocs; i++) {
         proc_t *p = &m->procs[i];
@@ -468,7 +453,7 @@ type_census(master_t *m)
         || m->cfg->out_dir == NULL)
         return;
     srv_census_t *c = NULL;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clk_now_ns();
     if (srv_census_build(&c, m->heap, m->snap) < 0) {
         say(m, "type census: out of memory");
         return;
@@ -483,7 +468,7 @@ type_census(master_t *m)
     if (f)
         fclose(f);
     say(m, "type census: %zu objects in %.0f ms", srv_census_objects(c),
-        (double)(now_ns() - t0) / 1e6);
+        (double)(clk_now_ns() - t0) / 1e6);
     srv_census_free(c);
 }
 
@@ -499,7 +484,7 @@ begin_stop(master_t *m, int fast, const char *why)
     }
     m->stopping = fast ? 2 : 1;
     double limit = fast ? 5.0 : m->cfg->graceful_timeout_s;
-    m->stop_deadline_ns = now_ns() + (uint64_t)(limit * 1e9);
+    m->stop_deadline_ns = clk_now_ns() + (uint64_t)(limit * 1e9);
     signal_workers(m, fast ? SIGQUIT : SIGTERM);
 }
 
@@ -530,7 +515,7 @@ check_timeouts(master_t *m)
 {
     if (m->cfg->timeout_s <= 0)
         return;
-    uint64_t now = now_ns(), limit = (uint64_t)(m->cfg->timeout_s * 1e9);
+    uint64_t now = clk_now_ns(), limit = (uint64_t)(m->cfg->timeout_s * 1e9);
     for (unsigned i = 0; i < m->nprocs; i++) {
         proc_t *p = &m->procs[i];
         if (p->pid == 0)
@@ -552,7 +537,7 @@ write_runs_row(master_t *m)
         say(m, "cannot write runs.csv: %s", strerror(errno));
         return;
     }
-    double secs = (double)(now_ns() - m->t0_ns) / 1e9;
+    double secs = (double)(clk_now_ns() - m->t0_ns) / 1e9;
     uint64_t req = m->requests_done;
     size_t objects = m->heap_objects;
     if (m->cfg->lazy && m->nprocs)
@@ -589,7 +574,7 @@ static int
 build_heap(master_t *m)
 {
     char err[512];
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clk_now_ns();
     m->heap = rt_heap_new();
     if (m->heap == NULL) {
         fprintf(stderr, "cowlab: cannot start the runtime\n");
@@ -605,7 +590,7 @@ build_heap(master_t *m)
         return -1;
     }
     srv_apply_prefork_policy(m->cfg, m->heap);
-    m->build_ms = (double)(now_ns() - t0) / 1e6;
+    m->build_ms = (double)(clk_now_ns() - t0) / 1e6;
     m->heap_objects = rt_heap_objects(m->heap);
     static mem_range_t ranges[65536];
     size_t n = mem_ranges(ranges, 65536);
@@ -704,23 +689,23 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         goto out;
     if (cfg->out_dir && write_meta(&m) < 0)
         say(&m, "cannot write meta.json");
-    m.t0_ns = now_ns();
+    m.t0_ns = clk_now_ns();
     for (int i = 0; i < cfg->workers; i++) {
         if (spawn(&m, (unsigned)i) < 0) {
             fprintf(stderr, "cowlab: fork: %s\n", strerror(errno));
             goto out;
         }
     }
-    m.fork_ms = (double)(now_ns() - m.t0_ns) / 1e6;
+    m.fork_ms = (double)(clk_now_ns() - m.t0_ns) / 1e6;
     say(&m, "policy %s: %d workers forked in %.1f ms", m.policy,
         cfg->workers, m.fork_ms);
 
     m.sample_ms = cfg->sample_ms;
-    uint64_t next_sample = now_ns() + (uint64_t)cfg->sample_ms * 1000000u;
+    uint64_t next_sample = clk_now_ns() + (uint64_t)cfg->sample_ms * 1000000u;
     uint64_t end = cfg->duration_s > 0
         ? m.t0_ns + (uint64_t)(cfg->duration_s * 1e9) : 0;
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = clk_now_ns();
         if (m.stopping && live_workers(&m) == 0)
             break;
         if (m.stopping && now > m.stop_deadline_ns) {
@@ -752,16 +737,16 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
             }
         }
         reap(&m);
-        now = now_ns();
+        now = clk_now_ns();
         if (!m.stopping) {
             check_timeouts(&m);
             if (now >= next_sample) {
                 /* The cost that matters is the master's CPU time: wall
                  * time would count the waits for busy cores too. */
-                uint64_t cpu0 = cpu_ns();
+                uint64_t cpu0 = clk_cpu_ns();
                 sample(&m, 0);
-                uint64_t after = now_ns();
-                m.sample_cost_ms = (double)(cpu_ns() - cpu0) / 1e6;
+                uint64_t after = clk_now_ns();
+                m.sample_cost_ms = (double)(clk_cpu_ns() - cpu0) / 1e6;
                 unsigned want = srv_sample_interval(cfg->sample_ms,
                                                     m.sample_cost_ms,
                                                     cfg->sample_budget_pct);

@@ -508,10 +508,10 @@ jpos_field_name(const char *path, char *buf, size_t size)
     return trunc || size == 0 ? -ENOSPC : 0;
 }
 
-static int
-vformat(char *err, size_t errlen, const char *file, const char *text,
-        size_t len, const char *path, int want_key, const char *fmt,
-        va_list ap)
+int
+jpos_verrorf(char *err, size_t errlen, const char *file, const char *text,
+             size_t len, const char *path, int at_key, const char *fmt,
+             va_list ap)
 {
     char field[256], shown[4 * 256];
     size_t o;
@@ -521,7 +521,7 @@ vformat(char *err, size_t errlen, const char *file, const char *text,
         return -EINVAL;
     if (file == NULL)
         file = "<json>";
-    if (locate(text, len, path, want_key, &line, &col) == 0)
+    if (locate(text, len, path, at_key, &line, &col) == 0)
         w = snprintf(err, errlen, "%s:%d:%d: ", file, line, col);
     else
         w = snprintf(err, errlen, "%s: ", file);
@@ -545,7 +545,7 @@ jpos_errorf(char *err, size_t errlen, const char *file, const char *text,
     int rc;
 
     va_start(ap, fmt);
-    rc = vformat(err, errlen, file, text, len, path, 0, fmt, ap);
+    rc = jpos_verrorf(err, errlen, file, text, len, path, 0, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -559,7 +559,7 @@ jpos_key_errorf(char *err, size_t errlen, const char *file,
     int rc;
 
     va_start(ap, fmt);
-    rc = vformat(err, errlen, file, text, len, path, 1, fmt, ap);
+    rc = jpos_verrorf(err, errlen, file, text, len, path, 1, fmt, ap);
     va_end(ap);
     return rc;
 }

@@ -13,6 +13,7 @@
 #ifndef COWLAB_JSONPOS_H
 #define COWLAB_JSONPOS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /*
@@ -68,6 +69,12 @@ int jpos_key_errorf(char *err, size_t errlen, const char *file,
                     const char *text, size_t len, const char *path,
                     const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+
+/* Either of the two with a va_list: at the key if at_key is nonzero. */
+int jpos_verrorf(char *err, size_t errlen, const char *file,
+                 const char *text, size_t len, const char *path, int at_key,
+                 const char *fmt, va_list ap)
+    __attribute__((format(printf, 8, 0)));
 
 /*
  * Copy at most max bytes of s into buf (len bytes, NUL-terminated when

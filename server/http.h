@@ -3,7 +3,8 @@
  * timeouts on a libuv loop, serving an inherited listening socket.
  * Request bodies go to one synchronous handler; protocol errors (4xx) are
  * answered here and never reach it.  Errors are negative errno (libuv style).
- * Implementation and the request-framing rules: http.c.
+ * Implementation: http.c (connections), http_parse.c (requests, and the
+ * request-framing rules), listen.c (listening sockets).
  */
 #ifndef SRV_HTTP_H
 #define SRV_HTTP_H
@@ -12,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "listen.h"    /* srv_listen_tcp(): the sockets it serves */
 
 /*
  * Per-worker limits.  srv_http_limits_default() fills every field; a field
@@ -105,22 +108,5 @@ srv_http_counters(const srv_http_t *h);
 /* Open connections, lingering ones included. */
 size_t
 srv_http_active_connections(const srv_http_t *h);
-
-/*
- * socket + SO_REUSEADDR + bind + listen on host:port (host NULL means
- * 127.0.0.1; backlog <= 0 means SOMAXCONN).  The fd is non-blocking and not
- * close-on-exec, so forked workers inherit it.  Port 0 picks a free port;
- * bound_port (may be NULL) receives the port.  Returns the fd or -errno.
- */
-int
-srv_listen_tcp(const char *host, int port, int backlog, int *bound_port);
-
-/* n listening sockets on one port with SO_REUSEPORT, one per worker: the
- * kernel spreads new connections over them by hash, where one shared
- * socket lets whichever worker wakes first take a whole burst.  Port 0
- * picks a free port for all; 0 or -errno (then none is left open). */
-int
-srv_listen_tcp_group(const char *host, int port, int backlog, int n,
-                     int *fds, int *bound_port);
 
 #endif /* SRV_HTTP_H */

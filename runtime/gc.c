@@ -435,9 +435,9 @@ gc__init(void)
     for (int i = 0; i < GC_NGENS; i++)
         list_init(&G.gens[i].head);
     list_init(&G.permanent.head);
-    G.gens[0].threshold = 700;
-    G.gens[1].threshold = 10;
-    G.gens[2].threshold = 10;
+    G.gens[0].threshold = GC_THRESHOLD0_DEFAULT;
+    G.gens[1].threshold = GC_THRESHOLD1_DEFAULT;
+    G.gens[2].threshold = GC_THRESHOLD2_DEFAULT;
     G.enabled = 1;
 }
 

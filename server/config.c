@@ -12,6 +12,8 @@
 #include "config.h"
 #include "errmsg.h"
 #include "fileio.h"
+#include "gc.h"
+#include "http.h"
 #include "jsonpos.h"
 
 #include <ctype.h>
@@ -162,7 +164,7 @@ static const opt_t opts[] = {
       .imin = 16, .imax = 16 << 20, .meta = "N", .help = "longest URL" },
     { .name = "limit-body-bytes", .kind = K_SIZE,
       .off = OFF(max_body_bytes), .imin = 0, .imax = 1 << 30, .meta = "N",
-      .help = "largest request body" },
+      .help = "largest request body; 0 = none" },
     { .name = "header-timeout-ms", .kind = K_UINT,
       .off = OFF(header_timeout_ms), .imin = 1, .imax = 3600000,
       .meta = "N", .help = "time to receive a request head" },
@@ -194,30 +196,39 @@ static const size_t str_fields[] = {
 #define FIELD(c, o, type) ((type *)((char *)(c) + (o)->off))
 #define CFIELD(c, o, type) ((const type *)((const char *)(c) + (o)->off))
 
+/*
+ * The defaults that belong to a lower layer are taken from it, so that
+ * each is written once: the GC thresholds from gc.h, the HTTP limits from
+ * srv_http_limits_default().  A 0 in any of them means what it means
+ * there (keep-alive 0: close after each response; body 0: no body).
+ */
 void
 cfg_defaults(cfg_t *c)
 {
+    srv_http_limits_t lim;
+
+    srv_http_limits_default(&lim);
     memset(c, 0, sizeof *c);
     c->scale = 1.0;
     c->workers = 4;
     strcpy(c->host, "127.0.0.1");
     c->port = 8000;
     c->gc_enabled = 1;
-    c->gc_threshold[0] = 700;
-    c->gc_threshold[1] = 10;
-    c->gc_threshold[2] = 10;
+    c->gc_threshold[0] = GC_THRESHOLD0_DEFAULT;
+    c->gc_threshold[1] = GC_THRESHOLD1_DEFAULT;
+    c->gc_threshold[2] = GC_THRESHOLD2_DEFAULT;
     c->exit_policy = CFG_EXIT_FINALIZE;
     c->timeout_s = 30;
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
     c->pagemap_gc_fraction = 0.01;
     c->sample_budget_pct = 1.0;
-    c->max_header_bytes = 8192;
-    c->max_url_bytes = 4096;
-    c->max_body_bytes = 1048576;
-    c->header_timeout_ms = 10000;
-    c->keepalive_timeout_ms = 5000;
-    c->max_connections = 1000;
+    c->max_header_bytes = lim.max_header_bytes;
+    c->max_url_bytes = lim.max_url_bytes;
+    c->max_body_bytes = lim.max_body_bytes;
+    c->header_timeout_ms = lim.header_timeout_ms;
+    c->keepalive_timeout_ms = lim.keepalive_timeout_ms;
+    c->max_connections = lim.max_connections;
 }
 
 void
@@ -980,8 +991,9 @@ cfg_policy_label(const cfg_t *c, char *buf, size_t len)
         PART("lazy");
     if (!c->gc_enabled || c->gc_threshold[0] == 0) {
         PART("gc-off");
-    } else if (c->gc_threshold[0] != 700 || c->gc_threshold[1] != 10
-               || c->gc_threshold[2] != 10) {
+    } else if (c->gc_threshold[0] != GC_THRESHOLD0_DEFAULT
+               || c->gc_threshold[1] != GC_THRESHOLD1_DEFAULT
+               || c->gc_threshold[2] != GC_THRESHOLD2_DEFAULT) {
         snprintf(thr, sizeof thr, "thr-%ld-%ld-%ld", c->gc_threshold[0],
                  c->gc_threshold[1], c->gc_threshold[2]);
         PART(thr);

@@ -344,7 +344,7 @@ conn_dispatch(conn_t *c)
     srv_response_t resp = { 200, NULL, NULL, 0, 0 };
     const char *ctype = "application/json";
     int keep = r->keep_alive && !h->stopping
-               && h->lim.keepalive_timeout_ms != SRV_HTTP_KEEPALIVE_OFF;
+               && h->lim.keepalive_timeout_ms != 0;
     int status;
 
     req.method = http_method_str((enum http_method)r->hp.method);
@@ -486,8 +486,7 @@ static uint64_t
 idle_deadline(const conn_t *c)
 {
     const srv_http_t *h = c->h;
-    uint64_t d = c->t_idle + (h->lim.keepalive_timeout_ms
-                              == SRV_HTTP_KEEPALIVE_OFF
+    uint64_t d = c->t_idle + (h->lim.keepalive_timeout_ms == 0
                               ? h->lim.header_timeout_ms
                               : h->lim.keepalive_timeout_ms);
 
@@ -719,29 +718,25 @@ srv_http_limits_default(srv_http_limits_t *l)
     l->max_write_queue_bytes = 256 * 1024;
 }
 
-/* Copy lim into out: 0 means default; clamp to what the code can hold. */
-static void
-limits_normalize(srv_http_limits_t *out, const srv_http_limits_t *lim)
+/* Copy lim into out, clamped to what the code can hold; -EINVAL for a 0
+ * where 0 has no meaning (http.h). */
+static int
+limits_check(srv_http_limits_t *out, const srv_http_limits_t *lim)
 {
-    srv_http_limits_t d;
-
-    srv_http_limits_default(&d);
-    if (lim == NULL)
-        lim = &d;
-#define PICK(f) out->f = lim->f ? lim->f : d.f
-    PICK(max_header_bytes);
-    PICK(max_url_bytes);
-    PICK(max_body_bytes);
-    PICK(header_timeout_ms);
-    PICK(keepalive_timeout_ms);
-    PICK(max_connections);
-    PICK(write_timeout_ms);
-    PICK(max_write_queue_bytes);
-#undef PICK
+    if (lim == NULL) {
+        srv_http_limits_default(out);
+        return 0;
+    }
+    if (lim->max_header_bytes == 0 || lim->max_url_bytes == 0
+        || lim->header_timeout_ms == 0 || lim->max_connections == 0
+        || lim->write_timeout_ms == 0)
+        return -EINVAL;
+    *out = *lim;
     if (out->max_url_bytes > MAX_URL_CAP)
         out->max_url_bytes = MAX_URL_CAP;
     if (out->max_body_bytes > MAX_BODY_CAP)
         out->max_body_bytes = MAX_BODY_CAP;
+    return 0;
 }
 
 static void
@@ -765,6 +760,10 @@ srv_http_start(uv_loop_t *loop, int listen_fd, const srv_http_limits_t *lim,
     h = calloc(1, sizeof(*h));
     if (h == NULL)
         return -ENOMEM;
+    if ((rc = limits_check(&h->lim, lim)) < 0) {
+        free(h);
+        return rc;
+    }
     h->rbuf = malloc(RBUF_SIZE);
     if (h->rbuf == NULL) {
         rc = -ENOMEM;
@@ -773,7 +772,6 @@ srv_http_start(uv_loop_t *loop, int listen_fd, const srv_http_limits_t *lim,
     h->loop = loop;
     h->fn = fn;
     h->ctx = ctx;
-    limits_normalize(&h->lim, lim);
     /* The parser's own limit is process-wide; ours is checked first. */
     if (h->lim.max_header_bytes >= HTTP_MAX_HEADER_SIZE)
         http_parser_set_max_header_size(

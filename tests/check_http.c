@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -941,6 +942,75 @@ START_TEST(http_body_too_large_413)
 }
 END_TEST
 
+/* max_body_bytes 0: no request may have a body; one without is fine. */
+START_TEST(http_body_limit_zero)
+{
+    srv_http_limits_t l;
+    cli_t *c;
+    resp_t *r;
+
+    limits(&l);
+    l.max_body_bytes = 0;
+    server_start(&l);
+    c = cli_open();
+    cli_send(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    expect_status(c, "HTTP/1.1 200 OK");
+    cli_send(c, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    expect_status(c, "HTTP/1.1 200 OK");
+    cli_send(c, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n");
+    r = expect_status(c, "HTTP/1.1 413 Payload Too Large");
+    ck_assert(r->conn_close);
+    expect_eof(c);
+    cli_close(c);
+    server_stop_ok();
+}
+END_TEST
+
+/* The limits that have no meaning at 0 are refused, not defaulted. */
+START_TEST(http_zero_limit_refused)
+{
+    static const size_t offs[] = {
+        offsetof(srv_http_limits_t, max_header_bytes),
+        offsetof(srv_http_limits_t, max_url_bytes),
+        offsetof(srv_http_limits_t, header_timeout_ms),
+        offsetof(srv_http_limits_t, max_connections),
+        offsetof(srv_http_limits_t, write_timeout_ms),
+    };
+    srv_http_limits_t l;
+    uv_loop_t loop;
+    srv_http_t *h = NULL;
+    int fd = srv_listen_tcp("127.0.0.1", 0, 0, NULL);
+    size_t i;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    for (i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+        char *f = (char *)&l + offs[i];
+
+        limits(&l);
+        if (offs[i] == offsetof(srv_http_limits_t, max_header_bytes)
+            || offs[i] == offsetof(srv_http_limits_t, max_url_bytes))
+            *(size_t *)(void *)f = 0;
+        else
+            *(unsigned *)(void *)f = 0;
+        ck_assert_int_eq(srv_http_start(&loop, fd, &l, handler, &h, &h),
+                         -EINVAL);
+        ck_assert_ptr_null(h);
+    }
+    /* keep-alive, body and write queue may be 0 */
+    limits(&l);
+    l.keepalive_timeout_ms = 0;
+    l.max_body_bytes = 0;
+    l.max_write_queue_bytes = 0;
+    ck_assert_int_eq(srv_http_start(&loop, fd, &l, handler, &h, &h), 0);
+    srv_http_stop(h, NULL, NULL);
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    srv_http_free(h);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    close(fd);
+}
+END_TEST
+
 /*
  * Refused while the client is still sending its body: the server must keep
  * reading (and dropping) it after the 413, so that its close is a FIN the
@@ -1110,6 +1180,40 @@ START_TEST(http_keepalive_timeout)
     c = cli_open();
     expect_eof(c);
     cli_close(c);
+    server_stop_ok();
+}
+END_TEST
+
+/*
+ * keepalive_timeout_ms 0 means no keep-alive: the response says
+ * "Connection: close" and the connection closes after it, so a pipelined
+ * second request is never answered (0 once meant "the default": 5 s).
+ */
+START_TEST(http_keepalive_off)
+{
+    srv_http_limits_t l;
+    cli_t *c;
+    resp_t *r;
+
+    limits(&l);
+    l.keepalive_timeout_ms = 0;
+    server_start(&l);
+    c = cli_open();
+    cli_send(c, "GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+                "GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+    r = expect_status(c, "HTTP/1.1 200 OK");
+    ck_assert(r->conn_close);
+    ck_assert_ptr_nonnull(strstr(r->body, "\"path\":\"/a\""));
+    expect_eof(c);
+    cli_close(c);
+    /* HTTP/1.0 asking for keep-alive: closed all the same. */
+    c = cli_open();
+    cli_send(c, "GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    r = expect_status(c, "HTTP/1.1 200 OK");
+    ck_assert(r->conn_close);
+    expect_eof(c);
+    cli_close(c);
+    ck_assert_int_eq(counter("requests"), 3);   /* /a, /c, /counters */
     server_stop_ok();
 }
 END_TEST
@@ -1295,10 +1399,13 @@ main(void)
     tcase_add_test(lim, http_body_too_large_413);
     tcase_add_test(lim, http_error_with_body_in_flight);
     tcase_add_test(lim, http_max_connections);
+    tcase_add_test(lim, http_body_limit_zero);
+    tcase_add_test(lim, http_zero_limit_refused);
     tcase_add_test(tmo, http_header_timeout_408);
     tcase_add_test(tmo, http_header_timeout_trickle);
     tcase_add_test(tmo, http_body_timeout_408);
     tcase_add_test(tmo, http_keepalive_timeout);
+    tcase_add_test(tmo, http_keepalive_off);
     tcase_add_test(tmo, http_client_close_mid_request);
     tcase_add_test(tmo, http_slow_reader);
     sr = srunner_create(s);

@@ -89,6 +89,10 @@ struct srv_http {
     void *done_arg;
     time_t date_sec;
     char date[40];
+    uv_tcp_t spare;             /* takes a connection turned away */
+    unsigned char spare_busy;   /* spare is open or closing */
+    unsigned char spare_next;   /* TURN_*: one more waits for spare */
+    unsigned fail_conns;        /* srv_http_fail_next_conns() */
 };
 
 /* ------------------------------------------------------------------ */
@@ -111,7 +115,7 @@ static void
 maybe_done(srv_http_t *h)
 {
     if (h->stopping && h->server_closed && h->nconns == 0
-        && !h->done_called) {
+        && !h->spare_busy && !h->done_called) {
         h->done_called = 1;
         if (h->done_cb)
             h->done_cb(h->done_arg);
@@ -623,33 +627,67 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_timer_update(c);
 }
 
-static void
-on_reject_close(uv_handle_t *handle)
-{
-    free(handle);
-}
+/*
+ * Turning a connection away
+ *
+ * libuv accepts a new connection itself and hands it over with
+ * on_connection(); until the callback takes it with uv_accept(), libuv
+ * stops polling the listener.  So a connection the worker cannot serve
+ * (over max_connections, or no memory for it) must still be accepted, or
+ * the worker never accepts again.  It is accepted into h->spare, which
+ * needs no allocation, answered 503 if the socket takes it at once, and
+ * closed.  While spare is still closing, the next one waits (libuv holds
+ * it, and the listener, until then) and on_spare_close() takes it.
+ */
+enum { TURN_NONE, TURN_BUSY, TURN_NOMEM };
 
-/* Over max_connections: try to say 503, then close. */
+static void on_spare_close(uv_handle_t *handle);
+
 static void
-reject(srv_http_t *h)
+turn_away(srv_http_t *h, int why)
 {
-    static const char resp[] =
+    static const char busy[] =
         "HTTP/1.1 503 Service Unavailable\r\n"
         "Content-Type: application/json\r\nContent-Length: 32\r\n"
         "Connection: close\r\n\r\n{\"error\":\"too many connections\"}";
-    uv_tcp_t *t = malloc(sizeof(*t));
-    uv_buf_t b = uv_buf_init((char *)resp, sizeof(resp) - 1);
+    static const char nomem[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\nContent-Length: 25\r\n"
+        "Connection: close\r\n\r\n{\"error\":\"out of memory\"}";
+    uv_buf_t b = why == TURN_BUSY
+                 ? uv_buf_init((char *)busy, sizeof(busy) - 1)
+                 : uv_buf_init((char *)nomem, sizeof(nomem) - 1);
 
-    if (t == NULL || uv_tcp_init(h->loop, t) < 0) {
-        free(t);
+    if (h->spare_busy) {
+        h->spare_next = (unsigned char)why;
         return;
     }
-    if (uv_accept((uv_stream_t *)&h->server, (uv_stream_t *)t) == 0) {
-        h->counters.conn_rejected++;
+    /* Cannot fail for a handle without a socket of its own. */
+    if (uv_tcp_init(h->loop, &h->spare) < 0)
+        return;
+    h->spare_busy = 1;
+    h->spare.data = h;
+    if (uv_accept((uv_stream_t *)&h->server, (uv_stream_t *)&h->spare)
+        == 0) {
+        if (why == TURN_BUSY)
+            h->counters.conn_rejected++;
         h->counters.responses_5xx++;
-        (void)uv_try_write((uv_stream_t *)t, &b, 1);
+        (void)uv_try_write((uv_stream_t *)&h->spare, &b, 1);
     }
-    uv_close((uv_handle_t *)t, on_reject_close);
+    uv_close((uv_handle_t *)&h->spare, on_spare_close);
+}
+
+static void
+on_spare_close(uv_handle_t *handle)
+{
+    srv_http_t *h = handle->data;
+    int next = h->spare_next;
+
+    h->spare_busy = 0;
+    h->spare_next = TURN_NONE;
+    if (next != TURN_NONE && !h->stopping)
+        turn_away(h, next);
+    maybe_done(h);
 }
 
 static void
@@ -661,14 +699,22 @@ on_connection(uv_stream_t *server, int status)
     if (status < 0 || h->stopping)
         return;
     if (h->nconns >= h->lim.max_connections) {
-        reject(h);
+        turn_away(h, TURN_BUSY);
         return;
     }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (h->fail_conns > 0) {
+        h->fail_conns--;
+        c = NULL;
+    } else {
+        c = calloc(1, sizeof(*c));
+    }
+    if (c == NULL) {
+        turn_away(h, TURN_NOMEM);
         return;
+    }
     if (uv_tcp_init(h->loop, &c->tcp) < 0) {
         free(c);
+        turn_away(h, TURN_NOMEM);
         return;
     }
     c->h = h;
@@ -684,6 +730,7 @@ on_connection(uv_stream_t *server, int status)
     if (uv_timer_init(h->loop, &c->timer) < 0) {
         c->state = CS_CLOSED;
         uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+        turn_away(h, TURN_NOMEM);
         return;
     }
     c->handles = 2;
@@ -863,4 +910,10 @@ size_t
 srv_http_active_connections(const srv_http_t *h)
 {
     return h->nconns;
+}
+
+void
+srv_http_fail_next_conns(srv_http_t *h, unsigned n)
+{
+    h->fail_conns = n;
 }

@@ -115,4 +115,12 @@ srv_http_counters(const srv_http_t *h);
 size_t
 srv_http_active_connections(const srv_http_t *h);
 
+/*
+ * Test hook (fault injection): the next n new connections fail to get
+ * their memory, as under out-of-memory.  Each is still accepted, answered
+ * 503 if possible and closed, and the server goes on accepting.
+ */
+void
+srv_http_fail_next_conns(srv_http_t *h, unsigned n);
+
 #endif /* SRV_HTTP_H */

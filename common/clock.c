@@ -24,10 +24,7 @@ clk_now_ns(void)
 double
 clk_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return (double)clk_now_ns() / 1e6;
 }
 
 uint64_t

@@ -68,6 +68,23 @@ rt_heap_modules(rt_heap_t *h)
     return h->modules;
 }
 
+/* The heap's roots, as the walks below start from them: the singletons,
+ * the small ints, the interned strings, sys.modules, then every tracked
+ * container (what the collector knows). */
+static void
+for_each_root(rt_heap_t *h, int (*fn)(rt_obj_t *o, void *arg),
+              void (*tracked)(rt_obj_t *o, void *arg), void *arg)
+{
+    fn(h->none, arg);
+    fn(h->true_, arg);
+    fn(h->false_, arg);
+    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
+        fn(h->small_ints[i], arg);
+    fn(h->interned, arg);
+    fn(h->modules, arg);
+    gc__foreach(tracked, arg);
+}
+
 /* ---- immortalize ------------------------------------------------------ */
 
 static int
@@ -90,14 +107,7 @@ rt_immortalize_heap(rt_heap_t *h)
 {
     rt__ptrstack_t s = RT_PTRSTACK_INIT;
     size_t count = 0;
-    push(h->none, &s);
-    push(h->true_, &s);
-    push(h->false_, &s);
-    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
-        push(h->small_ints[i], &s);
-    push(h->interned, &s);
-    push(h->modules, &s);
-    gc__foreach(push_tracked, &s);
+    for_each_root(h, push, push_tracked, &s);
     /* Depth first over everything reachable from those; an object is
      * visited once, since marking it immortal is the visited mark. */
     while (s.n > 0) {
@@ -200,14 +210,7 @@ rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg)
     walk_t w;
     long n = 0;
     memset(&w, 0, sizeof w);
-    walk_push(h->none, &w);
-    walk_push(h->true_, &w);
-    walk_push(h->false_, &w);
-    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
-        walk_push(h->small_ints[i], &w);
-    walk_push(h->interned, &w);
-    walk_push(h->modules, &w);
-    gc__foreach(walk_push_tracked, &w);
+    for_each_root(h, walk_push, walk_push_tracked, &w);
     while (w.stack.n > 0 && !w.oom && !w.stack.oom) {
         rt_obj_t *o = w.stack.v[--w.stack.n];
         n++;

@@ -283,14 +283,21 @@ close_cb(uv_handle_t *h)
     (void)h;
 }
 
+/* The signals that stop a worker: SIGTERM, SIGINT, SIGQUIT. */
+static void
+stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+}
+
 static void
 block_stop_signals(void)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
+    stop_signals(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -401,10 +408,7 @@ srv_worker_main(const srv_worker_args_t *a)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGQUIT);
+    stop_signals(&mask);
     sigprocmask(SIG_SETMASK, &mask, NULL);
     atomic_store(&W.slot->pid, (int)getpid());
 

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -335,21 +334,13 @@ delete_garbage(gc_head_t *collectable, gc_head_t *old)
     }
 }
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Collect generation gen and the younger ones; returns objects found
  * unreachable. */
 static long
 collect(int gen)
 {
     gc_head_t unreachable;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = rt__now_ns();
     if (G.cb)
         G.cb(0, gen, 0, G.cb_arg);
     if (gen + 1 < GC_NGENS)
@@ -380,7 +371,7 @@ collect(int gen)
 
     G.stats[gen].collections++;
     G.stats[gen].collected += (size_t)m;
-    G.stats[gen].time_ns += now_ns() - t0;
+    G.stats[gen].time_ns += rt__now_ns() - t0;
     if (G.cb)
         G.cb(1, gen, m, G.cb_arg);
     return m;
@@ -444,9 +435,9 @@ gc__init(void)
     for (int i = 0; i < GC_NGENS; i++)
         list_init(&G.gens[i].head);
     list_init(&G.permanent.head);
-    G.gens[0].threshold = 700;
-    G.gens[1].threshold = 10;
-    G.gens[2].threshold = 10;
+    G.gens[0].threshold = GC_THRESHOLD0_DEFAULT;
+    G.gens[1].threshold = GC_THRESHOLD1_DEFAULT;
+    G.gens[2].threshold = GC_THRESHOLD2_DEFAULT;
     G.enabled = 1;
 }
 
@@ -534,12 +525,6 @@ gc__collecting(void)
     return (size_t)G.collecting;
 }
 
-typedef struct {
-    rt_obj_t **v;
-    size_t n, cap;
-    int oom;
-} stack_of_t;
-
 static gc_head_t *
 list_of(int i)                      /* 0..2: generations, 3: permanent */
 {
@@ -559,20 +544,10 @@ gc__foreach(void (*fn)(rt_obj_t *o, void *arg), void *arg)
 static void
 collect_mortal(rt_obj_t *o, void *arg)
 {
-    stack_of_t *st = arg;
+    rt__ptrstack_t *st = arg;
     if (rt_is_immortal(o) || st->oom)
         return;
-    if (st->n == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 4096;
-        rt_obj_t **v = realloc(st->v, cap * sizeof(*v));
-        if (v == NULL) {
-            st->oom = 1;
-            return;
-        }
-        st->v = v;
-        st->cap = cap;
-    }
-    st->v[st->n++] = o;
+    rt__ptrstack_push(st, o);
 }
 
 /* Finalization's last pass: clear every mortal tracked object.  The lists
@@ -583,20 +558,22 @@ collect_mortal(rt_obj_t *o, void *arg)
 size_t
 gc__clear_all(void)
 {
-    stack_of_t st = { NULL, 0, 0, 0 };
+    rt__ptrstack_t st = RT_PTRSTACK_INIT;
     gc__foreach(collect_mortal, &st);
     if (st.oom) {
-        free(st.v);
+        rt__ptrstack_fini(&st);
         return 0;
     }
+    rt_obj_t **v = (rt_obj_t **)st.v;
     for (size_t i = 0; i < st.n; i++)
-        rt_incref(st.v[i]);
+        rt_incref(v[i]);
     for (size_t i = 0; i < st.n; i++)
-        st.v[i]->type->clear(st.v[i]);
+        v[i]->type->clear(v[i]);
     for (size_t i = 0; i < st.n; i++)
-        rt_decref(st.v[i]);
-    free(st.v);
-    return st.n;
+        rt_decref(v[i]);
+    size_t n = st.n;
+    rt__ptrstack_fini(&st);
+    return n;
 }
 
 int

@@ -9,8 +9,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -70,39 +68,31 @@ rt_heap_modules(rt_heap_t *h)
     return h->modules;
 }
 
+/* The heap's roots, as the walks below start from them: the singletons,
+ * the small ints, the interned strings, sys.modules, then every tracked
+ * container (what the collector knows). */
+static void
+for_each_root(rt_heap_t *h, int (*fn)(rt_obj_t *o, void *arg),
+              void (*tracked)(rt_obj_t *o, void *arg), void *arg)
+{
+    fn(h->none, arg);
+    fn(h->true_, arg);
+    fn(h->false_, arg);
+    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
+        fn(h->small_ints[i], arg);
+    fn(h->interned, arg);
+    fn(h->modules, arg);
+    gc__foreach(tracked, arg);
+}
+
 /* ---- immortalize ------------------------------------------------------ */
-
-typedef struct {
-    rt_obj_t **v;
-    size_t n, cap;
-    int oom;
-} stack_t_;
-
-static int push_any(rt_obj_t *o, stack_t_ *s);
 
 static int
 push(rt_obj_t *o, void *arg)
 {
     if (o == NULL || rt_is_immortal(o))
         return 0;
-    push_any(o, arg);
-    return 0;
-}
-
-static int
-push_any(rt_obj_t *o, stack_t_ *s)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        rt_obj_t **v = realloc(s->v, cap * sizeof(*v));
-        if (v == NULL) {
-            s->oom = 1;
-            return -1;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = o;
+    rt__ptrstack_push(arg, o);
     return 0;
 }
 
@@ -115,16 +105,9 @@ push_tracked(rt_obj_t *o, void *arg)
 size_t
 rt_immortalize_heap(rt_heap_t *h)
 {
-    stack_t_ s = { NULL, 0, 0, 0 };
+    rt__ptrstack_t s = RT_PTRSTACK_INIT;
     size_t count = 0;
-    push(h->none, &s);
-    push(h->true_, &s);
-    push(h->false_, &s);
-    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
-        push(h->small_ints[i], &s);
-    push(h->interned, &s);
-    push(h->modules, &s);
-    gc__foreach(push_tracked, &s);
+    for_each_root(h, push, push_tracked, &s);
     /* Depth first over everything reachable from those; an object is
      * visited once, since marking it immortal is the visited mark. */
     while (s.n > 0) {
@@ -136,7 +119,7 @@ rt_immortalize_heap(rt_heap_t *h)
         if (o->type->traverse)
             o->type->traverse(o, push, &s);
     }
-    free(s.v);
+    rt__ptrstack_fini(&s);
     return count;
 }
 
@@ -184,7 +167,7 @@ pset_add(pset_t *s, uintptr_t p)       /* 1 added, 0 present, -1 oom */
 }
 
 typedef struct {
-    stack_t_ stack;
+    rt__ptrstack_t stack;
     pset_t seen;
     int oom;
 } walk_t;
@@ -199,7 +182,7 @@ walk_push(rt_obj_t *o, void *arg)
     if (r < 0)
         w->oom = 1;
     if (r == 1)
-        push_any(o, &w->stack);
+        rt__ptrstack_push(&w->stack, o);
     return 0;
 }
 
@@ -227,14 +210,7 @@ rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg)
     walk_t w;
     long n = 0;
     memset(&w, 0, sizeof w);
-    walk_push(h->none, &w);
-    walk_push(h->true_, &w);
-    walk_push(h->false_, &w);
-    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
-        walk_push(h->small_ints[i], &w);
-    walk_push(h->interned, &w);
-    walk_push(h->modules, &w);
-    gc__foreach(walk_push_tracked, &w);
+    for_each_root(h, walk_push, walk_push_tracked, &w);
     while (w.stack.n > 0 && !w.oom && !w.stack.oom) {
         rt_obj_t *o = w.stack.v[--w.stack.n];
         n++;
@@ -253,27 +229,18 @@ rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg)
             o->type->traverse(o, walk_push, &w);
     }
     int failed = w.oom || w.stack.oom;
-    free(w.stack.v);
+    rt__ptrstack_fini(&w.stack);
     free(w.seen.slots);
     return failed ? -1 : n;
 }
 
 /* ---- teardown --------------------------------------------------------- */
 
-static long
-minflt_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
 void
 rt_finalize(rt_heap_t *h, rt_teardown_t *st)
 {
-    struct timespec t0, t1;
-    long f0 = minflt_now();
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long f0 = rt__minflt();
+    uint64_t t0 = rt__now_ns();
     size_t d0 = h->ndeallocs;
     long collected = 0;
 
@@ -317,11 +284,10 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
     mem_fini();
     rt__heap = NULL;
     free(h);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint64_t t1 = rt__now_ns();
     if (st) {
-        st->wall_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3
-                      + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-        st->minflt = minflt_now() - f0;
+        st->wall_ms = (double)(t1 - t0) / 1e6;
+        st->minflt = rt__minflt() - f0;
         st->collected = (size_t)collected;
         st->deallocated = deallocated;
         st->left = left;

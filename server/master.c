@@ -35,6 +35,7 @@
 #include <jansson.h>
 
 #include "census.h"
+#include "clock.h"
 #include "gc.h"
 #include "http.h"
 #include "mem.h"
@@ -102,22 +103,6 @@ on_signal(int sig)
     ssize_t r = write(sigpipe_fds[1], &b, 1);
     (void)r;
     errno = saved;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -199,7 +184,7 @@ spawn(master_t *m, unsigned index)
     srv_worker_args_t a = {
         .cfg = m->cfg, .heap = m->heap, .app = m->app, .spec = m->spec,
         .slot = &m->slots.slot[slot], .listen_fd = m->listen_fds[index],
-        .index = index, .seed = (uint64_t)now_ns() ^ (index * 0x9e37u),
+        .index = index, .seed = (uint64_t)clk_now_ns() ^ (index * 0x9e37u),
         .master = getpid(), .snap = m->snap,
     };
     fflush(NULL);
@@ -231,7 +216,7 @@ spawn(master_t *m, unsigned index)
     p->pid = pid;
     p->slot = slot;
     p->index = index;
-    p->started_ns = now_ns();
+    p->started_ns = clk_now_ns();
     p->pm.fd = -1;
     if (ps_pagemap_open(&p->pm, pid) < 0)
         p->pm.fd = -1;
@@ -270,7 +255,7 @@ total_requests(const master_t *m)
 static void
 sample(master_t *m, int final)
 {
-    uint64_t t = now_ns();
+    uint64_t t = clk_now_ns();
     double t_ms = (double)(t - m->t0_ns) / 1e6;
     for (unsigned i = 0; i < m->nprocs; i++) {
         proc_t *p = &m->procs[i];
@@ -399,7 +384,7 @@ type_census(master_t *m)
     ms_census_t *c = NULL;
     ms_csv_t w;
     char path[4096];
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clk_now_ns();
     if (ms_census_build(&c, m->heap, m->snap) < 0) {
         say(m, "type census: out of memory");
         return;
@@ -418,7 +403,7 @@ type_census(master_t *m)
     if (r < 0)
         say(m, "type census: cannot write types.csv: %s", strerror(-r));
     say(m, "type census: %zu objects in %.0f ms", ms_census_objects(c),
-        (double)(now_ns() - t0) / 1e6);
+        (double)(clk_now_ns() - t0) / 1e6);
     ms_census_free(c);
 }
 
@@ -434,7 +419,7 @@ begin_stop(master_t *m, int fast, const char *why)
     }
     m->stopping = fast ? 2 : 1;
     double limit = fast ? 5.0 : m->cfg->graceful_timeout_s;
-    m->stop_deadline_ns = now_ns() + (uint64_t)(limit * 1e9);
+    m->stop_deadline_ns = clk_now_ns() + (uint64_t)(limit * 1e9);
     signal_workers(m, fast ? SIGQUIT : SIGTERM);
 }
 
@@ -465,7 +450,7 @@ check_timeouts(master_t *m)
 {
     if (m->cfg->timeout_s <= 0)
         return;
-    uint64_t now = now_ns(), limit = (uint64_t)(m->cfg->timeout_s * 1e9);
+    uint64_t now = clk_now_ns(), limit = (uint64_t)(m->cfg->timeout_s * 1e9);
     for (unsigned i = 0; i < m->nprocs; i++) {
         proc_t *p = &m->procs[i];
         if (p->pid == 0)
@@ -484,7 +469,7 @@ write_runs_row(master_t *m)
 {
     char path[4096];
     ms_csv_t w;
-    double secs = (double)(now_ns() - m->t0_ns) / 1e9;
+    double secs = (double)(clk_now_ns() - m->t0_ns) / 1e9;
     const cfg_t *cfg = m->cfg;
     ms_run_t row = {
         .run_id = m->run_id, .policy = m->policy,
@@ -533,7 +518,7 @@ static int
 build_heap(master_t *m)
 {
     char err[512];
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clk_now_ns();
     m->heap = rt_heap_new();
     if (m->heap == NULL) {
         fprintf(stderr, "cowlab: cannot start the runtime\n");
@@ -549,7 +534,7 @@ build_heap(master_t *m)
         return -1;
     }
     srv_apply_prefork_policy(m->cfg, m->heap);
-    m->build_ms = (double)(now_ns() - t0) / 1e6;
+    m->build_ms = (double)(clk_now_ns() - t0) / 1e6;
     m->heap_objects = rt_heap_objects(m->heap);
     static mem_range_t ranges[65536];
     size_t n = mem_ranges(ranges, 65536);
@@ -638,23 +623,23 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         goto out;
     if (cfg->out_dir && write_meta(&m) < 0)
         say(&m, "cannot write meta.json");
-    m.t0_ns = now_ns();
+    m.t0_ns = clk_now_ns();
     for (int i = 0; i < cfg->workers; i++) {
         if (spawn(&m, (unsigned)i) < 0) {
             fprintf(stderr, "cowlab: fork: %s\n", strerror(errno));
             goto out;
         }
     }
-    m.fork_ms = (double)(now_ns() - m.t0_ns) / 1e6;
+    m.fork_ms = (double)(clk_now_ns() - m.t0_ns) / 1e6;
     say(&m, "policy %s: %d workers forked in %.1f ms", m.policy,
         cfg->workers, m.fork_ms);
 
     ms_sampler_init(&m.sampler, cfg->sample_ms, cfg->sample_budget_pct,
-                    now_ns());
+                    clk_now_ns());
     uint64_t end = cfg->duration_s > 0
         ? m.t0_ns + (uint64_t)(cfg->duration_s * 1e9) : 0;
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = clk_now_ns();
         if (m.stopping && live_workers(&m) == 0)
             break;
         if (m.stopping && now > m.stop_deadline_ns) {
@@ -685,16 +670,16 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
             }
         }
         reap(&m);
-        now = now_ns();
+        now = clk_now_ns();
         if (!m.stopping) {
             check_timeouts(&m);
             if (ms_sampler_due(&m.sampler, now)) {
                 /* The cost that matters is the master's CPU time: wall
                  * time would count the waits for busy cores too. */
-                uint64_t cpu0 = cpu_ns();
+                uint64_t cpu0 = clk_cpu_ns();
                 sample(&m, 0);
-                uint64_t after = now_ns();
-                double cost = (double)(cpu_ns() - cpu0) / 1e6;
+                uint64_t after = clk_now_ns();
+                double cost = (double)(clk_cpu_ns() - cpu0) / 1e6;
                 unsigned was = ms_sampler_done(&m.sampler, cost, after);
                 if (m.sampler.interval_ms != was)
                     say(&m, "sampling took %.1f ms of CPU: interval %u -> "

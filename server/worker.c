@@ -21,13 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "gc.h"
 #include "http.h"
 #include "mem.h"
@@ -62,22 +62,6 @@ typedef struct worker {
 } worker_t;
 
 static worker_t W;
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static long
-minflt_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
 
 void
 srv_apply_gc_thresholds(const cfg_t *cfg)
@@ -129,7 +113,7 @@ measure(size_t *copied)
         ps_pagemap_close(&W.pm);    /* stop measuring, never guess */
         return -1;
     }
-    W.last_measure_ns = now_ns();
+    W.last_measure_ns = clk_now_ns();
     return 0;
 }
 
@@ -168,10 +152,10 @@ on_gc(int phase, int gen, long collected, void *arg)
                 W.unmeasured_gc = 1;
             }
         }
-        W.gc_f0 = minflt_now();
+        W.gc_f0 = clk_minflt();
         return;
     }
-    W.faults_gc += (uint64_t)(minflt_now() - W.gc_f0);
+    W.faults_gc += (uint64_t)(clk_minflt() - W.gc_f0);
     atomic_store(&W.slot->faults_gc, W.faults_gc);
     if (W.measuring) {
         size_t c;
@@ -274,7 +258,7 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
 {
     (void)ctx;
     srv_slot_t *s = W.slot;
-    atomic_store(&s->busy_since_ns, now_ns());
+    atomic_store(&s->busy_since_ns, clk_now_ns());
     publish_responses();
     if (strcmp(req->path, "/healthz") == 0) {
         resp->body = json_body(json_pack("{s:s, s:i}", "status", "ok",
@@ -298,10 +282,10 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
     } else {
         wl_result_t res;
         memset(&res, 0, sizeof res);
-        long f0 = minflt_now();
+        long f0 = clk_minflt();
         uint64_t g0 = W.faults_gc;
         wl_handle(W.app, req->path, req->query, &res);
-        long f1 = minflt_now();
+        long f1 = clk_minflt();
         uint64_t in_gc = W.faults_gc - g0;
         uint64_t total = (uint64_t)(f1 - f0);
         atomic_fetch_add(&s->faults_request,
@@ -310,7 +294,7 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
         resp->body = res.body;
         resp->body_len = res.body_len;
         publish_gc_stats();
-        if (W.pm.fd >= 0 && now_ns() - W.last_measure_ns > 1000000000u)
+        if (W.pm.fd >= 0 && clk_now_ns() - W.last_measure_ns > 1000000000u)
             close_gap();
     }
     uint64_t n = atomic_fetch_add(&s->requests, 1) + 1;
@@ -328,14 +312,21 @@ close_cb(uv_handle_t *h)
     (void)h;
 }
 
+/* The signals that stop a worker: SIGTERM, SIGINT, SIGQUIT. */
+static void
+stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+}
+
 static void
 block_stop_signals(void)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
+    stop_signals(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -396,7 +387,7 @@ count_rest(void *arg)
 static _Noreturn void
 exit_policy(void)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clk_now_ns();
     srv_slot_t *s = W.slot;
     block_stop_signals();           /* the teardown runs to its end */
     publish_gc_stats();
@@ -418,15 +409,15 @@ exit_policy(void)
                 st.before_release = count_rest;
             }
         }
-        t0 = now_ns();              /* the measuring above is not teardown */
+        t0 = clk_now_ns();              /* the measuring above is not teardown */
         rt_finalize(W.heap, &st);
         atomic_store(&s->copied_by_teardown, W.copied_teardown);
         atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
-        atomic_store(&s->teardown_us, (now_ns() - t0) / 1000);
+        atomic_store(&s->teardown_us, (clk_now_ns() - t0) / 1000);
         atomic_store(&s->state, SLOT_DONE);
         _exit(0);
     }
-    atomic_store(&s->teardown_us, (now_ns() - t0) / 1000);
+    atomic_store(&s->teardown_us, (clk_now_ns() - t0) / 1000);
     atomic_store(&s->state, SLOT_DONE);
     rt_skip_exit(0);
 }
@@ -448,15 +439,12 @@ srv_worker_main(const srv_worker_args_t *a)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGQUIT);
+    stop_signals(&mask);
     sigprocmask(SIG_SETMASK, &mask, NULL);
     atomic_store(&W.slot->pid, (int)getpid());
 
     if (a->heap == NULL) {          /* lazy: no sharing, the baseline */
-        uint64_t t0 = now_ns();
+        uint64_t t0 = clk_now_ns();
         char err[512];
         W.heap = rt_heap_new();
         srv_apply_gc_thresholds(a->cfg);
@@ -469,7 +457,7 @@ srv_worker_main(const srv_worker_args_t *a)
             _exit(70);
         }
         srv_apply_prefork_policy(a->cfg, W.heap);
-        atomic_store(&W.slot->build_us, (now_ns() - t0) / 1000);
+        atomic_store(&W.slot->build_us, (clk_now_ns() - t0) / 1000);
     }
     wl_app_seed(W.app, a->seed);
     atomic_store(&W.slot->heap_objects, rt_heap_objects(W.heap));

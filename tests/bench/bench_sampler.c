@@ -14,14 +14,6 @@
 #include "procstat.h"
 #include "sampler.h"
 
-static double
-cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 int
 main(void)
 {
@@ -71,21 +63,21 @@ main(void)
     sleep(1);
     double best_round = 1e30, best_smaps = 1e30, best_pm = 1e30;
     for (int round = 0; round < ROUNDS; round++) {
-        double t0 = cpu_ms(), smaps = 0, pm = 0;
+        double t0 = (clk_cpu_ns() / 1e6), smaps = 0, pm = 0;
         for (int w = 0; w < WORKERS; w++) {
             ps_smaps_t sm;
             ps_stat_t st;
             size_t copied;
-            double a = cpu_ms();
+            double a = (clk_cpu_ns() / 1e6);
             ps_read_smaps_rollup(pids[w], &sm);
             ps_read_stat(pids[w], &st);
-            double b = cpu_ms();
+            double b = (clk_cpu_ns() / 1e6);
             ps_count_copied(snap, pids[w], &copied);
-            double c = cpu_ms();
+            double c = (clk_cpu_ns() / 1e6);
             smaps += b - a;
             pm += c - b;
         }
-        double t = cpu_ms() - t0;
+        double t = (clk_cpu_ns() / 1e6) - t0;
         if (t < best_round) {
             best_round = t;
             best_smaps = smaps;

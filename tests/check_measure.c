@@ -4,35 +4,19 @@
  * type census, and the sampler's self-limiting interval. */
 #include <check.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
 
 #include "census.h"
 #include "master.h"
+#include "support.h"
 
-static const char *bin;
-static pid_t srv = -1;
-static int srv_out = -1;
-static int port;
+static ts_server_t S = TS_SERVER_NONE;
 static char tmpdir[64], outdir[128];
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
 
 /* ---- documented schema -------------------------------------------------- */
 
@@ -104,170 +88,45 @@ END_TEST
 static void
 start(const char *const *args)
 {
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    srv = fork();
-    ck_assert_int_ge(srv, 0);
-    if (srv == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], 1);
-        close(fds[0]);
-        const char *argv[64] = { bin, "--port", "0", "-q", "--out", outdir };
-        int n = 6;
-        for (int i = 0; args[i]; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    setpgid(srv, srv);
-    close(fds[1]);
-    srv_out = fds[0];
-    char buf[256];
-    size_t len = 0;
-    struct pollfd p = { srv_out, POLLIN, 0 };
-    while (len < sizeof buf - 1) {
-        ck_assert_msg(poll(&p, 1, 30000) == 1, "server did not start");
-        ck_assert_msg(read(srv_out, buf + len, 1) == 1, "server died");
-        if (buf[len++] == '\n')
-            break;
-    }
-    buf[len] = '\0';
-    ck_assert(sscanf(buf, "listening http://127.0.0.1:%d", &port) == 1);
+    const char *base[] = { "--out", outdir, NULL };
+    ck_assert_msg(ts_server_start(&S, base, args) == 0,
+                  "server did not start");
 }
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cowlab-measure-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    ck_assert_int_eq(ts_tmpdir(tmpdir, sizeof tmpdir, "measure"), 0);
     snprintf(outdir, sizeof outdir, "%s/out", tmpdir);
 }
 
 static void teardown(void)
 {
-    if (srv > 0) {
-        kill(-srv, SIGKILL);
-        waitpid(srv, NULL, 0);
-    }
-    srv = -1;
-    if (srv_out >= 0)
-        close(srv_out);
-    srv_out = -1;
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    ts_server_kill(&S);
+    ts_rmdir(tmpdir);
 }
 
 static int
 get(const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { 0 };
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = { 20, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    char req[256], buf[8192];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n"
-                     "Connection: close\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    ssize_t k, len = 0;
-    while ((k = read(fd, buf + len, sizeof buf - 1 - (size_t)len)) > 0)
-        len += k;
-    close(fd);
-    buf[len] = '\0';
-    int status = -1;
-    sscanf(buf, "HTTP/1.1 %d", &status);
-    return status;
+    return ts_get(S.port, path, NULL, 0);
 }
 
 static int
 wait_exit(void)
 {
-    int status;
-    ck_assert_int_eq(waitpid(srv, &status, 0), srv);
-    srv = -1;
+    int status = ts_server_wait(&S);
+    ck_assert_int_ne(status, -1);
     return status;
 }
 
-/* Parse a CSV: header fields, then rows; every row must have as many
- * fields as the header and end in a newline. Returns rows. */
-typedef struct {
-    char *cols[64];
-    int ncols;
-    char *rows[4096][64];
-    int nrows;
-    char *buf;
-} csv_t;
-
-static int
-csv_load(csv_t *c, const char *name)
+/* outdir/name as CSV: whole rows, each with the header's fields. */
+static size_t
+csv_load(ts_csv_t *c, const char *name)
 {
-    char path[256];
+    char path[256], err[512];
     snprintf(path, sizeof path, "%s/%s", outdir, name);
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "%s missing", name);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    c->buf = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(c->buf, 1, (size_t)n, f), n);
-    c->buf[n] = '\0';
-    fclose(f);
-    ck_assert_msg(n > 0 && c->buf[n - 1] == '\n', "%s: torn last row", name);
-    c->nrows = 0;
-    char *save = NULL;
-    int first = 1;
-    for (char *line = strtok_r(c->buf, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char **dst = first ? c->cols : c->rows[c->nrows];
-        int k = 0;
-        char *p = line;
-        for (;;) {
-            dst[k++] = p;
-            char *comma = strchr(p, ',');
-            if (!comma)
-                break;
-            *comma = '\0';
-            p = comma + 1;
-        }
-        if (first) {
-            c->ncols = k;
-            first = 0;
-        } else {
-            ck_assert_msg(k == c->ncols, "%s row %d: %d fields, header %d",
-                          name, c->nrows + 1, k, c->ncols);
-            if (c->nrows < 4095)
-                c->nrows++;
-        }
-    }
+    ck_assert_msg(ts_csv_load(c, path, err, sizeof err) == 0, "%s", err);
     return c->nrows;
-}
-
-static const char *
-csv_get(const csv_t *c, int row, const char *col)
-{
-    for (int i = 0; i < c->ncols; i++)
-        if (strcmp(c->cols[i], col) == 0)
-            return c->rows[row][i];
-    ck_abort_msg("no column %s", col);
-    return NULL;
-}
-
-static long
-csv_long(const csv_t *c, int row, const char *col)
-{
-    return strtol(csv_get(c, row, col), NULL, 10);
 }
 
 START_TEST(measure_sigkill_master_leaves_whole_rows)
@@ -277,13 +136,13 @@ START_TEST(measure_sigkill_master_leaves_whole_rows)
     start(args);
     for (int i = 0; i < 60; i++)
         get(i % 2 ? "/api/items" : "/api/user");
-    sleep_ms(300);
-    kill(srv, SIGKILL);
+    ts_sleep_ms(300);
+    kill(S.pid, SIGKILL);
     int status = wait_exit();
     ck_assert(WIFSIGNALED(status));
-    static csv_t c;
-    ck_assert_int_ge(csv_load(&c, "samples.csv"), 3);
-    free(c.buf);
+    ts_csv_t c;
+    ck_assert_uint_ge(csv_load(&c, "samples.csv"), 3);
+    ts_csv_free(&c);
 }
 END_TEST
 
@@ -302,47 +161,47 @@ START_TEST(measure_copies_by_cause_add_up)
     start(args);
     for (int i = 0; i < 300; i++)
         ck_assert_int_eq(get(i % 3 ? "/api/user" : "/api/items"), 200);
-    sleep_ms(1100);                 /* the next request closes the gap */
+    ts_sleep_ms(1100);              /* the next request closes the gap */
     ck_assert_int_eq(get("/static"), 200);
-    sleep_ms(400);                  /* quiet: samples see a still heap */
-    kill(srv, SIGTERM);
+    ts_sleep_ms(400);               /* quiet: samples see a still heap */
+    kill(S.pid, SIGTERM);
     int status = wait_exit();
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    static csv_t c;
-    int n = csv_load(&c, "samples.csv");
-    ck_assert_int_ge(n, 3);
-    int last = n - 1;
-    long copied = csv_long(&c, last, "heap_copied_pages");
-    long gc = csv_long(&c, last, "copied_by_gc");
-    long req = csv_long(&c, last, "copied_by_request");
-    long un = csv_long(&c, last, "copied_unattributed");
+    ts_csv_t c;
+    size_t n = csv_load(&c, "samples.csv");
+    ck_assert_uint_ge(n, 3);
+    size_t last = n - 1;
+    long copied = ts_csv_long(&c, last, "heap_copied_pages");
+    long gc = ts_csv_long(&c, last, "copied_by_gc");
+    long req = ts_csv_long(&c, last, "copied_by_request");
+    long un = ts_csv_long(&c, last, "copied_unattributed");
+    long heap_pages = ts_csv_long(&c, last, "heap_pages");
     printf("measure: %ld copied = %ld gc + %ld request + %ld unattributed "
            "(%ld collections bracketed of %ld)\n", copied, gc, req, un,
-           csv_long(&c, last, "gc_measured"),
-           csv_long(&c, last, "gc_collections_0")
-           + csv_long(&c, last, "gc_collections_1")
-           + csv_long(&c, last, "gc_collections_2"));
+           ts_csv_long(&c, last, "gc_measured"),
+           ts_csv_long(&c, last, "gc_collections_0")
+           + ts_csv_long(&c, last, "gc_collections_1")
+           + ts_csv_long(&c, last, "gc_collections_2"));
     ck_assert_int_gt(copied, 0);
     ck_assert_int_eq(gc + req + un, copied);
     /* Unattributed: only pages copied before the worker's first read of
      * its pagemap (its start-up), never the requests' or the GC's. */
     ck_assert_int_le(un, 2);
-    ck_assert_int_eq(csv_long(&c, last, "gc_measured"),
-                     csv_long(&c, last, "gc_collections_0")
-                     + csv_long(&c, last, "gc_collections_1")
-                     + csv_long(&c, last, "gc_collections_2"));
-    ck_assert_int_ge(csv_long(&c, last, "faults_other"), 0);
-    free(c.buf);
-    static csv_t r;
-    ck_assert_int_eq(csv_load(&r, "runs.csv"), 1);
-    long heap_pages = csv_long(&c, last, "heap_pages");
-    long td = csv_long(&r, 0, "copied_by_teardown");
+    ck_assert_int_eq(ts_csv_long(&c, last, "gc_measured"),
+                     ts_csv_long(&c, last, "gc_collections_0")
+                     + ts_csv_long(&c, last, "gc_collections_1")
+                     + ts_csv_long(&c, last, "gc_collections_2"));
+    ck_assert_int_ge(ts_csv_long(&c, last, "faults_other"), 0);
+    ts_csv_free(&c);
+    ts_csv_t r;
+    ck_assert_uint_eq(csv_load(&r, "runs.csv"), 1);
+    long td = ts_csv_long(&r, 0, "copied_by_teardown");
     /* finalize writes every page the worker had not copied yet */
     printf("measure: teardown copied %ld of the %ld pages still shared\n",
            td, heap_pages - copied);
     ck_assert_int_ge(td, (heap_pages - copied) * 8 / 10);
     ck_assert_int_le(td, heap_pages - copied);
-    free(r.buf);
+    ts_csv_free(&r);
 }
 END_TEST
 
@@ -354,12 +213,12 @@ START_TEST(measure_skip_exit_copies_nothing)
     get("/api/items");
     int status = wait_exit();
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    static csv_t r;
-    ck_assert_int_eq(csv_load(&r, "runs.csv"), 1);
-    ck_assert_int_eq(csv_long(&r, 0, "copied_by_teardown"), 0);
-    ck_assert_int_eq(csv_long(&r, 0, "faults_teardown"), 0);
-    ck_assert(strtod(csv_get(&r, 0, "teardown_ms"), NULL) < 5.0);
-    free(r.buf);
+    ts_csv_t r;
+    ck_assert_uint_eq(csv_load(&r, "runs.csv"), 1);
+    ck_assert_int_eq(ts_csv_long(&r, 0, "copied_by_teardown"), 0);
+    ck_assert_int_eq(ts_csv_long(&r, 0, "faults_teardown"), 0);
+    ck_assert(strtod(ts_csv_get(&r, 0, "teardown_ms"), NULL) < 5.0);
+    ts_csv_free(&r);
 }
 END_TEST
 
@@ -372,37 +231,34 @@ START_TEST(measure_type_census_counts_every_object)
         get("/api/items");
     int status = wait_exit();
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    static csv_t t, r;
-    int n = csv_load(&t, "types.csv");
-    ck_assert_int_ge(n, 10);
-    csv_load(&r, "runs.csv");
-    long heap_objects = csv_long(&r, 0, "heap_objects");
+    ts_csv_t t, r;
+    size_t n = csv_load(&t, "types.csv");
+    ck_assert_uint_ge(n, 10);
+    ck_assert_uint_eq(csv_load(&r, "runs.csv"), 1);
+    long heap_objects = ts_csv_long(&r, 0, "heap_objects");
     long objects[2] = { 0, 0 };
     int seen_str = 0;
-    for (int i = 0; i < n; i++) {
-        long w = csv_long(&t, i, "worker");
+    for (size_t i = 0; i < n; i++) {
+        long w = ts_csv_long(&t, i, "worker");
         ck_assert(w == 0 || w == 1);
-        objects[w] += csv_long(&t, i, "objects");
-        ck_assert_int_le(csv_long(&t, i, "copied_pages"),
-                         csv_long(&t, i, "pages"));
-        seen_str |= strcmp(csv_get(&t, i, "type"), "str") == 0;
+        objects[w] += ts_csv_long(&t, i, "objects");
+        ck_assert_int_le(ts_csv_long(&t, i, "copied_pages"),
+                         ts_csv_long(&t, i, "pages"));
+        seen_str |= strcmp(ts_csv_get(&t, i, "type"), "str") == 0;
     }
     ck_assert(seen_str);
     /* Every object of the heap is reachable after the build: the census
      * must find each exactly once. */
     ck_assert_int_eq(objects[0], heap_objects);
     ck_assert_int_eq(objects[1], heap_objects);
-    free(t.buf);
-    free(r.buf);
+    ts_csv_free(&t);
+    ts_csv_free(&r);
 }
 END_TEST
 
 int
 main(void)
 {
-    bin = getenv("COWLAB_BIN");
-    if (bin == NULL)
-        bin = "bin/cowlab";
     Suite *s = suite_create("measure");
     TCase *tc = tcase_create("measure");
     tcase_add_checked_fixture(tc, setup, teardown);

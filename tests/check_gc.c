@@ -15,6 +15,7 @@
 #include "mem.h"
 #include "object.h"
 #include "procstat.h"
+#include "support.h"
 
 static rt_heap_t *heap;
 static void setup(void)    { heap = rt_heap_new(); ck_assert_ptr_nonnull(heap); }
@@ -428,17 +429,15 @@ copied_by_child(ps_snap_t *s, act_t act)
 }
 
 #ifdef RT_MALLOC_BYPASS
-#define SKIP_IN_BYPASS() do { \
-        printf("skipped: copy-on-write figures need the arena allocator " \
-               "(this build sends objects to malloc)\n"); return; } while (0)
+#define SKIP_IN_BYPASS() TS_SKIP("copy-on-write figures need the arena " \
+        "allocator (RT_MALLOC_BYPASS sends objects to malloc)")
 #else
 #define SKIP_IN_BYPASS() ((void)0)
 #endif
 /* Fault counts include the tool's own faults under valgrind (make
  * valgrind sets COWLAB_VALGRIND): those tests need a plain run. */
-#define SKIP_UNDER_VALGRIND() do { if (getenv("COWLAB_VALGRIND")) { \
-        printf("skipped under valgrind: it takes page faults of its own\n"); \
-        return; } } while (0)
+#define SKIP_UNDER_VALGRIND() do { if (getenv("COWLAB_VALGRIND")) \
+        TS_SKIP("valgrind takes page faults of its own"); } while (0)
 
 START_TEST(gc_cow_full_collection_copies_gc_pages)
 {

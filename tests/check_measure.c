@@ -149,9 +149,8 @@ END_TEST
 START_TEST(measure_copies_by_cause_add_up)
 {
 #ifdef RT_MALLOC_BYPASS
-    printf("skipped: copy figures need the arena allocator (this build "
-           "sends objects to malloc)\n");
-    return;
+    TS_SKIP("copy figures need the arena allocator (RT_MALLOC_BYPASS sends "
+            "objects to malloc)");
 #endif
     /* Every collection bracketed: the worker's own attribution must add
      * up to what the master counts independently from outside. */

@@ -564,7 +564,7 @@ collect_mortal(rt_obj_t *o, void *arg)
         return;
     if (st->n == st->cap) {
         size_t cap = st->cap ? st->cap * 2 : 4096;
-        rt_obj_t **v = realloc(st->v, cap * sizeof(*v));
+        rt_obj_t **v = rt__scratch_realloc(st->v, cap * sizeof(*v));
         if (v == NULL) {
             st->oom = 1;
             return;
@@ -579,15 +579,16 @@ collect_mortal(rt_obj_t *o, void *arg)
  * are only read to find them (no merge, no move), and every one is held
  * by a reference while the others are cleared, so immortal objects'
  * headers are never written: the teardown of an immortal heap leaves its
- * pages shared.  What dies unlinks itself, as at any deallocation. */
-size_t
+ * pages shared.  What dies unlinks itself, as at any deallocation.
+ * Out of memory for the list: nothing is cleared, -1. */
+long
 gc__clear_all(void)
 {
     stack_of_t st = { NULL, 0, 0, 0 };
     gc__foreach(collect_mortal, &st);
     if (st.oom) {
         free(st.v);
-        return 0;
+        return -1;
     }
     for (size_t i = 0; i < st.n; i++)
         rt_incref(st.v[i]);
@@ -596,7 +597,7 @@ gc__clear_all(void)
     for (size_t i = 0; i < st.n; i++)
         rt_decref(st.v[i]);
     free(st.v);
-    return st.n;
+    return (long)st.n;
 }
 
 int

@@ -12,6 +12,11 @@
  * status for main(): 0 on a clean stop, 1 on a runtime failure. */
 int srv_master_run(const cfg_t *cfg, const wl_spec_t *spec);
 
+struct ps_snap;
+/* Snapshot which pages of every heap range (mem_ranges) are present, for
+ * however many ranges there are.  0, or a negative errno (-ENOMEM). */
+int srv_snapshot_heap(struct ps_snap **snap);
+
 /* The sampling interval to use after a round that cost cost_ms of CPU:
  * the configured one, or longer so that sampling stays within budget_pct
  * of a core (0: no limit). */

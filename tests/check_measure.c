@@ -13,6 +13,8 @@
 
 #include "census.h"
 #include "master.h"
+#include "mem.h"
+#include "procstat.h"
 #include "support.h"
 
 static ts_server_t S = TS_SERVER_NONE;
@@ -82,6 +84,75 @@ START_TEST(measure_sampler_keeps_to_one_percent)
     ck_assert_uint_eq(srv_sample_interval(250, 1e6, 0), 250); /* no limit */
 }
 END_TEST
+
+/* ---- the heap's pages: every range, or an error ---------------------- */
+
+/*
+ * The master once listed at most 65,536 heap ranges and silently dropped
+ * the rest.  Large blocks that malloc() places apart (a page of someone
+ * else's between each two) are ranges of their own: 65,600 of them, about
+ * 260 MB of address space and one touched page each.
+ */
+enum { MANY = 65600 };
+
+START_TEST(measure_snapshot_takes_every_range)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    TS_SKIP("AddressSanitizer's malloc packs blocks of one size together: "
+            "no way to make separate ranges (RT_MALLOC_BYPASS build)");
+#endif
+    static void *blocks[MANY], *gaps[MANY];
+    ps_snap_t *snap = NULL;
+    size_t nr, pg = (size_t)sysconf(_SC_PAGESIZE), total = 0;
+
+    for (size_t i = 0; i < MANY; i++) {
+        blocks[i] = mem_alloc(MEM_SMALL_MAX + 88);      /* large */
+        gaps[i] = malloc(2 * pg);
+        ck_assert(blocks[i] != NULL && gaps[i] != NULL);
+    }
+    long n = mem_ranges(NULL, 0);
+    if (n <= 65536)
+        TS_SKIP("malloc placed the blocks together: %ld ranges", n);
+    ck_assert_int_eq(srv_snapshot_heap(&snap), 0);
+    const ps_range_t *r = ps_snap_ranges(snap, &nr);
+    ck_assert_uint_eq(nr, (size_t)n);               /* all of them */
+    for (size_t i = 0; i < nr; i++)
+        total += (r[i].end - r[i].start) / pg;
+    ck_assert_uint_eq(ps_snap_total_pages(snap), total);
+    ck_assert_uint_ge(ps_snap_pages(snap), MANY);   /* each block's page */
+    ps_snap_free(snap);
+    for (size_t i = 0; i < MANY; i++) {
+        mem_free(blocks[i]);
+        free(gaps[i]);
+    }
+}
+END_TEST
+
+/* Out of memory while listing the ranges: an error, not an empty heap. */
+START_TEST(measure_snapshot_out_of_memory)
+{
+    void *small = mem_alloc(64), *large = mem_alloc(100000);
+    ps_snap_t *snap = NULL;
+
+    ck_assert(small != NULL && large != NULL);
+    for (long n = 1; n <= 2; n++) {         /* mem_ranges() twice */
+        mem_fail_after(n);
+        ck_assert_int_eq(srv_snapshot_heap(&snap), -ENOMEM);
+        mem_fail_after(0);
+        ck_assert_ptr_null(snap);
+    }
+    mem_fail_after(3);
+    ck_assert_int_eq(srv_snapshot_heap(&snap), 0);
+    mem_fail_after(0);
+    ck_assert_uint_ge(ps_snap_pages(snap), 2);
+    ps_snap_free(snap);
+    mem_free(small);
+    mem_free(large);
+}
+END_TEST
+
+static void mem_setup(void)    { ck_assert_int_eq(mem_init(), 0); }
+static void mem_teardown(void) { mem_fini(); }
 
 /* ---- running the server ------------------------------------------------- */
 
@@ -269,6 +340,12 @@ main(void)
     tcase_add_test(tc, measure_skip_exit_copies_nothing);
     tcase_add_test(tc, measure_type_census_counts_every_object);
     suite_add_tcase(s, tc);
+    TCase *th = tcase_create("heap");
+    tcase_add_checked_fixture(th, mem_setup, mem_teardown);
+    tcase_set_timeout(th, 120);
+    tcase_add_test(th, measure_snapshot_takes_every_range);
+    tcase_add_test(th, measure_snapshot_out_of_memory);
+    suite_add_tcase(s, th);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

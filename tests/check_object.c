@@ -467,6 +467,109 @@ START_TEST(object_finalize_leaves_immortals_unwritten)
 }
 END_TEST
 
+/*
+ * Out of memory in rt_immortalize_heap() (its stack) leaves the heap only
+ * partly immortal: it must say so (-1), never return a count as if it had
+ * finished.  Every failure point in turn.  The heap: a module whose list
+ * holds NSTRS strs, so the stack grows while objects are being marked.
+ */
+enum { NSTRS = 5000 };
+
+typedef struct { const rt_obj_t *last; long objects, immortal; } census_t;
+
+static void
+count_immortal(rt_obj_t *o, const void *block, size_t len, void *arg)
+{
+    census_t *c = arg;
+    (void)block;
+    (void)len;
+    if (o == c->last)           /* its item array or key table */
+        return;
+    c->last = o;
+    c->objects++;
+    c->immortal += rt_is_immortal(o);
+}
+
+START_TEST(object_immortalize_heap_out_of_memory)
+{
+    static rt_obj_t *strs[NSTRS];
+    rt_obj_t *m = rt_module_new(heap, "app");
+    rt_obj_t *all = rt_list_new(heap);
+    long n, r = -1;
+    int failures = 0, partial = 0;
+
+    for (int i = 0; i < NSTRS; i++) {
+        strs[i] = rt_str_from(heap, "payload");
+        rt_list_append_steal(all, strs[i]);
+    }
+    rt_dict_set_str(heap, rt_module_dict(m), "all", all);
+    rt_decref(all);
+    size_t objs = rt_heap_objects(heap);
+    for (n = 1; n < 100; n++) {
+        mem_fail_after(n);
+        r = rt_immortalize_heap(heap);
+        mem_fail_after(0);
+        if (r >= 0)
+            break;
+        ck_assert_int_eq(r, -1);
+        failures++;
+        /* some objects marked, not all: what the -1 is there to say */
+        census_t c = { NULL, 0, 0 };
+        ck_assert_int_eq(rt_heap_walk(heap, count_immortal, &c), c.objects);
+        partial += c.immortal > 0 && c.immortal < c.objects;
+    }
+    ck_assert_int_ge(r, 0);
+    ck_assert_int_ge(failures, 2);      /* the stack grows more than once */
+    ck_assert_int_ge(partial, 1);
+    ck_assert_uint_le((size_t)r, objs);
+    /* The pass that had memory finished the job: an object is marked only
+     * once everything it refers to is on the stack. */
+    ck_assert_int_eq(rt_immortalize_heap(heap), 0);
+    for (int i = 0; i < NSTRS; i++)
+        ck_assert(rt_is_immortal(strs[i]));
+    rt_decref(m);
+}
+END_TEST
+
+/* Out of memory in finalization (its last pass lists the mortal tracked
+ * objects) leaves objects alive: rt_finalize() must return -1, not the
+ * figures of a teardown that did not happen.  The first failure points in
+ * turn (clearing a dict without memory is fine: it empties it in place). */
+START_TEST(object_finalize_out_of_memory)
+{
+    int failures = 0;
+
+    for (long n = 1; n <= 10; n++) {
+        rt_obj_t *m = rt_module_new(heap, "app");
+        for (int i = 0; i < 100; i++) {
+            rt_obj_t *l = rt_list_new(heap);
+            char buf[16];
+            rt_list_append(l, l);
+            snprintf(buf, sizeof buf, "n%d", i);
+            rt_dict_set_str(heap, rt_module_dict(m), buf, l);
+            rt_decref(l);
+        }
+        rt_decref(m);
+        gc_freeze();            /* only the last pass frees them */
+        rt_teardown_t st;
+        memset(&st, 0, sizeof st);
+        mem_fail_after(n);
+        int rc = rt_finalize(heap, &st);
+        mem_fail_after(0);
+        heap = rt_heap_new();   /* the old one is released either way */
+        ck_assert_ptr_nonnull(heap);
+        ck_assert_msg(rc == 0 || rc == -1, "n=%ld: %d", n, rc);
+        if (rc == 0) {
+            ck_assert_uint_eq(st.left, 0);
+        } else {
+            ck_assert_uint_gt(st.left, 0);  /* the lists, never cleared */
+            failures++;
+        }
+    }
+    ck_assert_int_ge(failures, 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -494,6 +597,8 @@ main(void)
     tcase_add_test(tc, object_immortalize_heap_marks_reachable);
     tcase_add_test(tc, object_finalize_frees_everything);
     tcase_add_test(tc, object_finalize_leaves_immortals_unwritten);
+    tcase_add_test(tc, object_immortalize_heap_out_of_memory);
+    tcase_add_test(tc, object_finalize_out_of_memory);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -4,6 +4,7 @@
  * SIGTERM, SIGHUP reload, max-requests, malformed requests, bad config,
  * and the CSV files a --duration run leaves. */
 #include <check.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "mem.h"
+#include "object.h"
 #include "support.h"
+#include "worker.h"
 
 static ts_server_t S = TS_SERVER_NONE;
 static char tmpdir[64];
@@ -253,6 +258,35 @@ START_TEST(server_duration_run_writes_csv)
 }
 END_TEST
 
+/* --immortal without the memory to finish: an error (the master then
+ * exits 1 with a message), never a partly immortal heap measured as an
+ * immortal one. */
+START_TEST(server_immortal_policy_out_of_memory)
+{
+    cfg_t cfg;
+    rt_heap_t *h = rt_heap_new();
+    ck_assert_ptr_nonnull(h);
+    cfg_defaults(&cfg);
+    cfg.immortal = 1;
+    rt_obj_t *m = rt_module_new(h, "app");
+    rt_obj_t *l = rt_list_new(h);
+    for (int i = 0; i < 3000; i++)
+        rt_list_append_steal(l, rt_str_from(h, "x"));
+    rt_dict_set_str(h, rt_module_dict(m), "l", l);
+    for (long n = 1; n <= 2; n++) {
+        mem_fail_after(n);
+        ck_assert_int_eq(srv_apply_prefork_policy(&cfg, h), -ENOMEM);
+        mem_fail_after(0);
+    }
+    ck_assert_int_eq(srv_apply_prefork_policy(&cfg, h), 0);
+    ck_assert(rt_is_immortal(l) && rt_is_immortal(rt_list_get(l, 2999)));
+    rt_decref(l);
+    rt_decref(m);
+    cfg_free(&cfg);
+    rt_heap_free(h);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -270,6 +304,7 @@ main(void)
     tcase_add_test(tc, server_bad_config_exits_2_naming_field);
     tcase_add_test(tc, server_shipped_workloads_load);
     tcase_add_test(tc, server_duration_run_writes_csv);
+    tcase_add_test(tc, server_immortal_policy_out_of_memory);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -103,9 +103,11 @@ asan:                        ## tests under ASan+UBSan: never take measurements 
 small-arenas:                ## tests with the seeds' 256 KiB arenas and 4 KiB pools
 	$(MAKE) BUILD=build/small CFLAGS="-O2 -g -DMEM_SMALL_ARENAS" test
 
-bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build)
+bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build; as root: installs nginx-light for the ratio)
+	@: > $(SKIPS)
 	@for b in $(BENCH_BIN); do COWLAB_BIN=$(SERVER) ./$$b || exit 1; done
-	@COWLAB_BIN=$(SERVER) tests/bench/bench_server.sh
+	@COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) tests/bench/bench_server.sh
+	@tests/skips.sh report $(SKIPS)
 
 VALGRIND_TESTS = check_object check_gc check_gcfaith check_mem check_workload
 valgrind: $(TEST_BIN)        ## the runtime tests under valgrind memcheck (leaks and errors fail)

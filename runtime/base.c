@@ -1,9 +1,9 @@
 /*
  * base.c -- what every runtime file may call and that depends on no other
  * runtime file: the assertion failure path, the system page size, the
- * runtime's clocks and its pointer stack.
+ * runtime's clocks, its pointer stack and the fault-injection countdown.
  * The allocator (mem.c) sits below the objects, so these live here rather
- * than in object.c.  Declared in internal.h.
+ * than in object.c.  Declared in base.h.
  */
 #include "base.h"
 
@@ -54,7 +54,7 @@ rt__ptrstack_push(rt__ptrstack_t *s, void *p)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
-        void **v = realloc(s->v, cap * sizeof(*v));
+        void **v = rt__scratch_realloc(s->v, cap * sizeof(*v));
         if (v == NULL) {
             s->oom = 1;
             return -1;
@@ -72,4 +72,26 @@ rt__ptrstack_fini(rt__ptrstack_t *s)
     free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;
+}
+
+static long fail_countdown;         /* > 0: allocations until one fails */
+
+void
+rt__fail_after(long n)
+{
+    fail_countdown = n > 0 ? n : 0;
+}
+
+int
+rt__fail_now(void)
+{
+    return fail_countdown > 0 && --fail_countdown == 0;
+}
+
+void *
+rt__scratch_realloc(void *p, size_t n)
+{
+    if (rt__fail_now())
+        return NULL;
+    return realloc(p, n);
 }

@@ -1,6 +1,7 @@
 /*
  * base.h -- the bottom of the runtime: assertions, the page size, the
- * two clocks the runtime reads and a growable stack of pointers.
+ * two clocks the runtime reads, a growable stack of pointers and fault
+ * injection.
  * Internal (RT_BUILD_CORE) like internal.h, but it includes no other
  * runtime header, so the allocator (mem.c) can use it without seeing the
  * objects it serves.  Implementation: base.c.
@@ -51,5 +52,19 @@ typedef struct rt__ptrstack {
 
 int rt__ptrstack_push(rt__ptrstack_t *s, void *p);
 void rt__ptrstack_fini(rt__ptrstack_t *s);     /* frees v; s reusable */
+
+/*
+ * Fault injection (mem_fail_after() sets it): 1 if the allocation being
+ * made must fail.  Every allocation the runtime makes asks, so that a test
+ * reaches each out-of-memory path: object memory (pools and large blocks,
+ * or malloc() under RT_MALLOC_BYPASS) and the runtime's working memory
+ * (rt__scratch_realloc).
+ */
+int rt__fail_now(void);
+/* Arm it: the n-th allocation from now fails (n >= 1); 0 disarms. */
+void rt__fail_after(long n);
+/* realloc() for working memory outside the heap (stacks, range lists):
+ * NULL when out of memory or when fault injection says so. */
+void *rt__scratch_realloc(void *p, size_t n);
 
 #endif

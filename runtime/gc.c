@@ -554,15 +554,16 @@ collect_mortal(rt_obj_t *o, void *arg)
  * are only read to find them (no merge, no move), and every one is held
  * by a reference while the others are cleared, so immortal objects'
  * headers are never written: the teardown of an immortal heap leaves its
- * pages shared.  What dies unlinks itself, as at any deallocation. */
-size_t
+ * pages shared.  What dies unlinks itself, as at any deallocation.
+ * Out of memory for the list: nothing is cleared, -1. */
+long
 gc__clear_all(void)
 {
     rt__ptrstack_t st = RT_PTRSTACK_INIT;
     gc__foreach(collect_mortal, &st);
     if (st.oom) {
         rt__ptrstack_fini(&st);
-        return 0;
+        return -1;
     }
     rt_obj_t **v = (rt_obj_t **)st.v;
     for (size_t i = 0; i < st.n; i++)
@@ -571,7 +572,7 @@ gc__clear_all(void)
         v[i]->type->clear(v[i]);
     for (size_t i = 0; i < st.n; i++)
         rt_decref(v[i]);
-    size_t n = st.n;
+    long n = (long)st.n;
     rt__ptrstack_fini(&st);
     return n;
 }

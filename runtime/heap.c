@@ -102,25 +102,32 @@ push_tracked(rt_obj_t *o, void *arg)
     push(o, arg);
 }
 
-size_t
+long
 rt_immortalize_heap(rt_heap_t *h)
 {
     rt__ptrstack_t s = RT_PTRSTACK_INIT;
-    size_t count = 0;
+    long count = 0;
     for_each_root(h, push, push_tracked, &s);
     /* Depth first over everything reachable from those; an object is
-     * visited once, since marking it immortal is the visited mark. */
-    while (s.n > 0) {
+     * visited once, since marking it immortal is the visited mark.  It is
+     * marked once all it refers to is on the stack: a push that finds no
+     * memory stops the walk with the heap only partly immortal (say so),
+     * but every marked object's referents were reached, so a later call
+     * finishes the job. */
+    while (s.n > 0 && !s.oom) {
         rt_obj_t *o = s.v[--s.n];
         if (rt_is_immortal(o))
             continue;
-        rt_immortalize(o);
-        count++;
         if (o->type->traverse)
             o->type->traverse(o, push, &s);
+        if (s.oom)
+            break;
+        rt_immortalize(o);
+        count++;
     }
+    long rc = s.oom ? -1 : count;
     rt__ptrstack_fini(&s);
-    return count;
+    return rc;
 }
 
 /* ---- walking ----------------------------------------------------------
@@ -138,7 +145,7 @@ pset_add(pset_t *s, uintptr_t p)       /* 1 added, 0 present, -1 oom */
 {
     if (2 * (s->n + 1) > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1 << 16;
-        uintptr_t *t = calloc(cap, sizeof(*t));
+        uintptr_t *t = rt__fail_now() ? NULL : calloc(cap, sizeof(*t));
         if (t == NULL)
             return -1;
         for (size_t i = 0; i < s->cap; i++) {
@@ -236,13 +243,14 @@ rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg)
 
 /* ---- teardown --------------------------------------------------------- */
 
-void
+int
 rt_finalize(rt_heap_t *h, rt_teardown_t *st)
 {
     long f0 = rt__minflt();
     uint64_t t0 = rt__now_ns();
     size_t d0 = h->ndeallocs;
     long collected = 0;
+    int rc = 0;
 
     /* 1. Modules: empty each global dict, then drop sys.modules.  Immortal
      *    objects are never torn down (PEP 683): their pages stay shared. */
@@ -261,11 +269,14 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
         h->interned = NULL;
     }
     /* 3. Collect what the roots kept alive, then clear what is left
-     *    tracked (frozen objects too), so every mortal object goes. */
+     *    tracked (frozen objects too), so every mortal object goes.  If
+     *    the clearing finds no memory for its list, mortal objects stay:
+     *    the figures would describe a teardown that did not happen. */
     if (!gc__collecting()) {
         long n = gc_collect(GC_GEN_OLDEST);
         collected = n > 0 ? n : 0;
-        gc__clear_all();
+        if (gc__clear_all() < 0)
+            rc = -1;
     }
     /* 4. Singletons and small ints, created with one reference each. */
     for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
@@ -292,13 +303,14 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
         st->deallocated = deallocated;
         st->left = left;
     }
+    return rc;
 }
 
 void
 rt_heap_free(rt_heap_t *h)
 {
     if (h != NULL)
-        rt_finalize(h, NULL);
+        (void)rt_finalize(h, NULL);
 }
 
 _Noreturn void

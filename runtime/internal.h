@@ -70,8 +70,8 @@ void rt__dict_maybe_untrack(rt_obj_t *d);
 /* Collector internals used by heap.c. */
 void gc__init(void);
 /* Clear every mortal tracked object (finalization's last pass); returns
- * how many were cleared. */
-size_t gc__clear_all(void);
+ * how many were cleared, or -1 out of memory (then none was). */
+long gc__clear_all(void);
 /* Call fn on every tracked object, the permanent generation included. */
 void gc__foreach(void (*fn)(rt_obj_t *o, void *arg), void *arg);
 size_t gc__collecting(void);

@@ -476,7 +476,7 @@ mem_fini(void)
 void
 mem_fail_after(long n)
 {
-    M.fail_countdown = n;
+    rt__fail_after(n);
 }
 
 void *
@@ -484,7 +484,7 @@ mem_alloc(size_t n)
 {
     void *p;
     RT_ASSERT(M.initialized);
-    if (M.fail_countdown > 0 && --M.fail_countdown == 0)
+    if (rt__fail_now())
         return NULL;
     if (n == 0)
         n = 1;
@@ -531,7 +531,7 @@ mem_realloc(void *p, size_t n)
         large_t *b = (large_t *)p - 1;
         old = b->size;
         if (n > MEM_SMALL_MAX) {
-            if (M.fail_countdown > 0 && --M.fail_countdown == 0)
+            if (rt__fail_now())
                 return NULL;
             /* Unlink, realloc, relink: neighbours point at the header. */
             large_t *prev = b->prev, *next = b->next;
@@ -611,13 +611,13 @@ range_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-size_t
+long
 mem_ranges(mem_range_t *out, size_t max)
 {
     size_t n = M.arenas_live + M.large_in_use, k = 0;
-    mem_range_t *all = malloc((n ? n : 1) * sizeof(*all));
+    mem_range_t *all = rt__scratch_realloc(NULL, (n ? n : 1) * sizeof(*all));
     if (all == NULL)
-        return 0;
+        return -1;
     uintptr_t pg = (uintptr_t)rt__page_size();
     for (size_t i = 0; i < M.narenas; i++)
         if (M.arenas[i].address) {
@@ -641,5 +641,5 @@ mem_ranges(mem_range_t *out, size_t max)
     for (size_t i = 0; i < m && i < max; i++)
         out[i] = all[i];
     free(all);
-    return m;
+    return (long)m;
 }

@@ -67,16 +67,21 @@ int mem_in_arena(const void *p);
 /* Fill *st with the allocator's counters (walks the arenas: O(arenas)). */
 void mem_get_stats(mem_stats_t *st);
 /* Page-aligned, sorted, merged address ranges of every live arena and large
- * block; writes at most max of them and returns how many there are. */
-size_t mem_ranges(mem_range_t *out, size_t max);
+ * block; writes at most max of them and returns how many there are, or -1
+ * out of memory (it needs working memory for one range per arena and
+ * large block).  mem_ranges(NULL, 0) gives the count to allocate for. */
+long mem_ranges(mem_range_t *out, size_t max);
 /* Call fn(arg, start, end) for every page-aligned range the allocator is
  * about to give back to the system (an arena before munmap, the pages
  * inside a large block before free), so a worker can count what its
  * teardown copied there; NULL removes the hook. */
 void mem_set_release_hook(void (*fn)(void *arg, uintptr_t start,
                                      uintptr_t end), void *arg);
-/* Test hook: make the n-th small or large allocation from now fail
- * (n >= 1), or never (n == 0). */
+/* Test hook: make the n-th allocation from now fail (n >= 1), or none
+ * (n == 0).  Every allocation of the runtime counts: small and large
+ * blocks, object memory under RT_MALLOC_BYPASS (malloc), and the working
+ * memory of mem_ranges(), rt_immortalize_heap(), rt_heap_walk() and
+ * rt_finalize(). */
 void mem_fail_after(long n);
 
 #endif

@@ -198,8 +198,10 @@ rt_obj_t *rt_module_dict(rt_obj_t *m);                  /* borrowed */
 
 void rt_immortalize(rt_obj_t *o);
 /* Make every object reachable from the roots or tracked by the collector
- * immortal (Cinder's immortalize_heap); returns how many were marked. */
-size_t rt_immortalize_heap(rt_heap_t *h);
+ * immortal (Cinder's immortalize_heap); returns how many were marked, or
+ * -1 out of memory (its stack): the heap is then only partly immortal and
+ * must not be measured as an immortal one. */
+long rt_immortalize_heap(rt_heap_t *h);
 
 /* ---- walking the heap ------------------------------------------------- */
 
@@ -233,8 +235,11 @@ typedef struct rt_teardown {
 /* What Py_Finalize does to the heap: drop the module roots and the
  * interned strings, collect, clear whatever is still tracked, deallocate
  * every mortal object, then release the arenas.  The heap is gone after.
- * st may be NULL; its before_release and arg are read, the rest written. */
-void rt_finalize(rt_heap_t *h, rt_teardown_t *st);
+ * st may be NULL; its before_release and arg are read, the rest written.
+ * 0, or -1 if the clearing ran out of memory: mortal objects were left
+ * (the heap is released all the same), so st's figures are not those of
+ * a teardown and must not be reported as one. */
+int rt_finalize(rt_heap_t *h, rt_teardown_t *st);
 /* The os._exit(0) path: leave at once, writing nothing to the heap. */
 _Noreturn void rt_skip_exit(int status);
 

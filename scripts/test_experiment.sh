@@ -2,7 +2,9 @@
 # test_experiment.sh -- the experiment runner end to end, in --quick mode
 # (a small heap, seconds): valid CSVs with every documented column, a
 # summary, the PNGs when gnuplot is installed, --print-matrix and --merge.
-# Needs the server (COWLAB_BIN, default bin/cowlab: make) and wrk.
+# Needs the server (COWLAB_BIN, default bin/cowlab: make), python3 and wrk;
+# without python3 or wrk it is skipped, and says so (SKIP lines go to
+# COWLAB_SKIPS too: tests/skips.sh), as are the PNG checks without gnuplot.
 # Last line: "N passed, N failed".  Exit status 0 only if all passed.
 # Usage: [COWLAB_BIN=build/release/cowlab] scripts/test_experiment.sh [KEEP_DIR]
 # (KEEP_DIR: where the results stay; default a temp dir, removed after)
@@ -40,10 +42,14 @@ if [ ! -x "$BIN" ]; then
     echo "0 passed, 1 failed"
     exit 1
 fi
+skip() { tests/skips.sh add "$@"; }
+if ! command -v "$PY" >/dev/null 2>&1; then
+    skip test_experiment "$PY is not installed (apt-get install python3)"
+    exit 0
+fi
 if ! command -v wrk >/dev/null 2>&1; then
-    echo "test_experiment: wrk is not installed (apt-get install wrk)"
-    echo "0 passed, 1 failed"
-    exit 1
+    skip test_experiment "wrk is not installed (apt-get install wrk)"
+    exit 0
 fi
 
 # 1. the quick matrix: every policy, both exits
@@ -154,6 +160,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
     check "no gnuplot: plots skipped with a note" \
         test -f "$out/PLOTS-SKIPPED.txt"
+    skip test_experiment_png "gnuplot is not installed (apt-get install gnuplot-nox)"
 fi
 
 # 7. --print-matrix: one command per cell; one of them, then --merge

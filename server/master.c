@@ -79,6 +79,7 @@ typedef struct master {
     double build_ms, fork_ms;
     size_t heap_objects;
     unsigned respawns;
+    unsigned teardown_failed;   /* workers whose finalize ran out of memory */
     uint64_t requests_done;     /* by processes that have exited */
     uint64_t responses_4xx_done, responses_5xx_done;    /* the same */
     int stopping;               /* 0 run, 1 graceful, 2 fast */
@@ -346,6 +347,9 @@ reap(master_t *m)
         }
         unsigned index = p->index;
         int retiring = p->retiring;
+        if (WIFEXITED(status)
+            && WEXITSTATUS(status) == SRV_EXIT_TEARDOWN_FAILED)
+            m->teardown_failed++;   /* it said why; the run fails */
         ps_pagemap_close(&p->pm);
         srv_slots_release(&m->slots, p->slot);
         p->pid = 0;
@@ -514,6 +518,35 @@ write_runs_row(master_t *m)
         say(m, "cannot write runs.csv: %s", strerror(-r));
 }
 
+int
+srv_snapshot_heap(ps_snap_t **snap)
+{
+    mem_range_t *r = NULL;
+    long n = mem_ranges(NULL, 0), got;
+    /* However many ranges the heap has: ask for the count, make room,
+     * ask again (nothing allocates from the runtime in between, but a
+     * count that grew would only mean another round). */
+    for (;;) {
+        if (n < 0) {
+            free(r);
+            return -ENOMEM;
+        }
+        mem_range_t *t = realloc(r, ((size_t)n + 1) * sizeof(*r));
+        if (t == NULL) {
+            free(r);
+            return -ENOMEM;
+        }
+        r = t;
+        got = mem_ranges(r, (size_t)n + 1);
+        if (got >= 0 && got <= n + 1)
+            break;
+        n = got;
+    }
+    int rc = ps_snap_take(snap, 0, (const ps_range_t *)r, (size_t)got);
+    free(r);
+    return rc;
+}
+
 static int
 build_heap(master_t *m)
 {
@@ -533,15 +566,17 @@ build_heap(master_t *m)
         fputs(err, stderr);
         return -1;
     }
-    srv_apply_prefork_policy(m->cfg, m->heap);
+    if (srv_apply_prefork_policy(m->cfg, m->heap) < 0) {
+        fprintf(stderr, "cowlab: --immortal: out of memory while making "
+                "the heap immortal\n");
+        return -1;
+    }
     m->build_ms = (double)(clk_now_ns() - t0) / 1e6;
     m->heap_objects = rt_heap_objects(m->heap);
-    static mem_range_t ranges[65536];
-    size_t n = mem_ranges(ranges, 65536);
-    if (n > 65536)
-        n = 65536;
-    if (ps_snap_take(&m->snap, 0, (const ps_range_t *)ranges, n) < 0) {
-        fprintf(stderr, "cowlab: cannot read /proc/self/pagemap\n");
+    int r = srv_snapshot_heap(&m->snap);
+    if (r < 0) {
+        fprintf(stderr, "cowlab: cannot snapshot the heap's pages: %s\n",
+                strerror(-r));
         return -1;
     }
     m->heap_pages = ps_snap_pages(m->snap);
@@ -698,6 +733,12 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     if (cfg->out_dir)
         write_runs_row(&m);
     rc = 0;
+    if (m.teardown_failed) {
+        fprintf(stderr, "cowlab: %u worker teardown%s ran out of memory: "
+                "their figures are missing\n", m.teardown_failed,
+                m.teardown_failed == 1 ? "" : "s");
+        rc = 1;
+    }
 out:
     ms_csv_close(&m.samples);
     for (int i = 0; m.listen_fds && i < cfg->workers; i++)

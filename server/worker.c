@@ -16,6 +16,7 @@
  */
 #include "worker.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,13 +71,14 @@ srv_apply_gc_thresholds(const cfg_t *cfg)
     gc_set_threshold(t0, cfg->gc_threshold[1], cfg->gc_threshold[2]);
 }
 
-void
+int
 srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h)
 {
     if (cfg->freeze)
         gc_freeze();
-    if (cfg->immortal)
-        rt_immortalize_heap(h);
+    if (cfg->immortal && rt_immortalize_heap(h) < 0)
+        return -ENOMEM;             /* partly immortal: never measure it */
+    return 0;
 }
 
 /*
@@ -410,7 +412,15 @@ exit_policy(void)
             }
         }
         t0 = clk_now_ns();              /* the measuring above is not teardown */
-        rt_finalize(W.heap, &st);
+        if (rt_finalize(W.heap, &st) < 0) {
+            /* Its figures would be those of a partial teardown: report
+             * none, and fail (the master says so and exits non-zero). */
+            char msg[128];
+            snprintf(msg, sizeof msg, "cowlab: worker %u: teardown ran out "
+                     "of memory\n", W.a->index);
+            fputs(msg, stderr);
+            _exit(SRV_EXIT_TEARDOWN_FAILED);
+        }
         atomic_store(&s->copied_by_teardown, W.copied_teardown);
         atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
         atomic_store(&s->teardown_us, (clk_now_ns() - t0) / 1000);
@@ -456,7 +466,12 @@ srv_worker_main(const srv_worker_args_t *a)
             fputs(err, stderr);
             _exit(70);
         }
-        srv_apply_prefork_policy(a->cfg, W.heap);
+        if (srv_apply_prefork_policy(a->cfg, W.heap) < 0) {
+            snprintf(err, sizeof err, "cowlab: worker %u: --immortal: out "
+                     "of memory\n", a->index);
+            fputs(err, stderr);
+            _exit(70);
+        }
         atomic_store(&W.slot->build_us, (clk_now_ns() - t0) / 1000);
     }
     wl_app_seed(W.app, a->seed);

@@ -10,7 +10,7 @@
  *   gcfaith_matches_python every scenario in one run (each hard-coded value
  *                          measured once), then our values against the
  *                          script's output, line by line (that part is
- *                          skipped, with a note, without python3).
+ *                          skipped, with a SKIP line, without python3).
  * Keep the two files in step: same scenario names, keys, construction
  * order.  The script's docstring says what makes a scenario equivalent
  * (instance __dict__s, free lists, the interpreter's own objects).
@@ -35,6 +35,7 @@
 
 #include "gc.h"
 #include "internal.h"
+#include "support.h"
 
 #define SCRIPT "tests/gc_scenarios.py"
 #define EXIT_OTHER_VERSION 3    /* the script's exit for other versions */
@@ -1044,11 +1045,9 @@ START_TEST(gcfaith_matches_python)
                       "%s %s: hard-coded but never measured",
                       expected[i].scen, expected[i].key);
     ck_assert_uint_eq(ngot, NEXPECTED);
-    if (!python3_on_path()) {
-        printf("gcfaith_matches_python: skipped: python3 not found on PATH "
-               "(the hard-coded CPython values were still checked)\n");
-        return;
-    }
+    if (!python3_on_path())
+        TS_SKIP("python3 not found on PATH (the hard-coded CPython values "
+                "were still checked)");
     ck_assert_msg(access(SCRIPT, R_OK) == 0,
                   "%s not found: run from the repository root", SCRIPT);
     fflush(stdout);
@@ -1078,11 +1077,8 @@ START_TEST(gcfaith_matches_python)
     int status = pclose(p);
     ck_assert_msg(status != -1 && WIFEXITED(status),
                   "python3 %s failed (status %d)", SCRIPT, status);
-    if (WEXITSTATUS(status) == EXIT_OTHER_VERSION && lines == 0) {
-        printf("gcfaith_matches_python: skipped: python3 is not CPython "
-               "3.11/3.12 (see its message above)\n");
-        return;
-    }
+    if (WEXITSTATUS(status) == EXIT_OTHER_VERSION && lines == 0)
+        TS_SKIP("python3 is not CPython 3.11/3.12 (see its message above)");
     ck_assert_msg(WEXITSTATUS(status) == 0, "python3 %s exited with %d",
                   SCRIPT, WEXITSTATUS(status));
     ck_assert_msg(bad == 0, "%zu disagreements with CPython (see stderr)",
@@ -1128,9 +1124,7 @@ START_TEST(gcfaith_young_collection_spares_old_tail)
 #ifdef RT_MALLOC_BYPASS
     /* Objects live in malloc's pages: AddressSanitizer's free() writes
      * its own metadata next to X, so the page says nothing about us. */
-    printf("gcfaith_young_collection_spares_old_tail: skipped: "
-           "RT_MALLOC_BYPASS (pages belong to malloc)\n");
-    return;
+    TS_SKIP("the page belongs to malloc under RT_MALLOC_BYPASS");
 #endif
     fresh();
     rt_obj_t *y = list_new();
@@ -1164,11 +1158,9 @@ START_TEST(gcfaith_young_collection_spares_old_tail)
         ck_assert_int_eq(errno, EINTR);
     ck_assert(WIFEXITED(status));
     if (WEXITSTATUS(status) == 77) {
-        printf("gcfaith_young_collection_spares_old_tail: skipped: "
-               "/proc/self/pagemap gives no exclusive bit here\n");
         rt_decref(x);
         rt_decref(y);
-        return;
+        TS_SKIP("/proc/self/pagemap gives no exclusive bit here");
     }
     ck_assert_msg(WEXITSTATUS(status) != 2, "child collected != 1 object");
     ck_assert_msg(WEXITSTATUS(status) != 3,

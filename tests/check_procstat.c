@@ -305,10 +305,13 @@ START_TEST(procstat_smaps_rollup_self)
     ck_assert_int_eq(ps_read_smaps_rollup(0, &sm), 0);
     ck_assert_int_gt(sm.rss_kb, 0);
     ck_assert_int_gt(sm.pss_kb, 0);
-    ck_assert_int_ge(sm.shared_clean_kb, 0);
+    ck_assert_int_ge(sm.shared_clean_kb, 0);     /* read, not -1 */
     ck_assert_int_ge(sm.shared_dirty_kb, 0);
     ck_assert_int_ge(sm.private_clean_kb, 0);
     ck_assert_int_gt(sm.private_dirty_kb, 0);
+    /* every resident page is one of the four (the kernel's smaps_account) */
+    ck_assert_int_eq(sm.rss_kb, sm.shared_clean_kb + sm.shared_dirty_kb
+                     + sm.private_clean_kb + sm.private_dirty_kb);
     ck_assert_int_eq(ps_read_smaps_rollup(getpid(), &sm), 0);
     ck_assert_int_gt(sm.rss_kb, 0);
 }

@@ -321,10 +321,8 @@ child_exit_ms(rt_heap_t *h, rt_obj_t *registry, int finalize,
     if (pid == 0) {
         rt_decref(registry);            /* the module still holds it */
         rep->t_decide = clk_now_ms();
-        if (finalize) {
-            rt_finalize(h, &rep->st);
-            _exit(0);
-        }
+        if (finalize)
+            _exit(rt_finalize(h, &rep->st) < 0 ? 1 : 0);
         rt_skip_exit(0);
     }
     int status;
@@ -397,7 +395,8 @@ main(void)
         printf("gc_full_ratio_vs_cpython: n/a (%s)\n", why);
     rt_decref(registry);                /* the module still holds it */
     rt_teardown_t st = { 0 };           /* no before_release hook */
-    rt_finalize(h, &st);
+    if (rt_finalize(h, &st) < 0)
+        die("finalize ran out of memory");
     printf("finalize_ms_1m: %.3f ms\n", st.wall_ms);
     printf("finalize_minflt_1m: %ld faults\n", st.minflt);
     printf("finalize_deallocated_1m: %zu objects\n", st.deallocated);

@@ -32,8 +32,13 @@ main(void)
         p[0] = 1;
     }
     static mem_range_t r[4096];
-    size_t nr = mem_ranges(r, 4096);
+    long got = mem_ranges(r, 4096);
     ps_snap_t *snap;
+    if (got < 0 || got > 4096) {
+        printf("sample_ms_per_gib: n/a (heap ranges: %ld)\n", got);
+        return 0;
+    }
+    size_t nr = (size_t)got;
     if (ps_snap_take(&snap, 0, (const ps_range_t *)r, nr) < 0) {
         printf("sample_ms_per_gib: n/a (no pagemap)\n");
         return 0;

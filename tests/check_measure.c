@@ -74,7 +74,8 @@ readme_block(const char *marker)
 START_TEST(measure_readme_tables_are_the_column_tables)
 {
     const ms_table_t *t[] = { &ms_samples_table, &ms_runs_table,
-                              &ms_types_table };
+                              &ms_types_table, &ms_totals_table,
+                              &ms_diffs_table };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         char marker[64];
         snprintf(marker, sizeof marker, "<!-- %s columns -->", t[i]->file);
@@ -112,21 +113,25 @@ START_TEST(measure_columns_keep_their_names)
         "gc_collections_0,gc_collections_1,gc_collections_2,gc_time_us,"
         "faults_gc,faults_request,faults_other,"      /* DESIGN.md's list */
         "sample_ms,copied_by_gc,copied_by_request,copied_unattributed,"
-        "gc_measured";
+        "gc_measured,role,refork_generation,heap_identical_pages,"
+        "ksm_merging_pages,heap_ksm_pages,heap_moved_pages";
     const char *runs =
         "run_id,policy,workers,heap_objects,heap_mb,build_ms,fork_ms,requests,"
         "rps,p50_ms,p99_ms,heap_shared_pct,private_dirty_kb,teardown_ms,"
         "faults_teardown,exit,scale,workload,gc,gc_threshold,freeze,immortal,"
         "lazy,respawns,duration_s,copied_by_teardown,sample_ms";
     const char *types =
-        "run_id,policy,worker,pid,type,objects,pages,copied_pages";
+        "run_id,policy,worker,pid,type,objects,pages,copied_pages,"
+        "identical_pages";
     char *h = header_of(&ms_samples_table);
     ck_assert_int_eq(strncmp(h, samples, strlen(samples)), 0);
     ck_assert_str_eq(h + strlen(samples), "\n");
     free(h);
     h = header_of(&ms_runs_table);
     ck_assert_int_eq(strncmp(h, runs, strlen(runs)), 0);
-    ck_assert_str_eq(h + strlen(runs), ",responses_4xx,responses_5xx\n");
+    ck_assert_str_eq(h + strlen(runs), ",responses_4xx,responses_5xx,"
+                     "refork_generation,reforks,recycles,ksm,ksmd_cpu_s,"
+                     "ksm_pages_sharing,heap_identical_pages,cpu_s\n");
     free(h);
     h = header_of(&ms_types_table);
     ck_assert_int_eq(strncmp(h, types, strlen(types)), 0);
@@ -165,11 +170,15 @@ START_TEST(measure_rows_keep_their_number_formats)
         .faults_gc = 7, .faults_request = 22056, .faults_other = 103,
         .sample_ms = 517, .copied_by_gc = 5, .copied_by_request = 21360,
         .copied_unattributed = 2, .gc_measured = 3,
+        .role = "worker", .refork_generation = 1,
+        .heap_identical_pages = 10071, .ksm_merging_pages = MS_UNSET,
+        .heap_ksm_pages = MS_UNSET, .heap_moved_pages = 0,
     };
+    /* fleet columns: unmeasured ones (MS_UNSET) are empty */
     snprintf(want, sizeof want,
              "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
              "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
-             "%u,%llu,%llu,%llu,%llu\n",
+             "%u,%llu,%llu,%llu,%llu,worker,1,10071,,,0\n",
              "r1", "freeze+immortal", 3u, 4242, 1234.56, 2500ull, 120000L,
              33000L, 1L, 90000L, 0L, 3300L, 51234L, 0L, (size_t)28098,
              (size_t)21372, 23.93764, 104ull, 9ull, 1ull, 987654ull, 7ull,
@@ -188,10 +197,14 @@ START_TEST(measure_rows_keep_their_number_formats)
         .gc_threshold = { 700, 10, 10 }, .freeze = 0, .immortal = 1,
         .lazy = 0, .respawns = 2, .duration_s = 4.606, .copied_by_teardown
         = 6202.25, .sample_ms = 250, .responses_4xx = 7, .responses_5xx = 1,
+        .refork_generation = 2, .reforks = 2, .recycles = 5, .ksm = 1,
+        .ksmd_cpu_s = 12.3456, .ksm_pages_sharing = 10071,
+        .heap_identical_pages = MS_UNSET, .cpu_s = 99.5,
     };
     snprintf(want, sizeof want,
              "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
-             "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u,7,1\n",
+             "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u,7,1,"
+             "2,2,5,1,12.346,10071,,99.500\n",
              "r1", "default", 4, (size_t)1001421, 109.7578, 2345.67, 3.456,
              10000ull, 2171.94, 23.9312, 88470.5, 396.1234, 6455.5,
              "finalize", 0.05, "webapp", "on", 700L, 10L, 10L, 0, 1, 0, 2u,
@@ -204,14 +217,15 @@ START_TEST(measure_rows_keep_their_number_formats)
     r.scale = 1;
     got = row_of(&ms_runs_table, &r);
     ck_assert_ptr_nonnull(strstr(got, ",88470,,,finalize,1,webapp,"));
-    ck_assert_ptr_nonnull(strstr(got, ",4.61,,250,7,1\n"));
+    ck_assert_ptr_nonnull(strstr(got, ",4.61,,250,7,1,"));
     free(got);
 
     ms_type_row_t t = { .run_id = "r1", .policy = "lazy", .worker = 1,
                         .pid = 77, .type = "object(__slots__)",
-                        .objects = 12, .pages = 5, .copied_pages = 4 };
+                        .objects = 12, .pages = 5, .copied_pages = 4,
+                        .identical_pages = MS_UNSET };
     got = row_of(&ms_types_table, &t);
-    ck_assert_str_eq(got, "r1,lazy,1,77,object(__slots__),12,5,4\n");
+    ck_assert_str_eq(got, "r1,lazy,1,77,object(__slots__),12,5,4,\n");
     free(got);
 }
 END_TEST

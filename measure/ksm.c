@@ -258,7 +258,7 @@ ms_ksm_begin(ms_ksm_ctl_t *k, const char *dir, long pages_to_scan,
         dir = MS_KSM_SYSFS;
     snprintf(k->dir, sizeof k->dir, "%s", dir);
     snprintf(path, sizeof path, "%s/run", dir);
-    if (access(path, F_OK) < 0) {
+    if (access(path, F_OK) < 0 && errno != EACCES) {
         say(err, errlen, "--ksm: this kernel has no KSM (%s is missing: "
             "CONFIG_KSM)", path);
         return -ENOENT;

@@ -153,6 +153,9 @@ def parse_args(argv):
                    (DEFAULTS["sample_ms"], QUICK["sample_ms"]))
     p.add_argument("--sample-budget", type=float, default=5.0,
                    help="the sampler's share of a core [%(default)s]")
+    p.add_argument("--server-args", default="",
+                   help="more server flags for every strategy, e.g. "
+                   "\"--identical-pages --identical-diff --type-census\"")
     p.add_argument("--out", default=None,
                    help="results folder [results/<timestamp>-fleet]")
     p.add_argument("--merge", metavar="OUT", default=None,
@@ -271,7 +274,8 @@ def start_server(o, cdir, run_id, name, flags, duration):
            "--exit", o.exit, "--out", cdir, "--run-id", run_id,
            "--policy-name", name, "--sample-ms", str(o.sample_ms),
            "--sample-budget", "%g" % o.sample_budget,
-           "--duration", "%d" % int(duration + 600)] + flags
+           "--duration", "%d" % int(duration + 600)] + flags \
+        + o.server_args.split()
     logf = open(os.path.join(cdir, "server.log"), "w")
     srv = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=logf,
                            stdin=subprocess.DEVNULL)

@@ -174,7 +174,7 @@ START_TEST(fleet_deaths_are_not_recycles)
     ts_csv_t t, s;
     load("totals.csv", &t);
     load("samples.csv", &s);
-    ck_assert_uint_ge(t.nrows, 3);
+    ck_assert_uint_ge(t.nrows, 1);      /* at least the final round */
     size_t last = t.nrows - 1;
     ck_assert_int_eq(ts_csv_long(&t, last, "workers"), 2);
     ck_assert_int_eq(ts_csv_long(&t, last, "respawns"), 1);

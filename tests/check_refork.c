@@ -116,10 +116,6 @@ ppid_of(pid_t pid)
 
 START_TEST(refork_mold_children_serve)
 {
-#ifdef RT_MALLOC_BYPASS
-    TS_SKIP("copy figures need the arena allocator (RT_MALLOC_BYPASS sends "
-            "objects to malloc)");
-#endif
     const char *args[] = { "-w", "2", "--refork-after", "30,100000",
                            NULL };
     start(args);
@@ -249,10 +245,6 @@ END_TEST
  * after 10 (the last value repeats); one mold alive at a time. */
 START_TEST(refork_generations_repeat_last_value)
 {
-#ifdef RT_MALLOC_BYPASS
-    TS_SKIP("copy figures need the arena allocator (RT_MALLOC_BYPASS sends "
-            "objects to malloc)");
-#endif
     const char *args[] = { "-w", "1", "--refork-after", "25,10", NULL };
     start(args);
     ck_assert_int_gt(until_mold(3, 600), 0);
@@ -332,10 +324,6 @@ END_TEST
  * master's pristine heap again, and serve. */
 START_TEST(refork_mold_killed_survived)
 {
-#ifdef RT_MALLOC_BYPASS
-    TS_SKIP("copy figures need the arena allocator (RT_MALLOC_BYPASS sends "
-            "objects to malloc)");
-#endif
     const char *args[] = { "-w", "1", "--refork-after", "20", NULL };
     start(args);
     ck_assert_int_gt(until_mold(1, 400), 0);

@@ -73,7 +73,7 @@ QUICK = {"scale": 0.05, "workers": 2, "rate": 100, "duration": 2.0,
          "slice": 1.0, "max_requests": 40, "max_requests_jitter": 5,
          "max_copied_pct": 30.0, "refork_after": "20,40",
          "sample_ms": 100}
-DEFAULTS = {"scale": 1.0, "workers": 4, "rate": 1000, "duration": 60.0,
+DEFAULTS = {"scale": 1.0, "workers": 4, "rate": 600, "duration": 90.0,
             "slice": 5.0, "max_requests": 2000, "max_requests_jitter": 200,
             "max_copied_pct": 50.0, "refork_after": "50,100,1000",
             "sample_ms": 1000}
@@ -134,7 +134,7 @@ def parse_args(argv):
     p.add_argument("--reload-on-rss", type=int, default=0,
                    help="reload-on-rss: MiB [auto: a worker's RSS at "
                    "start + --reload-margin-pct of the heap]")
-    p.add_argument("--reload-margin-pct", type=float, default=25.0,
+    p.add_argument("--reload-margin-pct", type=float, default=10.0,
                    help="reload-on-rss auto limit: margin in %% of the heap "
                    "[%(default)s]")
     p.add_argument("--max-copied-pct", type=float, default=None,

@@ -853,9 +853,5 @@ main(void)
     tcase_add_test(th, measure_snapshot_takes_every_range);
     tcase_add_test(th, measure_snapshot_out_of_memory);
     suite_add_tcase(s, th);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

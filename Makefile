@@ -84,7 +84,7 @@ layers:                      ## check that no source reaches another layer by a 
 # tests/skips.sh); the count ends the run.  COWLAB_REQUIRE_ALL=1 makes a
 # skip fail it, except those matching COWLAB_ALLOW_SKIP (a regex).
 SKIPS     = $(CURDIR)/$(BUILD)/skips.txt
-test: layers $(TEST_BIN)     ## one program per tests/check_*.c, then the runner; stop at the first failure
+test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, then the runner; stop at the first failure
 	@: > $(SKIPS)
 	@for t in $(TEST_BIN); do COWLAB_SKIPS=$(SKIPS) \
 	    COWLAB_BIN=$(SERVER) COWLAB_BUILD=$(BUILD) ./$$t || exit 1; done

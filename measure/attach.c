@@ -140,11 +140,13 @@ push_range(ps_range_t **r, size_t *n, size_t *cap, uintptr_t lo,
 }
 
 int
-att_parse_maps(const char *text, size_t len, ps_range_t **out, size_t *n)
+att_parse_maps(const char *text, size_t len, uint64_t max_bytes,
+               ps_range_t **out, size_t *n, att_skipped_t *skipped)
 {
     const char *p = text, *end = text + len;
     size_t psize = page_size(), cnt = 0, cap = 0;
     ps_range_t *r = NULL;
+    att_skipped_t sk = { 0, 0 };
     int err = -EINVAL;
 
     if (text == NULL || out == NULL || n == NULL)
@@ -186,15 +188,22 @@ att_parse_maps(const char *text, size_t len, ps_range_t **out, size_t *n)
         q = skip_blanks(q, eol);
         if (readable && private && no_inode
             && heap_name(q, (size_t)(eol - q))) {
-            err = push_range(&r, &cnt, &cap, lo, hi);
-            if (err < 0)
-                goto error;
-            err = -EINVAL;
+            if (max_bytes && hi - lo > max_bytes) {
+                sk.n++;
+                sk.bytes += hi - lo;
+            } else {
+                err = push_range(&r, &cnt, &cap, lo, hi);
+                if (err < 0)
+                    goto error;
+                err = -EINVAL;
+            }
         }
         p = eol + (eol < end);
     }
     *out = r;
     *n = cnt;
+    if (skipped)
+        *skipped = sk;
     return 0;
 
 error:
@@ -203,7 +212,8 @@ error:
 }
 
 int
-att_read_maps(pid_t pid, ps_range_t **out, size_t *n)
+att_read_maps(pid_t pid, uint64_t max_bytes, ps_range_t **out, size_t *n,
+              att_skipped_t *skipped)
 {
     char path[64];
     char *text;
@@ -216,7 +226,7 @@ att_read_maps(pid_t pid, ps_range_t **out, size_t *n)
     err = fio_read_file(path, MAPS_MAX, &text, &len);
     if (err < 0)
         return err;
-    err = att_parse_maps(text, len, out, n);
+    err = att_parse_maps(text, len, max_bytes, out, n, skipped);
     free(text);
     return err;
 }

@@ -23,20 +23,31 @@
 
 /* ---- the heap: the master's private anonymous ranges ------------------- */
 
+/* Mappings left out for their size (max_bytes below). */
+typedef struct att_skipped {
+    size_t n;
+    uint64_t bytes;
+} att_skipped_t;
+
 /*
  * The ranges of a /proc/PID/maps text (len bytes) that are readable,
  * private and anonymous: no file (inode 0, no path), "[heap]", or a named
  * anonymous mapping "[anon:...]".  The stack, [vdso], [vvar] and other
  * special mappings, file mappings, shared mappings and PROT_NONE
- * reservations are left out.  *out is malloc()ed (free() it; NULL when
- * *n is 0).  -EINVAL if a line is not "start-end perms offset dev inode
- * [path]" with hex addresses, start < end, page aligned; -ENOMEM.
+ * reservations are left out, and so is a mapping larger than max_bytes
+ * (0: no limit): address space reserved rather than used (a sanitizer's
+ * shadow, a runtime's arena reservation), whose every page would
+ * otherwise be read; they are counted in *skipped (may be NULL).  *out is
+ * malloc()ed (free() it; NULL when *n is 0).  -EINVAL if a line is not
+ * "start-end perms offset dev inode [path]" with hex addresses,
+ * start < end, page aligned; -ENOMEM.
  */
-int att_parse_maps(const char *text, size_t len, ps_range_t **out,
-                   size_t *n);
+int att_parse_maps(const char *text, size_t len, uint64_t max_bytes,
+                   ps_range_t **out, size_t *n, att_skipped_t *skipped);
 
 /* The same from /proc/PID/maps.  -ENOENT/-ESRCH: no such process. */
-int att_read_maps(pid_t pid, ps_range_t **out, size_t *n);
+int att_read_maps(pid_t pid, uint64_t max_bytes, ps_range_t **out,
+                  size_t *n, att_skipped_t *skipped);
 
 /*
  * Keep only the parts of r[0..n) inside one of keep[0..nkeep) (--range):

@@ -65,6 +65,7 @@ typedef struct opts {
     int no_pfn;
     int scan;                   /* --children-scan */
     int quiet;
+    double max_mapping_gib;
     ps_range_t keep[MAX_RANGES];
     size_t nkeep;
 } opts_t;
@@ -101,6 +102,7 @@ typedef struct attach {
     int listed;                 /* a listing has been made */
     size_t workers_at_attach;
     int said_full, said_pm;
+    att_skipped_t skipped;
     uint64_t t0_ns, t0_mono_ns;
     ms_sampler_t sampler;
     ms_csv_t samples;
@@ -158,6 +160,10 @@ usage(FILE *f)
 "                           are visible\n"
 "      --children-scan      find workers by a scan of /proc even where\n"
 "                           /proc/PID/task/TID/children exists\n"
+"      --max-mapping GIB    leave out mappings larger than this: address\n"
+"                           space reserved, not used (a sanitizer's shadow,\n"
+"                           a runtime's reservation), 0..1048576; 0 = no\n"
+"                           limit [16]\n"
 "  -q, --quiet              no progress messages\n"
 "  -h, --help               this text\n"
 "\n"
@@ -198,7 +204,7 @@ static int
 parse_opts(opts_t *o, int argc, char **argv)
 {
     enum { O_SAMPLE = 256, O_BUDGET, O_DURATION, O_RUNID, O_POLICY,
-           O_RANGE, O_NOPFN, O_SCAN };
+           O_RANGE, O_NOPFN, O_SCAN, O_MAXMAP };
     static const struct option lo[] = {
         { "pid", required_argument, NULL, 'p' },
         { "sample-ms", required_argument, NULL, O_SAMPLE },
@@ -210,6 +216,7 @@ parse_opts(opts_t *o, int argc, char **argv)
         { "range", required_argument, NULL, O_RANGE },
         { "no-pfn", no_argument, NULL, O_NOPFN },
         { "children-scan", no_argument, NULL, O_SCAN },
+        { "max-mapping", required_argument, NULL, O_MAXMAP },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -221,6 +228,7 @@ parse_opts(opts_t *o, int argc, char **argv)
     o->sample_ms = 250;
     o->budget_pct = 1.0;
     o->policy = "attach";
+    o->max_mapping_gib = 16;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":p:o:qh", lo, NULL)) != -1) {
@@ -294,6 +302,13 @@ parse_opts(opts_t *o, int argc, char **argv)
             break;
         case O_SCAN:
             o->scan = 1;
+            break;
+        case O_MAXMAP:
+            if (parse_num(optarg, 0, 1048576, &o->max_mapping_gib) < 0) {
+                fprintf(stderr, "cowlab attach: --max-mapping: expected GiB "
+                        "in 0..1048576, got '%s'\n", optarg);
+                return -1;
+            }
             break;
         case 'q':
             o->quiet = 1;
@@ -448,6 +463,7 @@ config_json(const attach_t *a)
     json_object_set_new(c, "policy_name", json_string(a->o.policy));
     json_object_set_new(c, "no_pfn", json_boolean(a->o.no_pfn));
     json_object_set_new(c, "children_scan", json_boolean(a->o.scan));
+    json_object_set_new(c, "max_mapping", json_real(a->o.max_mapping_gib));
     for (size_t i = 0; i < a->o.nkeep; i++) {
         snprintf(s, sizeof s, "%lx-%lx", (unsigned long)a->o.keep[i].start,
                  (unsigned long)a->o.keep[i].end);
@@ -479,12 +495,16 @@ write_meta(attach_t *a)
     json_object_set_new(heap, "definition", json_string(
         "the master's readable, private, anonymous mappings at the "
         "snapshot: unnamed, [heap] and [anon:NAME] ones (not the stack, "
-        "not file mappings)"));
+        "not file mappings, not one larger than --max-mapping)"));
     json_object_set_new(heap, "ranges", json_integer((json_int_t)nr));
     json_object_set_new(heap, "pages", json_integer(
         (json_int_t)att_frames_pages(a->snap)));
     json_object_set_new(heap, "pages_present", json_integer(
         (json_int_t)att_frames_present(a->snap)));
+    json_object_set_new(heap, "mappings_left_out", json_integer(
+        (json_int_t)a->skipped.n));
+    json_object_set_new(heap, "bytes_left_out", json_integer(
+        (json_int_t)a->skipped.bytes));
     json_object_set_new(x, "heap", heap);
     /* what only cowlab's own runtime knows */
     json_object_set_new(x, "heap_objects", json_null());
@@ -854,13 +874,20 @@ start(attach_t *a)
     size_t nr = 0;
     int err;
 
-    err = att_read_maps(a->o.pid, &r, &nr);
+    err = att_read_maps(a->o.pid,
+                        (uint64_t)(a->o.max_mapping_gib * 1073741824.0),
+                        &r, &nr, &a->skipped);
     if (err < 0) {
         fprintf(stderr, "cowlab attach: --pid %d: %s\n", (int)a->o.pid,
                 err == -ENOENT || err == -ESRCH ? "no such process"
                 : strerror(-err));
         return err == -ENOENT || err == -ESRCH ? 2 : 1;
     }
+    if (a->skipped.n > 0)
+        fprintf(stderr, "cowlab attach: left out %zu mapping%s larger than "
+                "--max-mapping %g GiB (%.1f GiB of address space in all)\n",
+                a->skipped.n, a->skipped.n == 1 ? "" : "s",
+                a->o.max_mapping_gib, (double)a->skipped.bytes / 1073741824.0);
     if (a->o.nkeep > 0 && att_clip_ranges(&r, &nr, a->o.keep,
                                           a->o.nkeep) < 0) {
         free(r);

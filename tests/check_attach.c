@@ -62,8 +62,10 @@ START_TEST(attach_maps_keeps_private_anonymous)
     ps_range_t *r = NULL;
     size_t n = 0;
 
-    ck_assert_int_eq(att_parse_maps(maps, strlen(maps), &r, &n), 0);
+    att_skipped_t sk;
+    ck_assert_int_eq(att_parse_maps(maps, strlen(maps), 0, &r, &n, &sk), 0);
     ck_assert_uint_eq(n, 5);
+    ck_assert_uint_eq(sk.n, 0);
     ck_assert_uint_eq(r[0].start, 0x55d0c0004000);      /* bss-like */
     ck_assert_uint_eq(r[0].end, 0x55d0c0006000);
     ck_assert_uint_eq(r[1].start, 0x55d0c1000000);      /* [heap] */
@@ -71,6 +73,14 @@ START_TEST(attach_maps_keeps_private_anonymous)
     ck_assert_uint_eq(r[2].end, 0x7f0000200000);
     ck_assert_uint_eq(r[3].start, 0x7f0000400000);      /* [anon:...] */
     ck_assert_uint_eq(r[4].start, 0x7f0000500000);      /* read-only anon */
+    free(r);
+    /* a mapping larger than the limit is left out, and counted */
+    ck_assert_int_eq(att_parse_maps(maps, strlen(maps), 0x200000, &r, &n,
+                                    &sk), 0);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_uint_eq(sk.n, 1);
+    ck_assert_uint_eq(sk.bytes, 0x800000);              /* the [heap] */
+    ck_assert_uint_eq(r[1].start, 0x7f0000000000);
     free(r);
 
     const char *bad[] = {
@@ -83,12 +93,13 @@ START_TEST(attach_maps_keeps_private_anonymous)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         r = NULL;
-        ck_assert_msg(att_parse_maps(bad[i], strlen(bad[i]), &r, &n)
-                      == -EINVAL, "accepted: %s", bad[i]);
+        ck_assert_msg(att_parse_maps(bad[i], strlen(bad[i]), 0, &r, &n,
+                                     NULL) == -EINVAL, "accepted: %s",
+                      bad[i]);
         ck_assert_ptr_null(r);
     }
     /* an empty maps text is no range, not an error */
-    ck_assert_int_eq(att_parse_maps("", 0, &r, &n), 0);
+    ck_assert_int_eq(att_parse_maps("", 0, 0, &r, &n, NULL), 0);
     ck_assert_uint_eq(n, 0);
 }
 END_TEST

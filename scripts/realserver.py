@@ -221,6 +221,7 @@ def free_port():
 
 def server_command(o, c, cdir, port):
     """The command line and environment of one cell's server."""
+    cdir = os.path.abspath(cdir)        # the server runs in scripts/apps
     env = dict(os.environ,
                COWLAB_SERVER=o.server, COWLAB_POLICY=c["policy"],
                COWLAB_EXIT=c["exit"], COWLAB_APP_SCALE=runner.fmt_scale(

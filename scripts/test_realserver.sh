@@ -120,7 +120,8 @@ EOF
     fi
 }
 
-run gunicorn default,no-preload "$tmp/gunicorn"
+# (a relative --out: the servers run elsewhere, the files must not)
+run gunicorn default,no-preload "$(realpath --relative-to=. "$tmp")/gunicorn"
 verify "$tmp/gunicorn" no-preload
 
 if command -v uwsgi >/dev/null 2>&1 \

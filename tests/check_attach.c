@@ -604,7 +604,7 @@ load_csv(const att_run_t *r, const char *name, ts_csv_t *c)
 enum { K = 10, M = 5, Q_NEW = 3 };
 
 static void
-run_tree(int method_pfn, const char *scan_flag)
+run_tree(int method_pfn, const char *scan_flag, int drop_admin)
 {
     tree_t t;
     att_run_t r = { .pid = -1 };
@@ -616,8 +616,7 @@ run_tree(int method_pfn, const char *scan_flag)
              (unsigned long)(t.region + (uintptr_t)(N_PAGES + Q_PAGES)
                              * (uintptr_t)psize));
     const char *args[] = { "--range", range, scan_flag, NULL };
-    /* frames visible here but not wanted: drop CAP_SYS_ADMIN for attach */
-    int st = attach_start(&r, t.pid, !method_pfn && pfn_visible(), args);
+    int st = attach_start(&r, t.pid, drop_admin, args);
     if (st < 0 && r.pid > 0) {
         int status;
         waitpid(r.pid, &status, 0);
@@ -708,16 +707,17 @@ START_TEST(attach_tree_exact_with_page_frames)
     if (!pfn_visible())
         TS_SKIP("page frame numbers are hidden here (they need "
                 "CAP_SYS_ADMIN: run as root)");
-    run_tree(1, "--quiet");
-    run_tree(1, "--children-scan");     /* workers found the other way */
+    run_tree(1, "--quiet", 0);
+    run_tree(1, "--children-scan", 0);  /* workers found the other way */
 }
 END_TEST
 
 START_TEST(attach_tree_exclusive_bit_without_sys_admin)
 {
-    /* as root: CAP_SYS_ADMIN dropped for the attach; otherwise the frames
-     * are hidden already */
-    run_tree(0, "--quiet");
+    /* as root: CAP_SYS_ADMIN dropped for the attach (the fallback found
+     * by itself), then --no-pfn; otherwise the frames are hidden already */
+    run_tree(0, "--quiet", pfn_visible());
+    run_tree(0, "--no-pfn", 0);
 }
 END_TEST
 

@@ -537,6 +537,8 @@ def run_cell(o, c, i, progress):
         served = {pid: v[-1][1] for pid, v in counts.items()
                   if pid in pids and v}
         info["worker_requests"] = sorted(served.values())
+        for name in ("ready", "go"):        # the pause's, done with
+            os.unlink(env["COWLAB_%s_FILE" % name.upper()])
         fill_requests(cdir, counts)
         fill_runs(cdir, c, served)
         if not os.path.exists(os.path.join(cdir, "runs.csv")):
@@ -854,11 +856,11 @@ def make_plots(o, infos, samples, summary):
     gp += ["set output %s" % runner.gp_str(png),
            "set title %s" % runner.gp_str(
                "Graceful stop of the server, SIGTERM to exit: workers "
-               "finalize vs os._exit (%s)" % tag),
+               "finalize vs os.\\_exit (%s)" % tag),
            'set xlabel "policy"', 'set ylabel "stop (ms)"',
            "set style histogram clustered gap 1", "set boxwidth 0.9",
            "plot %s using 2:xtic(1) lc rgb '#d62728' title 'finalize', "
-           "'' using 3 lc rgb '#2ca02c' title 'skip (os._exit)'"
+           "'' using 3 lc rgb '#2ca02c' title 'skip (os.\\_exit)'"
            % runner.gp_str(fn)]
     made.append(png)
     # throughput and latency

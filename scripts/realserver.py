@@ -101,7 +101,7 @@ def log(msg):
     sys.stderr.flush()
 
 
-# ---- options ------------------------------------------------------------------
+# ---- options ----------------------------------------------------------------
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
@@ -209,7 +209,7 @@ def use_policies(server):
     runner.STYLES.update(STYLES)
 
 
-# ---- the server ---------------------------------------------------------------
+# ---- the server -------------------------------------------------------------
 
 def free_port():
     s = socket.socket()
@@ -233,14 +233,14 @@ def server_command(o, c, cdir, port):
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONHOME", None)
     W = str(c["workers"])
+    # Both run in scripts/apps (cwd), named relative to it: the command
+    # line attach records holds no path of this machine.
     if o.server == "gunicorn":
-        cmd = [o.python, "-m", "gunicorn",
-               "-c", os.path.join(APPS, "gunicorn_conf.py"),
-               "--chdir", APPS, "-w", W, "-b", "127.0.0.1:0",
-               "cowapp.wsgi:application"]
+        cmd = [o.python, "-m", "gunicorn", "-c", "gunicorn_conf.py",
+               "-w", W, "-b", "127.0.0.1:0", "cowapp.wsgi:application"]
         return cmd, env
     cmd = ["uwsgi", "--plugin", "python3", "--master", "--processes", W,
-           "--http-socket", "127.0.0.1:%d" % port, "--chdir", APPS,
+           "--http-socket", "127.0.0.1:%d" % port,
            "--module", "cowapp.wsgi:application", "--need-app",
            "--disable-logging", "--die-on-term", "--listen", "128",
            # SIGTERM: a graceful stop (workers finish their requests)
@@ -250,6 +250,18 @@ def server_command(o, c, cdir, port):
         # imports first (cowapp/prefork.py)
         cmd += ["--lazy-apps", "--shared-import", "cowapp.prefork"]
     return cmd, env
+
+
+def rel(args):
+    """A command as recorded (cell.json, wrk.txt): this checkout's paths
+    relative to its root, where the runner runs."""
+    out = []
+    for a in args:
+        a = str(a)
+        if a == ROOT or a.startswith(ROOT + os.sep):
+            a = os.path.relpath(a, ROOT)
+        out.append(a)
+    return out
 
 
 def versions(o):
@@ -314,7 +326,7 @@ def gunicorn_port(logpath):
     return None
 
 
-# ---- requests per worker from the app's log -------------------------------------
+# ---- requests per worker from the app's log ---------------------------------
 
 def read_counts(path):
     """pid -> [(monotonic_ns, requests)], in time order."""
@@ -394,7 +406,7 @@ def fill_runs(cdir, c, served):
         w.writerows(rows)
 
 
-# ---- one cell -------------------------------------------------------------------
+# ---- one cell ---------------------------------------------------------------
 
 def stop(proc, sig, timeout):
     return runner.stop_process(proc, sig, timeout)
@@ -413,7 +425,7 @@ def run_cell(o, c, i, progress):
     srv_cmd, env = server_command(o, c, cdir, port)
     info = {"run_id": c["run_id"], "policy": c["policy"], "workers": W,
             "scale": c["scale"], "exit": c["exit"], "server": o.server,
-            "requests_per_worker": c["requests"], "server_cmd": srv_cmd,
+            "requests_per_worker": c["requests"], "server_cmd": rel(srv_cmd),
             "wrk_threads": threads, "wrk_connections": conns,
             "min_share": o.min_share, "status": "running"}
     srv_log = open(os.path.join(cdir, "server.log"), "w")
@@ -442,7 +454,7 @@ def run_cell(o, c, i, progress):
                    "--run-id", c["run_id"], "--policy-name", c["policy"],
                    "--sample-ms", str(o.sample_ms),
                    "--sample-budget", "%g" % o.sample_budget]
-        info["attach_cmd"] = att_cmd
+        info["attach_cmd"] = rel(att_cmd)
         att = subprocess.Popen(att_cmd, stdout=subprocess.PIPE,
                                stderr=att_log, stdin=subprocess.DEVNULL)
         out = runner.LineReader(att.stdout)
@@ -468,7 +480,7 @@ def run_cell(o, c, i, progress):
                    "-s", os.path.join(HERE, "wrk_mix.lua"),
                    "http://127.0.0.1:%d" % port, "--",
                    str(total), ",".join(PATHS), str(threads)]
-        info["wrk_cmd"] = wrk_cmd
+        info["wrk_cmd"] = rel(wrk_cmd)
         wrk_out = []
         t_load = time.monotonic()
         wrk = subprocess.Popen(wrk_cmd, stdout=subprocess.PIPE,
@@ -504,7 +516,7 @@ def run_cell(o, c, i, progress):
                 last_ui = now
         wrk.wait(timeout=30)
         with open(os.path.join(cdir, "wrk.txt"), "w") as f:
-            f.write(" ".join(shlex.quote(a) for a in wrk_cmd) + "\n")
+            f.write(" ".join(shlex.quote(a) for a in rel(wrk_cmd)) + "\n")
             f.writelines(wrk_out)
         res = None
         for line in wrk_out:
@@ -599,7 +611,7 @@ def run_cell_balanced(o, c, i, progress):
     return info
 
 
-# ---- merge, summary, plots ------------------------------------------------------
+# ---- merge, summary, plots --------------------------------------------------
 
 def merge(o, plots=True):
     use_policies(o.server)
@@ -899,7 +911,7 @@ def make_plots(o, infos, samples, summary):
     return [m for m in made if os.path.exists(m)]
 
 
-# ---- main -----------------------------------------------------------------------
+# ---- main -------------------------------------------------------------------
 
 def check_tools(o):
     if not os.access(o.bin, os.X_OK):

@@ -910,12 +910,11 @@ start(attach_t *a)
          * before this was forked before the snapshot: the attach came
          * after its fork.  Within the same tick it counts as after. */
         struct timespec bt;
-        long hz = sysconf(_SC_CLK_TCK);
+        long h = sysconf(_SC_CLK_TCK);
+        unsigned long long hz = h > 0 ? (unsigned long long)h : 100;
         clock_gettime(CLOCK_BOOTTIME, &bt);
-        a->snap_ticks = (unsigned long long)bt.tv_sec
-                        * (unsigned long long)(hz > 0 ? hz : 100)
-                        + (unsigned long long)bt.tv_nsec
-                          / (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
+        a->snap_ticks = (unsigned long long)bt.tv_sec * hz
+                        + (unsigned long long)bt.tv_nsec / (1000000000ull / hz);
         a->t0_ns = clk_now_ns();
         a->t0_mono_ns = a->t0_ns;
         err = att_frames_read(a->snap, &a->master_pm);

@@ -40,7 +40,7 @@
 
 static long psize;
 
-/* ---- parsers ------------------------------------------------------------- */
+/* ---- parsers ------------------------------------------------------------ */
 
 START_TEST(attach_maps_keeps_private_anonymous)
 {
@@ -194,7 +194,7 @@ START_TEST(attach_stat_and_children_parse)
 }
 END_TEST
 
-/* ---- the classifier ------------------------------------------------------- */
+/* ---- the classifier ----------------------------------------------------- */
 
 #define P(pfn) (PM_PRESENT | (uint64_t)(pfn))
 #define PX(pfn) (PM_PRESENT | PM_EXCLUSIVE | (uint64_t)(pfn))
@@ -439,7 +439,7 @@ tree_stop(tree_t *t)
     t->pid = -1;
 }
 
-/* ---- cowlab attach, run here ---------------------------------------------- */
+/* ---- cowlab attach, run here -------------------------------------------- */
 
 typedef struct att_run {
     pid_t pid;
@@ -851,7 +851,7 @@ START_TEST(attach_bad_command_lines)
 }
 END_TEST
 
-/* ---- gunicorn ------------------------------------------------------------- */
+/* ---- gunicorn ----------------------------------------------------------- */
 
 /* A WSGI app that holds a heap of dicts and reads a slice per request. */
 static const char gunicorn_app[] =

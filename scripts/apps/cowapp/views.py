@@ -59,8 +59,9 @@ def page(request):
     if _template is None:
         _template = get_template("page.html")
     user = heap.USERS[_rng.randrange(len(heap.USERS))]
-    html = _template.render({"title": heap.TRANSLATIONS["msg.%d" % _rng.randrange(len(heap.TRANSLATIONS))],
-                             "products": _products(20), "user": user})
+    title = heap.TRANSLATIONS["msg.%d" % _rng.randrange(len(heap.TRANSLATIONS))]
+    html = _template.render({"title": title, "products": _products(20),
+                             "user": user})
     return HttpResponse(html)
 
 

@@ -312,6 +312,9 @@ sample(master_t *m, int final)
             .copied_by_request = atomic_load(&s->copied_by_request),
             .copied_unattributed = atomic_load(&s->copied_unattributed),
             .gc_measured = atomic_load(&s->gc_measured),
+            .copied_by_master = MS_U64_UNSET,   /* cowlab attach's */
+            .heap_new_pages = MS_U64_UNSET,
+            .heap_shared_pages = MS_U64_UNSET,
         };
         ms_csv_add(&m->samples, &row);
     }
@@ -500,6 +503,7 @@ write_runs_row(master_t *m)
         .sample_ms = m->sampler.interval_ms,
         .responses_4xx = m->responses_4xx_done,
         .responses_5xx = m->responses_5xx_done,
+        .copied_by_master = MS_UNSET,           /* cowlab attach's */
     };
     if (cfg->lazy && m->nprocs)
         row.heap_objects = atomic_load(&m->slots.slot[0].heap_objects);

@@ -83,6 +83,17 @@ static const ms_column_t sample_cols[] = {
                "collection"),
     MS_COL_U64(S, gc_measured, "gc_measured", "",
                "collections bracketed by pagemap reads"),
+    MS_COL_U64(S, copied_by_master, "copied_by_master", "pages",
+               "`cowlab attach`: heap pages the master itself wrote after "
+               "the snapshot (its page frame moved), not this worker's "
+               "copies; empty without page frames, and in the model's "
+               "runs (its master writes no heap page)"),
+    MS_COL_U64(S, heap_new_pages, "heap_new_pages", "pages",
+               "`cowlab attach`: pages of the heap's ranges this worker has "
+               "that the master did not have at the snapshot"),
+    MS_COL_U64(S, heap_shared_pages, "heap_shared_pages", "pages",
+               "`cowlab attach`: heap pages on the same page frame as the "
+               "master's now; empty without page frames"),
     /* fleet strategies (README "Fleet") */
     MS_COL_TEXT(S, role, "role", "",
                 "`worker`, or `mold` (`--refork-after`: a former worker "
@@ -117,6 +128,8 @@ fmt_threshold(const ms_column_t *c, const void *row, ms_buf_t *out)
 {
     const ms_run_t *r = row;
     (void)c;
+    if (r->gc_threshold[0] == MS_I64_UNSET)
+        return;                 /* not ours to know (cowlab attach) */
     ms_buf_printf(out, "%lld-%lld-%lld", (long long)r->gc_threshold[0],
                   (long long)r->gc_threshold[1],
                   (long long)r->gc_threshold[2]);
@@ -172,6 +185,8 @@ static const ms_column_t run_cols[] = {
     MS_COL_U64(R, responses_5xx, "responses_5xx", "",
                "5xx answers of every worker process of the run (503 over "
                "`--max-connections`, 505, the handler's)"),
+    MS_COL_FIXED(R, copied_by_master, 0, "copied_by_master", "pages",
+                 "`cowlab attach`: mean over workers of their last sample"),
     /* fleet strategies */
     MS_COL_U64(R, refork_generation, "refork_generation", "",
                "generation of the last mold (0: no refork)"),
@@ -479,8 +494,8 @@ ms_meta_write(const char *path, const ms_meta_t *m)
     SET("heap_objects", json_integer((json_int_t)m->heap_objects));
     SET("build_ms", json_real(m->build_ms));
 #undef SET
-    if (m->extra != NULL && json_object_update(j, m->extra) < 0)
-        bad = 1;
+    if (m->extra != NULL)
+        bad |= json_object_update(j, m->extra);
     int r = bad ? -ENOMEM : 0;
     if (r == 0) {
         errno = 0;

@@ -32,6 +32,8 @@ typedef struct ms_sample {
     uint64_t sample_ms;
     uint64_t copied_by_gc, copied_by_request, copied_unattributed;
     uint64_t gc_measured;
+    /* cowlab attach's page frames (MS_U64_UNSET where not measured) */
+    uint64_t copied_by_master, heap_new_pages, heap_shared_pages;
     /* fleet strategies (README "Fleet"); MS_UNSET doubles are empty */
     const char *role;                   /* worker | mold */
     uint64_t refork_generation;
@@ -59,6 +61,7 @@ typedef struct ms_run {
     double copied_by_teardown;                  /* MS_UNSET: none */
     uint64_t sample_ms;
     uint64_t responses_4xx, responses_5xx;
+    double copied_by_master;                    /* MS_UNSET: not measured */
     /* fleet strategies */
     uint64_t refork_generation, reforks, recycles, ksm;
     double ksmd_cpu_s;                          /* MS_UNSET: no --ksm */
@@ -154,7 +157,7 @@ typedef struct ms_meta {
     uint64_t heap_pages, heap_objects;
     double build_ms;
     json_t *extra;              /* borrowed, may be NULL: its keys are
-                                   added (e.g. "ksm", "sampling") */
+                                   set last (e.g. "ksm", "sampling") */
 } ms_meta_t;
 
 /*
@@ -162,7 +165,8 @@ typedef struct ms_meta {
  * (kernel release, transparent_hugepage, ksm_run, git_commit of the
  * working directory, date in UTC, cores, memory_kb, page_size, the
  * allocator's arena_size and pool_size), then heap_pages, heap_objects,
- * build_ms.  0 or -errno.
+ * build_ms, then every key of extra (replacing one of the above with the
+ * same name: cowlab attach sets heap_objects to null).  0 or -errno.
  */
 int ms_meta_write(const char *path, const ms_meta_t *m);
 

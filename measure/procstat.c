@@ -781,3 +781,13 @@ ps_snap_addr(const ps_snap_t *s, size_t index)
     }
     return 0;
 }
+
+/* ---- raw entries of any range (cowlab attach) ------------------------- */
+
+int
+ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf, size_t n)
+{
+    if (pm == NULL || pm->fd < 0 || (buf == NULL && n > 0))
+        return -EINVAL;
+    return read_entries(pm->fd, vaddr, page_size(), buf, n);
+}

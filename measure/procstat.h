@@ -152,7 +152,6 @@ int ps_count_new_copies(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *seen,
 /* 1 if page index (in snapshot order) was present at snapshot time. */
 int ps_snap_present(const ps_snap_t *s, size_t index);
 
-
 /* ---- raw entries: frame numbers, for KSM and the mold's check ---------- */
 
 /* Pagemap bits (Documentation/admin-guide/mm/pagemap.rst): see procstat.c. */
@@ -170,5 +169,10 @@ int ps_snap_each_entry(const ps_snap_t *s, ps_pagemap_t *pm, ps_entry_fn fn,
                        void *arg);
 /* The address of snapshot page index (any page of the ranges). */
 uintptr_t ps_snap_addr(const ps_snap_t *s, size_t index);
+
+/* The raw entries of the n pages from vaddr (page aligned) into buf, as
+ * many preads as it takes.  -ESRCH once the process has exited. */
+int ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf,
+                    size_t n);
 
 #endif /* COWLAB_PROCSTAT_H */

@@ -593,6 +593,9 @@ sample(master_t *m, int final)
             .heap_identical_pages = identical,
             .ksm_merging_pages = merging, .heap_ksm_pages = ksm_pages,
             .heap_moved_pages = moved,
+            .copied_by_master = MS_U64_UNSET,   /* cowlab attach's */
+            .heap_new_pages = MS_U64_UNSET,
+            .heap_shared_pages = MS_U64_UNSET,
         };
         ms_csv_add(&m->samples, &row);
     }
@@ -1140,6 +1143,7 @@ write_runs_row(master_t *m)
                                       : MS_UNSET,
         .heap_identical_pages = m->final_ident_n
             ? m->final_ident_sum / m->final_ident_n : MS_UNSET,
+        .copied_by_master = MS_UNSET,           /* cowlab attach's */
     };
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -173,14 +173,28 @@ is_collecting(const gc_head_t *g)
 }
 
 /* After this, every object of young has refs = its refcount and the
- * GC_COLLECTING flag: a write to every header of the generation. */
+ * GC_COLLECTING flag: a write to every header of the generation.
+ * 3.12: an immortal object's refcount says nothing about its references,
+ * so it is moved to the permanent generation instead, the first time a
+ * collection meets it (a write to its header and its neighbours', once);
+ * no collection visits it again. */
 static void
 update_refs(gc_head_t *young)
 {
-    for (gc_head_t *g = NEXT(young); g != young; g = NEXT(g)) {
+    gc_head_t *g = NEXT(young);
+    while (g != young) {
+        gc_head_t *next = NEXT(g);
         rt_obj_t *o = RT_FROM_GC(g);
         RT_ASSERT(o->refcnt > 0);
-        g->prev = ((uintptr_t)o->refcnt << GC_REFS_SHIFT) | GC_COLLECTING;
+        if (rt__mode.gc_immortal_to_permanent && rt_is_immortal(o)) {
+            /* g's links are still plain: the ones before it carry refs
+             * in prev now, but list_move writes only their next. */
+            list_move(g, &G.permanent.head);
+        } else {
+            g->prev = ((uintptr_t)o->refcnt << GC_REFS_SHIFT)
+                      | GC_COLLECTING;
+        }
+        g = next;
     }
 }
 
@@ -408,9 +422,13 @@ collect_generations(void)
 rt_obj_t *
 rt__gc_alloc(size_t size, rt_type_t *type)
 {
-    gc_head_t *g = rt__obj_alloc(sizeof(gc_head_t) + size);
-    if (g == NULL)
+    size_t pre = type->flags & RT_TPFLAG_PREHEADER ? RT_PREHEADER_SIZE : 0;
+    char *block = rt__obj_alloc(pre + sizeof(gc_head_t) + size);
+    if (block == NULL)
         return NULL;
+    if (pre)
+        memset(block, 0, pre);
+    gc_head_t *g = (gc_head_t *)(block + pre);
     g->next = g->prev = 0;
     rt_obj_t *o = RT_FROM_GC(g);
     rt__obj_init(o, type);
@@ -432,7 +450,7 @@ rt__gc_free(rt_obj_t *o)
     rt__heap->ndeallocs++;
     if (G.gens[0].count > 0)
         G.gens[0].count--;
-    rt__obj_free(RT_AS_GC(o));
+    rt__obj_free(rt__obj_block(o));
 }
 
 /* ---- the gc module's API ---------------------------------------------- */
@@ -487,6 +505,19 @@ gc_collect(int gen)
     return n;
 }
 
+long
+gc__collect_nofail(void)
+{
+    return gc_collect(GC_GEN_OLDEST);
+}
+
+void
+gc_get_long_lived(size_t *pending, size_t *total)
+{
+    *pending = G.long_lived_pending;
+    *total = G.long_lived_total;
+}
+
 void
 gc_get_stats(gc_genstats_t out[GC_NGENS])
 {
@@ -534,12 +565,6 @@ gc__collecting(void)
     return (size_t)G.collecting;
 }
 
-typedef struct {
-    rt_obj_t **v;
-    size_t n, cap;
-    int oom;
-} stack_of_t;
-
 static gc_head_t *
 list_of(int i)                      /* 0..2: generations, 3: permanent */
 {
@@ -554,49 +579,6 @@ gc__foreach(void (*fn)(rt_obj_t *o, void *arg), void *arg)
         for (gc_head_t *g = NEXT(l); g != l; g = NEXT(g))
             fn(RT_FROM_GC(g), arg);
     }
-}
-
-static void
-collect_mortal(rt_obj_t *o, void *arg)
-{
-    stack_of_t *st = arg;
-    if (rt_is_immortal(o) || st->oom)
-        return;
-    if (st->n == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 4096;
-        rt_obj_t **v = realloc(st->v, cap * sizeof(*v));
-        if (v == NULL) {
-            st->oom = 1;
-            return;
-        }
-        st->v = v;
-        st->cap = cap;
-    }
-    st->v[st->n++] = o;
-}
-
-/* Finalization's last pass: clear every mortal tracked object.  The lists
- * are only read to find them (no merge, no move), and every one is held
- * by a reference while the others are cleared, so immortal objects'
- * headers are never written: the teardown of an immortal heap leaves its
- * pages shared.  What dies unlinks itself, as at any deallocation. */
-size_t
-gc__clear_all(void)
-{
-    stack_of_t st = { NULL, 0, 0, 0 };
-    gc__foreach(collect_mortal, &st);
-    if (st.oom) {
-        free(st.v);
-        return 0;
-    }
-    for (size_t i = 0; i < st.n; i++)
-        rt_incref(st.v[i]);
-    for (size_t i = 0; i < st.n; i++)
-        st.v[i]->type->clear(st.v[i]);
-    for (size_t i = 0; i < st.n; i++)
-        rt_decref(st.v[i]);
-    free(st.v);
-    return st.n;
 }
 
 int

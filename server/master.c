@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -37,6 +38,7 @@
 
 #include "census.h"
 #include "gc.h"
+#include "heapsize.h"
 #include "http.h"
 #include "mem.h"
 #include "object.h"
@@ -52,13 +54,16 @@ const char srv_samples_header[] =
     "faults_request,faults_other,"
     /* appended after DESIGN.md's list; see the README */
     "sample_ms,copied_by_gc,copied_by_request,copied_unattributed,"
-    "gc_measured";
+    "gc_measured,heap_released_pages";
 
 const char srv_runs_header[] =
     "run_id,policy,workers,heap_objects,heap_mb,build_ms,fork_ms,requests,"
     "rps,p50_ms,p99_ms,heap_shared_pct,private_dirty_kb,teardown_ms,"
     "faults_teardown,exit,scale,workload,gc,gc_threshold,freeze,immortal,"
-    "lazy,respawns,duration_s,copied_by_teardown,sample_ms";
+    "lazy,respawns,duration_s,copied_by_teardown,sample_ms,python,"
+    "prefork_gc,fork_gc_count_0,fork_gc_count_1,fork_gc_count_2,"
+    "fork_long_lived_pending,fork_long_lived_total,first_full_gc_request,"
+    "workers_full_gc,teardown_collections,heap_released_pages";
 
 typedef struct proc {
     pid_t pid;                  /* 0: none */
@@ -104,6 +109,15 @@ typedef struct master {
     double copied_teardown_sum;
     unsigned sample_ms;         /* interval in force (may be lengthened) */
     double sample_cost_ms;      /* last round's cost */
+    /* The collector at fork, and released-page bitmaps shared with the
+     * workers (one per slot): see "Released pages" in procstat.h. */
+    long fork_count[3];
+    size_t fork_pending, fork_total;
+    uint8_t *released;
+    size_t released_bytes;
+    double first_full_sum, final_released_sum, teardown_colls_sum;
+    unsigned first_full_n;
+    size_t build_bytes;         /* allocator bytes the build added */
 } master_t;
 
 static int sigpipe_fds[2] = { -1, -1 };
@@ -243,6 +257,17 @@ write_meta(const master_t *m)
     json_object_set_new(j, "heap_pages", json_integer((json_int_t)m->heap_pages));
     json_object_set_new(j, "heap_objects", json_integer((json_int_t)m->heap_objects));
     json_object_set_new(j, "build_ms", json_real(m->build_ms));
+    json_object_set_new(j, "python", json_string(m->cfg->python == 311
+                                                 ? "3.11" : "3.12"));
+    json_object_set_new(j, "build_heap_bytes",
+                        json_integer((json_int_t)m->build_bytes));
+    json_object_set_new(j, "gc_at_fork", json_pack(
+        "{s:[I,I,I], s:I, s:I}", "count", (json_int_t)m->fork_count[0],
+        (json_int_t)m->fork_count[1], (json_int_t)m->fork_count[2],
+        "long_lived_pending", (json_int_t)m->fork_pending,
+        "long_lived_total", (json_int_t)m->fork_total));
+    if (m->heap != NULL)
+        json_object_set_new(j, "heap_by_type", ms_heap_by_type(m->heap));
     char path[4096];
     snprintf(path, sizeof path, "%s/meta.json", m->cfg->out_dir);
     int r = json_dump_file(j, path, JSON_INDENT(2));
@@ -283,7 +308,11 @@ spawn(master_t *m, unsigned index)
         .slot = &m->slots.slot[slot], .listen_fd = m->listen_fds[index],
         .index = index, .seed = (uint64_t)now_ns() ^ (index * 0x9e37u),
         .master = getpid(), .snap = m->snap,
+        .released = m->released ? m->released + (size_t)slot
+                                  * m->released_bytes : NULL,
     };
+    if (a.released)
+        memset(a.released, 0, m->released_bytes);
     fflush(NULL);
     /* Signals stay blocked across fork(): the child must not run the
      * master's handler (its pipe is the master's) before it has its own. */
@@ -360,19 +389,28 @@ sample(master_t *m, int final)
         if (p->pid == 0 || p->retiring)
             continue;
         srv_slot_t *s = &m->slots.slot[p->slot];
-        if (atomic_load(&s->state) < SLOT_SERVING)
+        int state = atomic_load(&s->state);
+        if (state < SLOT_SERVING)
             continue;               /* still building (lazy) */
+        if (state > SLOT_SERVING && !final)
+            continue;               /* stopping or done: its teardown is
+                                       not the time series' */
         ps_smaps_t sm;
         ps_stat_t st;
-        size_t copied = 0;
+        size_t copied = 0, released = 0;
+        const uint8_t *rel = m->released ? m->released + (size_t)p->slot
+                                           * m->released_bytes : NULL;
         if (ps_read_smaps_rollup(p->pid, &sm) < 0
             || ps_read_stat(p->pid, &st) < 0)
             continue;               /* it just died: SIGCHLD will tell */
         if (m->snap && p->pm.fd >= 0
-            && ps_count_copied_fd(m->snap, &p->pm, &copied) < 0)
+            && ps_count_copied_excl(m->snap, &p->pm, rel, &copied,
+                                    &released) < 0)
             continue;
+        /* Released pages are neither shared nor copied. */
         double shared_pct = m->heap_pages
-            ? 100.0 * (1.0 - (double)copied / (double)m->heap_pages) : 0.0;
+            ? 100.0 * (1.0 - (double)(copied + released)
+                             / (double)m->heap_pages) : 0.0;
         uint64_t fgc = atomic_load(&s->faults_gc);
         uint64_t freq = atomic_load(&s->faults_request);
         long other = st.minflt - (long)fgc - (long)freq;
@@ -382,14 +420,20 @@ sample(master_t *m, int final)
         if (final) {
             m->final_shared_sum += shared_pct;
             m->final_pd_sum += (double)sm.private_dirty_kb;
+            m->final_released_sum += (double)released;
             m->final_n++;
+            uint64_t ff = atomic_load(&s->first_full_gc_request);
+            if (ff) {
+                m->first_full_sum += (double)ff;
+                m->first_full_n++;
+            }
         }
         if (m->samples == NULL)
             continue;
         fprintf(m->samples,
                 "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
                 "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
-                "%u,%llu,%llu,%llu,%llu\n",
+                "%u,%llu,%llu,%llu,%llu,%zu\n",
                 m->run_id, m->policy, p->index, (int)p->pid, t_ms,
                 (unsigned long long)atomic_load(&s->requests),
                 sm.rss_kb, sm.pss_kb, sm.shared_clean_kb, sm.shared_dirty_kb,
@@ -404,7 +448,7 @@ sample(master_t *m, int final)
                 (unsigned long long)atomic_load(&s->copied_by_gc),
                 (unsigned long long)atomic_load(&s->copied_by_request),
                 (unsigned long long)atomic_load(&s->copied_unattributed),
-                (unsigned long long)atomic_load(&s->gc_measured));
+                (unsigned long long)atomic_load(&s->gc_measured), released);
     }
     if (m->samples)
         fflush(m->samples);
@@ -428,6 +472,8 @@ reap(master_t *m)
             m->faults_teardown_sum += (double)atomic_load(&s->faults_teardown);
             m->copied_teardown_sum +=
                 (double)atomic_load(&s->copied_by_teardown);
+            m->teardown_colls_sum +=
+                (double)atomic_load(&s->teardown_collections);
             m->teardown_n++;
         }
         unsigned index = p->index;
@@ -560,6 +606,10 @@ write_runs_row(master_t *m)
     const char *wl = m->cfg->workload_path ? m->cfg->workload_path
                      : wl_spec_name(m->spec);
     char td_ms[32] = "", td_faults[32] = "", td_copied[32] = "";
+    char td_colls[32] = "", first_full[32] = "";
+    if (m->first_full_n)
+        snprintf(first_full, sizeof first_full, "%.1f",
+                 m->first_full_sum / m->first_full_n);
     if (m->teardown_n) {            /* empty when no worker reported one */
         snprintf(td_ms, sizeof td_ms, "%.3f",
                  m->teardown_ms_sum / m->teardown_n);
@@ -567,9 +617,12 @@ write_runs_row(master_t *m)
                  m->faults_teardown_sum / m->teardown_n);
         snprintf(td_copied, sizeof td_copied, "%.0f",
                  m->copied_teardown_sum / m->teardown_n);
+        snprintf(td_colls, sizeof td_colls, "%.1f",
+                 m->teardown_colls_sum / m->teardown_n);
     }
     fprintf(f, "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%s,%s,"
-            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%s,%u\n",
+            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%s,%u,"
+            "%s,%s,%ld,%ld,%ld,%zu,%zu,%s,%u,%s,%.0f\n",
             m->run_id, m->policy, m->cfg->workers, objects,
             (double)m->heap_pages * (double)sysconf(_SC_PAGESIZE) / 1048576.0,
             m->build_ms, m->fork_ms, (unsigned long long)req,
@@ -581,7 +634,13 @@ write_runs_row(master_t *m)
             m->cfg->scale, wl, m->cfg->gc_enabled ? "on" : "off",
             m->cfg->gc_threshold[0], m->cfg->gc_threshold[1],
             m->cfg->gc_threshold[2], m->cfg->freeze, m->cfg->immortal,
-            m->cfg->lazy, m->respawns, secs, td_copied, m->sample_ms);
+            m->cfg->lazy, m->respawns, secs, td_copied, m->sample_ms,
+            m->cfg->python == 311 ? "3.11" : "3.12",
+            m->cfg->prefork_gc == CFG_PREFORK_COLLECTED ? "collected"
+                                                        : "import",
+            m->fork_count[0], m->fork_count[1], m->fork_count[2],
+            m->fork_pending, m->fork_total, first_full, m->first_full_n,
+            td_colls, m->final_n ? m->final_released_sum / m->final_n : 0.0);
     fclose(f);
 }
 
@@ -590,7 +649,7 @@ build_heap(master_t *m)
 {
     char err[512];
     uint64_t t0 = now_ns();
-    m->heap = rt_heap_new();
+    m->heap = srv_heap_new(m->cfg);
     if (m->heap == NULL) {
         fprintf(stderr, "cowlab: cannot start the runtime\n");
         return -1;
@@ -598,7 +657,8 @@ build_heap(master_t *m)
     srv_apply_gc_thresholds(m->cfg);
     wl_build_stats_t bs;
     memset(&bs, 0, sizeof bs);
-    if (wl_build(m->heap, m->spec, m->cfg->scale, 42, &m->app, &bs) < 0) {
+    if (wl_build_gc(m->heap, m->spec, m->cfg->scale, 42,
+                    srv_build_gc(m->cfg), &m->app, &bs) < 0) {
         snprintf(err, sizeof err, "cowlab: building the heap failed "
                  "(out of memory?)\n");
         fputs(err, stderr);
@@ -606,6 +666,9 @@ build_heap(master_t *m)
     }
     srv_apply_prefork_policy(m->cfg, m->heap);
     m->build_ms = (double)(now_ns() - t0) / 1e6;
+    m->build_bytes = bs.heap_bytes;
+    gc_get_count(m->fork_count);
+    gc_get_long_lived(&m->fork_pending, &m->fork_total);
     m->heap_objects = rt_heap_objects(m->heap);
     static mem_range_t ranges[65536];
     size_t n = mem_ranges(ranges, 65536);
@@ -616,6 +679,13 @@ build_heap(master_t *m)
         return -1;
     }
     m->heap_pages = ps_snap_pages(m->snap);
+    /* One released-page bitmap per slot, shared with the workers. */
+    m->released_bytes = (ps_snap_total_pages(m->snap) + 7) / 8 + 1;
+    m->released = mmap(NULL, m->released_bytes * (size_t)m->cfg->workers * 2,
+                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                       -1, 0);
+    if (m->released == MAP_FAILED)
+        m->released = NULL;         /* then released pages count as now */
     say(m, "heap built: %zu objects, %zu pages (%.1f MiB) in %.0f ms",
         m->heap_objects, m->heap_pages,
         (double)m->heap_pages * 4096.0 / 1048576.0, m->build_ms);
@@ -795,6 +865,8 @@ out:
     srv_slots_unmap(&m.slots);
     free(m.procs);
     ps_snap_free(m.snap);
+    if (m.released)
+        munmap(m.released, m.released_bytes * (size_t)cfg->workers * 2);
     /* Every worker is gone: the heap may be written again. */
     if (m.app)
         wl_app_free(m.app);

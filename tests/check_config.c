@@ -222,6 +222,8 @@ START_TEST(config_file_every_key)
     ck_assert_int_eq(cfg.immortal, 1);
     ck_assert_int_eq(cfg.lazy, 1);
     ck_assert_int_eq(cfg.exit_policy, CFG_EXIT_SKIP);
+    ck_assert_int_eq(cfg.python, 311);
+    ck_assert_int_eq(cfg.prefork_gc, CFG_PREFORK_COLLECTED);
     ck_assert_int_eq(cfg.max_requests, 1000);
     ck_assert_int_eq(cfg.max_requests_jitter, 50);
     ck_assert(cfg.timeout_s == 12.5);
@@ -415,6 +417,10 @@ static const struct {
     { "{\"freeze\": 1}", "field 'freeze': expected true or false, found 1" },
     { "{\"exit\": \"fast\"}", "field 'exit': expected \"finalize\" or "
       "\"skip\"" },
+    { "{\"python\": 3}", ":1:12: field 'python': expected \"3.11\" or "
+      "\"3.12\", found 3" },
+    { "{\"prefork_gc\": \"lazy\"}", "field 'prefork_gc': expected "
+      "\"import\" or \"collected\"" },
     { "{\"out\": 5}", "field 'out': expected a directory name or null, "
       "found 5" },
     { "{\"host\": \"\"}", "field 'host': expected a host name or address" },
@@ -503,6 +509,10 @@ static const struct {
     { "--gc-threshold", "700,-1,10", "--gc-threshold: expected three" },
     { "--gc-threshold", "700,,10", "--gc-threshold: expected three" },
     { "--exit", "now", "--exit: expected finalize or skip, got 'now'" },
+    { "--python", "3.10", "--python: expected 3.11 or 3.12, got '3.10'" },
+    { "--python", "", "--python: expected 3.11 or 3.12, got ''" },
+    { "--prefork-gc", "frozen", "--prefork-gc: expected import or "
+      "collected, got 'frozen'" },
     { "--max-requests", "-5", "--max-requests: expected an integer >= 0" },
     { "--max-requests-jitter", "x", "--max-requests-jitter: expected" },
     { "--timeout", "-1", "--timeout: expected a number >= 0 and <= 86400" },
@@ -698,7 +708,11 @@ START_TEST(config_to_json_fields)
     ck_assert(json_real_value(json_object_get(j, "scale")) == 1.0);
     ck_assert_int_eq(json_integer_value(json_object_get(j,
                      "limit_body_bytes")), 1048576);
-    ck_assert_int_eq(json_object_size(j), 33);  /* one key per setting */
+    ck_assert_str_eq(json_string_value(json_object_get(j, "python")),
+                     "3.12");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "prefork_gc")),
+                     "import");
+    ck_assert_int_eq(json_object_size(j), 35);  /* one key per setting */
     json_decref(j);
 }
 END_TEST

@@ -296,9 +296,11 @@ START_TEST(measure_copies_by_cause_add_up)
 #endif
     /* Every collection bracketed: the worker's own attribution must add
      * up to what the master counts independently from outside. */
+    /* 3.11: every object mortal, so finalize writes every page (3.12's
+     * immortal interned strings stay shared). */
     const char *args[] = { "-w", "1", "--scale", "0.05", "--sample-ms", "25",
                            "--pagemap-gc-fraction", "1", "--exit", "finalize",
-                           NULL };
+                           "--python", "3.11", NULL };
     start(args);
     for (int i = 0; i < 300; i++)
         ck_assert_int_eq(get(i % 3 ? "/api/user" : "/api/items"), 200);
@@ -332,15 +334,17 @@ START_TEST(measure_copies_by_cause_add_up)
                      + csv_long(&c, last, "gc_collections_1")
                      + csv_long(&c, last, "gc_collections_2"));
     ck_assert_int_ge(csv_long(&c, last, "faults_other"), 0);
+    long heap_pages = csv_long(&c, last, "heap_pages");
     free(c.buf);
     static csv_t r;
     ck_assert_int_eq(csv_load(&r, "runs.csv"), 1);
-    long heap_pages = csv_long(&c, last, "heap_pages");
     long td = csv_long(&r, 0, "copied_by_teardown");
-    /* finalize writes every page the worker had not copied yet */
+    /* finalize writes nearly every page the worker had not copied yet
+     * (not all: a class's 960-byte block spans pages, and teardown
+     * writes only its first bytes) */
     printf("measure: teardown copied %ld of the %ld pages still shared\n",
            td, heap_pages - copied);
-    ck_assert_int_ge(td, (heap_pages - copied) * 8 / 10);
+    ck_assert_int_ge(td, (heap_pages - copied) * 7 / 10);
     ck_assert_int_le(td, heap_pages - copied);
     free(r.buf);
 }

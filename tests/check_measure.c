@@ -350,6 +350,38 @@ START_TEST(measure_copies_by_cause_add_up)
 }
 END_TEST
 
+/* A worker recycled by --max-requests is not sampled while it stops:
+ * its finalize writes (and unmaps) most of the heap, which a sample
+ * taken then would show as a collapse of heap_shared_pct.  Fails when
+ * stopping workers are sampled. */
+START_TEST(measure_stopping_workers_not_sampled)
+{
+    const char *args[] = { "-w", "1", "--scale", "0.05", "--sample-ms", "10",
+                           "--sample-budget", "0", "--max-requests", "10",
+                           "--exit", "finalize", "--python", "3.11",
+                           "--duration", "4", NULL };
+    start(args);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(get("/static"), 200);     /* five hot reads each */
+    int status = wait_exit();
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    static csv_t c;
+    int n = csv_load(&c, "samples.csv");
+    ck_assert_int_ge(n, 10);
+    for (int i = 0; i < n; i++) {
+        double shared = strtod(csv_get(&c, i, "heap_shared_pct"), NULL);
+        ck_assert_msg(shared > 80.0, "row %d: worker %ld sampled at %.1f%% "
+                      "shared (its teardown)", i, csv_long(&c, i, "pid"),
+                      shared);
+    }
+    free(c.buf);
+    static csv_t r;
+    ck_assert_int_eq(csv_load(&r, "runs.csv"), 1);
+    ck_assert_int_ge(csv_long(&r, 0, "respawns"), 1);  /* it recycled */
+    free(r.buf);
+}
+END_TEST
+
 START_TEST(measure_skip_exit_copies_nothing)
 {
     const char *args[] = { "-w", "2", "--scale", "0.05", "--exit", "skip",
@@ -416,6 +448,7 @@ main(void)
     tcase_add_test(tc, measure_sigkill_master_leaves_whole_rows);
     tcase_add_test(tc, measure_copies_by_cause_add_up);
     tcase_add_test(tc, measure_skip_exit_copies_nothing);
+    tcase_add_test(tc, measure_stopping_workers_not_sampled);
     tcase_add_test(tc, measure_type_census_counts_every_object);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -357,6 +357,8 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void clear_freelists(void);
+
 /* Collect generation gen and the younger ones; returns objects found
  * unreachable. */
 static long
@@ -392,6 +394,8 @@ collect(int gen)
     long m = (long)list_size(&unreachable);
     delete_garbage(&unreachable, old);
 
+    if (gen == GC_GEN_OLDEST)
+        clear_freelists();
     G.stats[gen].collections++;
     G.stats[gen].collected += (size_t)m;
     G.stats[gen].time_ns += now_ns() - t0;
@@ -417,6 +421,60 @@ collect_generations(void)
     }
 }
 
+/* ---- free lists --------------------------------------------------------
+ * CPython keeps freed lists, dicts and small tuples on free lists (80
+ * lists, 80 dicts, 2000 tuples of each size 1..19) and hands them out again
+ * without the collector seeing either: an object freed onto a free list
+ * does not decrement generation 0's count, one taken from it does not
+ * increment it (nor start a collection).  So a request's temporaries move
+ * the count far less than their number, and collections come later.  A
+ * full collection empties the free lists (clear_freelists), each object
+ * then counted off as it is freed.  The model keeps the counts, not the
+ * memory (its allocator reuses a freed block first anyway): they decide
+ * when collections run, not which pages they write. */
+
+#define FL_LISTS          80
+#define FL_DICTS          80
+#define FL_TUPLE_SIZES    20            /* sizes 1 .. 19 */
+#define FL_TUPLES         2000
+
+static struct {
+    unsigned lists, dicts, tuples[FL_TUPLE_SIZES];
+} FL;
+
+/* The free list an object of this type and size goes to, and its room. */
+static unsigned *
+freelist_of(const rt_type_t *type, size_t ntuple, unsigned *cap)
+{
+    if (type == &rt_list_type) {
+        *cap = FL_LISTS;
+        return &FL.lists;
+    }
+    if (type == &rt_dict_type) {
+        *cap = FL_DICTS;
+        return &FL.dicts;
+    }
+    if (type == &rt_tuple_type && ntuple >= 1 && ntuple < FL_TUPLE_SIZES) {
+        *cap = FL_TUPLES;
+        return &FL.tuples[ntuple];
+    }
+    return NULL;
+}
+
+/* A tuple of n items is this many bytes after its gc head. */
+#define TUPLE_ITEMS(size)  (((size) - sizeof(rt_obj_t) - sizeof(intptr_t)) \
+                            / sizeof(rt_obj_t *))
+
+static void
+clear_freelists(void)
+{
+    unsigned n = FL.lists + FL.dicts;
+    for (int i = 0; i < FL_TUPLE_SIZES; i++)
+        n += FL.tuples[i];
+    memset(&FL, 0, sizeof FL);
+    G.gens[0].count = G.gens[0].count > (long)n ? G.gens[0].count - n : 0;
+}
+
 /* ---- allocation hooks ------------------------------------------------- */
 
 rt_obj_t *
@@ -432,6 +490,12 @@ rt__gc_alloc(size_t size, rt_type_t *type)
     g->next = g->prev = 0;
     rt_obj_t *o = RT_FROM_GC(g);
     rt__obj_init(o, type);
+    unsigned cap, *fl = freelist_of(type, type == &rt_tuple_type
+                                          ? TUPLE_ITEMS(size) : 0, &cap);
+    if (fl != NULL && *fl > 0) {
+        (*fl)--;                    /* off a free list: not counted */
+        return o;
+    }
     G.gens[0].count++;
     if (G.gens[0].count > G.gens[0].threshold && G.enabled
         && G.gens[0].threshold && !G.collecting) {
@@ -448,7 +512,11 @@ rt__gc_free(rt_obj_t *o)
     RT_ASSERT(RT_AS_GC(o)->next == 0);
     rt__heap->nobjects--;
     rt__heap->ndeallocs++;
-    if (G.gens[0].count > 0)
+    unsigned cap, *fl = freelist_of(o->type, o->type == &rt_tuple_type
+                                             ? rt_tuple_len(o) : 0, &cap);
+    if (fl != NULL && *fl < cap)
+        (*fl)++;                    /* onto a free list: not counted */
+    else if (G.gens[0].count > 0)
         G.gens[0].count--;
     rt__obj_free(rt__obj_block(o));
 }
@@ -459,6 +527,7 @@ void
 gc__init(void)
 {
     memset(&G, 0, sizeof(G));
+    memset(&FL, 0, sizeof(FL));
     for (int i = 0; i < GC_NGENS; i++)
         list_init(&G.gens[i].head);
     list_init(&G.permanent.head);

@@ -176,6 +176,15 @@ static const expect_t expected[] = {
     { "inline_self_attr", "collected", 1 },
     { "inline_count", "count0", 100 },
     { "inline_count", "collected_ring", 100 },
+    /* free lists: 80 lists, 80 dicts, 2000 tuples of each small size */
+    { "freelists", "lists_made", 101 },
+    { "freelists", "lists_freed", 80 },
+    { "freelists", "lists_reused", 80 },
+    { "freelists", "dicts_made", 180 },
+    { "freelists", "dicts_freed", 160 },
+    { "freelists", "tuples_made", 260 },
+    { "freelists", "tuples_freed", 260 },
+    { "freelists", "after_full", 1 },
 };
 #define NEXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -989,6 +998,49 @@ s_inline_count(void)
     put("inline_count", "collected_ring", collect(2));
 }
 
+/* Lists, dicts and small tuples freed onto CPython's free lists leave
+ * generation 0's count as it was; those handed out again do not raise
+ * it; a full collection empties the free lists. */
+static void
+s_freelists(void)
+{
+    long v[8];
+    fresh();
+    long base = count0();
+    rt_obj_t *holder = list_new();
+    for (int i = 0; i < 100; i++)
+        append_steal(holder, list_new());
+    v[0] = count0() - base;
+    rt_decref(holder);                          /* 80 kept */
+    v[1] = count0() - base;
+    holder = list_new();
+    for (int i = 0; i < 50; i++)
+        append_steal(holder, list_new());       /* reused */
+    v[2] = count0() - base;
+    rt_obj_t *d = list_new();
+    for (int i = 0; i < 100; i++)
+        append_steal(d, dict_new());
+    v[3] = count0() - base;
+    rt_decref(d);
+    v[4] = count0() - base;
+    rt_obj_t *t = list_new();
+    for (int i = 0; i < 100; i++)
+        append_steal(t, tuple_of(2, int_new(i), int_new(i), NULL));
+    v[5] = count0() - base;
+    rt_decref(t);
+    v[6] = count0() - base;
+    rt_decref(holder);
+    collect(2);                                 /* empties them */
+    rt_obj_t *x = list_new();
+    v[7] = count0();
+    rt_decref(x);
+    static const char *const names[] = { "lists_made", "lists_freed",
+        "lists_reused", "dicts_made", "dicts_freed", "tuples_made",
+        "tuples_freed", "after_full" };
+    for (int k = 0; k < 8; k++)
+        put("freelists", names[k], v[k]);
+}
+
 typedef struct {
     const char *name;
     void (*run)(void);
@@ -1028,6 +1080,7 @@ static const scenario_t scenarios[] = {
     { "instance_dict_tracking", s_instance_dict_tracking },
     { "inline_self_attr", s_inline_self_attr },
     { "inline_count", s_inline_count },
+    { "freelists", s_freelists },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 

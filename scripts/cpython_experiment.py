@@ -85,6 +85,7 @@ import platform
 import random
 import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -118,6 +119,7 @@ RUN_COLUMNS = [
     "prefork_gc", "fork_gc_count_0", "fork_gc_count_1", "fork_gc_count_2",
     "fork_long_lived_pending", "fork_long_lived_total",
     "first_full_gc_request", "workers_full_gc", "heap_released_pages",
+    "copied_by_teardown",
     # CPython's only
     "teardown_exit_ms", "teardown_timed"]
 
@@ -761,11 +763,17 @@ def gc_long_lived():
 # teardown is timed from outside, kernel exit included, and says so.
 
 MARK_C = r"""
+#include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <time.h>
 static volatile uint64_t *slot;
-void cowlab_mark_arm(volatile uint64_t *p) { slot = p; }
+static int stop;
+void cowlab_mark_arm(volatile uint64_t *p, int stop_after)
+{
+    slot = p;
+    stop = stop_after;
+}
 void cowlab_mark(void)
 {
     struct timespec ts;
@@ -776,6 +784,8 @@ void cowlab_mark(void)
     getrusage(RUSAGE_SELF, &ru);
     slot[1] = (uint64_t)ru.ru_minflt;
     slot[0] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (stop)
+        raise(SIGSTOP);     /* the master reads our pagemap, then SIGCONT */
 }
 """
 
@@ -794,13 +804,14 @@ def build_marker(folder):
         return None
 
 
-def arm_marker(path, slots, i):
+def arm_marker(path, slots, i, stop=0):
     lib = ctypes.CDLL(path)
     # The slots mapping must outlive Py_Finalize (which would free the mmap
     # object and unmap it): a reference nobody drops keeps it.
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(slots))
     base = ctypes.addressof(ctypes.c_char.from_buffer(slots))
-    lib.cowlab_mark_arm(ctypes.c_void_p(base + i * SLOT + F_TFIN * 8))
+    lib.cowlab_mark_arm(ctypes.c_void_p(base + i * SLOT + F_TFIN * 8),
+                        ctypes.c_int(stop))
     atexit = ctypes.pythonapi.Py_AtExit
     atexit.argtypes = [ctypes.c_void_p]
     return atexit(ctypes.cast(lib.cowlab_mark, ctypes.c_void_p)) == 0
@@ -867,7 +878,6 @@ def cell_main(a):
         for first, present in ranges:
             f.write(struct.pack("QQ", first, len(present)))
             f.write(present)
-    del ranges
     go = []
     pids = []
     sys.stdout.flush()
@@ -896,9 +906,17 @@ def cell_main(a):
     for w in go:
         os.close(w)                             # go: exit by the policy
     sampler_done = False
+    at_end = {}                 # worker: (copied, released) after finalize
     while len(teardown) < W:
-        pid, status, ru = os.wait4(-1, 0)
+        pid, status, ru = os.wait4(-1, os.WUNTRACED)
         t = now_ns()
+        if os.WIFSTOPPED(status):
+            # The marker stopped the worker at the end of Py_FinalizeEx:
+            # what its teardown copied (or gave back) of the heap pages.
+            if pid in pids and heap_pages:
+                at_end[pids.index(pid)] = count_copied(pid, ranges)
+            os.kill(pid, signal.SIGCONT)
+            continue
         if pid in pids:
             i = pids.index(pid)
             t_exit, f_exit = sget(slots, i, F_TEXIT), sget(slots, i, F_MINEXIT)
@@ -948,6 +966,13 @@ def cell_main(a):
         heap_objects = sget(slots, 0, F_OBJS)
         build_ms = sget(slots, 0, F_BUILDUS) / 1e3
     td = list(teardown.values())
+    tdc = []
+    for i, end in at_end.items():
+        before = final.get(str(i))
+        if end is not None and before is not None:
+            tdc.append(max(0, end[0] + end[1]
+                           - int(before["heap_copied_pages"])
+                           - int(before.get("heap_released_pages") or 0)))
     row = {
         "run_id": a.run_id, "policy": policy, "workers": W,
         "heap_objects": heap_objects,
@@ -963,6 +988,9 @@ def cell_main(a):
         "teardown_ms": "%.3f" % (sum(t["ms"] for t in td) / W),
         "faults_teardown": "%.0f" % (sum(t["faults"] for t in td) / W),
         "teardown_exit_ms": "%.3f" % (sum(t["exit_ms"] for t in td) / W),
+        # heap pages the teardown copied (or gave back), as the server's
+        "copied_by_teardown": "%.0f" % (sum(tdc) / len(tdc)) if tdc
+        else ("0" if a.exit == "skip" else ""),
         "teardown_timed": "inside" if all(t["inside"] for t in td)
         else "outside",
         "exit": a.exit, "scale": "%g" % a.scale, "workload": a.workload_name,
@@ -1027,7 +1055,7 @@ def worker_main(a, spec, app, slots, i, go_fd, t_fork):
         traceback.print_exc()
         os._exit(70)
     armed = a.exit == "finalize" and a.marker and arm_marker(a.marker,
-                                                             slots, i)
+                                                             slots, i, 1)
     sput(slots, i, F_MINEXIT, minflt_self())
     sput(slots, i, F_TEXIT, now_ns())
     if a.exit == "skip":
@@ -1635,6 +1663,7 @@ def per_policy(rows):
             "gc2": m("gc_collections_2"),
             "td_fin": m("teardown_ms", "finalize"),
             "tf_fin": m("faults_teardown", "finalize"),
+            "cp_fin": m("copied_by_teardown", "finalize"),
             "td_skip": m("teardown_ms", "skip"),
             "tf_skip": m("faults_teardown", "skip"),
         }
@@ -1663,7 +1692,7 @@ COMPARE = [
     ("teardown finalize (ms)", "td_fin", "%.1f", "x"),
     ("  less interpreter's own", "td_fin_app", "%.1f", "x"),
     ("faults finalize", "tf_fin", "%.0f", "x"),
-    ("  less interpreter's own", "tf_fin_app", "%.0f", "x"),
+    ("heap pages copied by finalize", "cp_fin", "%.0f", "x"),
     ("teardown skip (ms)", "td_skip", "%.3f", ""),
     ("faults skip", "tf_skip", "%.0f", ""),
 ]
@@ -1713,6 +1742,7 @@ def per_policy(rows):
                                   r0.get("fork_long_lived_total", "?")),
             "td_fin": m("teardown_ms", "finalize"),
             "tf_fin": m("faults_teardown", "finalize"),
+            "cp_fin": m("copied_by_teardown", "finalize"),
             "td_skip": m("teardown_ms", "skip"),
             "tf_skip": m("faults_teardown", "skip"),
         }
@@ -1800,9 +1830,8 @@ def compare(model_dir, cpy_dir, csizes=None, version=None, base=None):
         if base and base.get("teardown_ms") is not None \
                 and d.get("td_fin") is not None:
             d["td_fin_app"] = max(0.0, d["td_fin"] - base["teardown_ms"])
-            d["tf_fin_app"] = max(0.0, d["tf_fin"] - base["faults_teardown"])
     for d in M.values():
-        d["td_fin_app"], d["tf_fin_app"] = d.get("td_fin"), d.get("tf_fin")
+        d["td_fin_app"] = d.get("td_fin")
     pols = [p for p in POLICIES if p in M or p in C] + \
         sorted(p for p in set(M) | set(C) if p not in POLICIES)
     crun = read_runs(os.path.join(cpy_dir, "runs.csv"))
@@ -1828,8 +1857,9 @@ def compare(model_dir, cpy_dir, csizes=None, version=None, base=None):
     if base:
         lines.append("CPython's Py_Finalize with no app (its own modules and "
                      "types; median of %d forked workers): %.1f ms, %d "
-                     "faults; taken off CPython's teardown figures marked "
-                     "'less interpreter's own'" % (
+                     "faults; the time is taken off CPython's teardown time "
+                     "('less interpreter's own'); its faults are in "
+                     "'faults finalize', not in the heap pages copied" % (
                          base["runs"], base["teardown_ms"] or 0,
                          base["faults_teardown"] or 0))
         lines.append("")
@@ -1883,10 +1913,15 @@ def targets(M, C, model_dir, csizes):
             f, d = S.get("freeze", {}), S.get("default", {})
             if f.get("td_fin_app") and d.get("td_fin_app"):
                 rt = f["td_fin_app"] / d["td_fin_app"]
-                rf = (f["tf_fin_app"] / d["tf_fin_app"]) \
-                    if d.get("tf_fin_app") else 0
+                rf = (f["tf_fin"] / d["tf_fin"]) if d.get("tf_fin") else 0
+                rc = (f["cp_fin"] / d["cp_fin"]) \
+                    if d.get("cp_fin") and f.get("cp_fin") is not None \
+                    else None
                 line = ("%s: freeze+finalize %.2fx the time of "
-                        "default+finalize, faults %.2fx" % (name, rt, rf))
+                        "default+finalize, minor faults %.2fx, heap pages "
+                        "copied %s" % (name, rt, rf,
+                                       "%.2fx" % rc if rc is not None
+                                       else "n/a"))
                 if name == "model":
                     say(rt <= 0.3 and abs(rf - 1) <= 0.2, line)
                 else:

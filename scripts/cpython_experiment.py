@@ -165,7 +165,8 @@ WORDS = ("get set user item order cart view model form field query cache "
          "middleware").split()
 NAMES = ["__name__", "__module__", "tag", "children", "name", "model",
          "column", "max_length", "_fields", "_instances", "urlpatterns",
-         "TEMPLATES", "GET", "POST", "PUT", "DELETE", "id", "caches"]
+         "TEMPLATES", "GET", "POST", "PUT", "DELETE", "id", "caches",
+         "items", "type", "n", "temporaries"]
 ALPHABET = "abcdefghijklmnopqrstuvwxyz abcdefghijklmnopqrstuvwxyz etaoinsrh."
 HEAP_DEFAULTS = {
     "interned_strings": 50000, "modules": 1500, "classes_per_module": 8,

@@ -25,7 +25,8 @@
     X(FIELDS, "_fields") X(INSTANCES, "_instances") \
     X(URLPATTERNS, "urlpatterns") X(TEMPLATES, "TEMPLATES") \
     X(GET, "GET") X(POST, "POST") X(PUT, "PUT") X(DELETE, "DELETE") \
-    X(ID, "id") X(CACHES, "caches")
+    X(ID, "id") X(CACHES, "caches") X(ITEMS, "items") X(TYPE, "type") \
+    X(N, "n") X(TEMPORARIES, "temporaries")
 
 #define WL_NAME_ENUM(id, text) WL_N_##id,
 enum { WL_NAMES(WL_NAME_ENUM) WL_N_COUNT };

@@ -370,23 +370,74 @@ item(size_t i, rt_obj_t *o)
     return it;
 }
 
+/*
+ * The body as a Python app builds it, in runtime objects first:
+ * {"items": [{"type": T, "n": i}, ...], "temporaries": n}, a dict per item
+ * (T: an instance's class name; None for the other types, whose names are
+ * static strings in CPython), then serialized.  Those containers are the
+ * request's last temporaries: they go (onto the free lists, as CPython's
+ * would) before the request's other temporaries.  New reference, or NULL.
+ */
+static rt_obj_t *
+response_objects(wl_app_t *app, const wl_route_spec_t *r, size_t npicked)
+{
+    rt_heap_t *h = app->h;
+    rt_obj_t **names = app->names;
+    rt_obj_t *body = rt_dict_new(h), *items = rt_list_new(h), *n;
+    size_t i;
+    int bad = body == NULL || items == NULL;
+
+    for (i = 0; !bad && i < (size_t)r->response_items; i++) {
+        rt_obj_t *src = npicked ? app->picked[i % npicked] : NULL;
+        rt_obj_t *d = rt_dict_new(h), *t = rt_none(h);
+
+        if (src != NULL && (rt_kind(src) == &rt_instance_type
+                            || rt_kind(src) == &rt_slots_type))
+            t = rt_class_name(rt_instance_class(src));
+        n = rt_int_new(h, (int64_t)i);
+        bad = d == NULL || n == NULL
+              || rt_dict_set(d, names[WL_N_TYPE], t) < 0
+              || rt_dict_set(d, names[WL_N_N], n) < 0
+              || rt_list_append(items, d) < 0;
+        rt_xdecref(n);
+        rt_xdecref(d);
+    }
+    n = bad ? NULL : rt_int_new(h, r->temporaries);
+    bad = bad || n == NULL
+          || rt_dict_set(body, names[WL_N_ITEMS], items) < 0
+          || rt_dict_set(body, names[WL_N_TEMPORARIES], n) < 0;
+    rt_xdecref(n);
+    rt_xdecref(items);
+    if (bad) {
+        rt_xdecref(body);
+        return NULL;
+    }
+    return body;
+}
+
 static int
 ok_response(wl_app_t *app, const wl_route_spec_t *r, size_t npicked,
             wl_result_t *res)
 {
     json_t *items = json_array(), *o;
+    rt_obj_t *body = response_objects(app, r, npicked);
     size_t i;
 
-    if (items == NULL)
+    if (items == NULL || body == NULL) {
+        json_decref(items);
+        rt_xdecref(body);
         return -ENOMEM;
+    }
     for (i = 0; i < (size_t)r->response_items; i++) {
         rt_obj_t *src = npicked ? app->picked[i % npicked] : NULL;
 
         if (json_array_append_new(items, item(i, src)) < 0) {
             json_decref(items);
+            rt_decref(body);
             return -ENOMEM;
         }
     }
+    rt_decref(body);                    /* serialized: the body goes */
     o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
                   "route", r->path, "items", items,
                   "objects_read", (json_int_t)res->objects_read,

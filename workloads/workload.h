@@ -93,11 +93,12 @@ const char *wl_spec_name(const wl_spec_t *s);
  * one whose interned strings do not yet include the builder's fixed names).
  * The formula, with sc(n) = 0 if n == 0 else max(1, floor(n * scale + .5))
  * for the counts marked "scaled" in webapp.json, and integer division:
- *   fixed      = 95 (WL_FIXED_OBJECTS in wl_app.h: names, the runtime's
+ *   fixed      = 99 (WL_FIXED_OBJECTS in wl_app.h: names, the runtime's
  *                own interned names, the 4 app modules, the model
  *                module's classes, 2 lists)
  *   strings    = S = max(sc(interned_strings), names one dict needs)
- *   code names = 2 ("x", "n") if there is any function
+ *   code names = 1 ("x", a code's local name; "n" is among the names)
+ *                if there is any function
  *   modules    = sc(modules) * (3 + [C > 0] (9 + 7 (C - 1) + [C > 1])
  *                + C * (6 M + M / 3) + 6 F + K)
  *                C classes_per_module, M methods_per_class,

@@ -568,6 +568,31 @@ START_TEST(workload_build_import_leaves_collector_midway)
 }
 END_TEST
 
+/* Finalize frees the whole app (3.11: no immortal objects): nothing is
+ * left but the object class's subclass table, a root of static storage.
+ * Fails when a build leaks a reference (each code blob was kept once
+ * too often, and outlived its function). */
+START_TEST(workload_finalize_leaves_nothing)
+{
+    rt_opts_t o;
+    rt_teardown_t st;
+    wl_app_t *app = NULL;
+
+    rt_heap_free(heap);
+    rt_opts_default(&o);
+    o.python = RT_PY_311;
+    heap = rt_heap_new_opts(&o);
+    ck_assert_ptr_nonnull(heap);
+    app = build(spec, SCALE, 1, NULL);
+    memset(&st, 0, sizeof st);
+    rt_finalize(heap, &st);
+    heap = rt_heap_new();               /* for teardown() */
+    ck_assert_uint_eq(st.left, 1);
+    ck_assert_uint_gt(st.deallocated, wl_app_objects(app));
+    wl_app_free(app);
+}
+END_TEST
+
 /* Every build allocation failing in turn: -ENOMEM or success, never a
  * crash, and the heap still finalizes. */
 START_TEST(workload_build_out_of_memory)
@@ -1029,6 +1054,7 @@ main(void)
     tcase_add_test(tb, workload_build_deterministic);
     tcase_add_test(tb, workload_build_rejects_bad_scale);
     tcase_add_test(tb, workload_build_collected_leaves_heap_old);
+    tcase_add_test(tb, workload_finalize_leaves_nothing);
     tcase_add_test(tb, workload_build_import_leaves_collector_midway);
     tcase_add_test(tb, workload_build_out_of_memory);
     suite_add_tcase(s, tb);

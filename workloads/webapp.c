@@ -344,6 +344,7 @@ function_new(build_t *b, rt_obj_t *name, rt_obj_t *globals)
     if (blob == NULL)
         return NULL;
     code = keep(b, rt_code_new(b->h, name, blob));
+    rt_decref(blob);                    /* its constants tuple holds it */
     if (code == NULL)
         return NULL;
     f = rt_function_new(b->h, name, code, globals);

@@ -659,6 +659,7 @@ START_TEST(workload_routes_serve_json)
             wl_result_t res;
             json_error_t je;
             json_t *body;
+            char *redump;
 
             ck_assert_int_eq(wl_handle(app, wl_route_path(app, i), NULL,
                                        &res), 0);
@@ -666,6 +667,11 @@ START_TEST(workload_routes_serve_json)
             ck_assert_uint_eq(res.body_len, strlen(res.body));
             body = json_loads(res.body, 0, &je);
             ck_assert_msg(body != NULL, "%s: %s", res.body, je.text);
+            /* the bytes jansson's compact dump gives, keys in order */
+            redump = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            ck_assert_ptr_nonnull(redump);
+            ck_assert_str_eq(res.body, redump);
+            free(redump);
             ck_assert_str_eq(json_string_value(json_object_get(body,
                              "route")), wl_route_path(app, i));
             ck_assert_int_eq(json_array_size(json_object_get(body, "items")),
@@ -758,6 +764,41 @@ START_TEST(workload_response_is_runtime_objects)
     wl_result_fini(&res);
     gc_enable();
     wl_app_free(app);
+}
+END_TEST
+
+/* The body is the text jansson's compact dump makes: a route path with a
+ * quote and a backslash comes out escaped, and the whole body is the same
+ * bytes as a jansson re-dump of it. */
+START_TEST(workload_response_json_escapes)
+{
+    const char *json = "{\"routes\": [{\"path\": \"/q\\\"b\\\\c\", "
+                       "\"reads\": 50, \"response_items\": 50}]}";
+    wl_spec_t *s = NULL;
+    wl_app_t *app;
+    wl_result_t res;
+    json_error_t je;
+    json_t *body;
+    char *redump;
+
+    ck_assert_int_eq(wl_load_string(json, "esc.json", &s, err, sizeof err),
+                     0);
+    app = build(s, SCALE, 3, NULL);
+    ck_assert_str_eq(wl_route_path(app, 0), "/q\"b\\c");
+    ck_assert_int_eq(wl_handle(app, "/q\"b\\c", NULL, &res), 0);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_ptr_nonnull(strstr(res.body, "{\"route\":\"/q\\\"b\\\\c\","));
+    body = json_loads(res.body, 0, &je);
+    ck_assert_msg(body != NULL, "%s: %s", res.body, je.text);
+    ck_assert_str_eq(json_string_value(json_object_get(body, "route")),
+                     "/q\"b\\c");
+    redump = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    ck_assert_str_eq(res.body, redump);
+    free(redump);
+    json_decref(body);
+    wl_result_fini(&res);
+    wl_app_free(app);
+    wl_spec_free(s);
 }
 END_TEST
 
@@ -1065,6 +1106,7 @@ main(void)
     tcase_add_test(tr, workload_walk_depth_and_hot);
     tcase_add_test(tr, workload_unknown_route_404);
     tcase_add_test(tr, workload_response_is_runtime_objects);
+    tcase_add_test(tr, workload_response_json_escapes);
     tcase_add_test(tr, workload_query_overrides);
     tcase_add_test(tr, workload_reads_leave_refcounts);
     tcase_add_test(tr, workload_retention_bounded);

@@ -40,7 +40,8 @@ SERVER    = $(BUILD)/cowlab
 EMBEDDED  = $(GEN)/wl_embedded.h
 
 .PHONY: all layers test debug asan bench clean help experiment validate \
-        test-experiment small-arenas valgrind fuzz fuzz-replay chaos
+        test-experiment small-arenas valgrind fuzz fuzz-replay chaos \
+        readme-columns
 all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
 
 bin/cowlab: $(SERVER)
@@ -79,11 +80,23 @@ layers:                      ## check that no source reaches another layer by a 
 	if [ -n "$$bad" ]; then echo "includes by path cross the layers' include rules:"; \
 	    echo "$$bad"; exit 1; fi
 
-test: layers $(TEST_BIN)     ## one program per tests/check_*.c, then the runner; stop at the first failure
-	@for t in $(TEST_BIN); do \
+# A test that cannot run here prints "SKIP name: reason" into SKIPS (see
+# tests/skips.sh); the count ends the run.  COWLAB_REQUIRE_ALL=1 makes a
+# skip fail it, except those matching COWLAB_ALLOW_SKIP (a regex).
+SKIPS     = $(CURDIR)/$(BUILD)/skips.txt
+test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, then the runner; stop at the first failure
+	@: > $(SKIPS)
+	@for t in $(TEST_BIN); do COWLAB_SKIPS=$(SKIPS) \
 	    COWLAB_BIN=$(SERVER) COWLAB_BUILD=$(BUILD) ./$$t || exit 1; done
-	@if [ "$(BUILD)" = build/release ]; then \
-	    COWLAB_BIN=$(SERVER) scripts/test_experiment.sh || exit 1; fi
+	@if [ "$(BUILD)" = build/release ]; then COWLAB_SKIPS=$(SKIPS) \
+	    COWLAB_BIN=$(SERVER) scripts/test_experiment.sh || exit 1; \
+	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
+	    scripts/test_realserver.sh || exit 1; \
+	else COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_experiment \
+	    "the runner is tested with the release build (make test)"; \
+	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_realserver \
+	    "the real-server runner is tested with the release build (make test)"; fi
+	@tests/skips.sh report $(SKIPS)
 
 debug:                       ## tests with assertions, heap checks and fill patterns
 	$(MAKE) BUILD=build/debug CFLAGS="-O0 -g -DRT_DEBUG" test
@@ -95,15 +108,20 @@ asan:                        ## tests under ASan+UBSan: never take measurements 
 small-arenas:                ## tests with the seeds' 256 KiB arenas and 4 KiB pools
 	$(MAKE) BUILD=build/small CFLAGS="-O2 -g -DMEM_SMALL_ARENAS" test
 
-bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build)
+bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build; as root: installs nginx-light for the ratio)
+	@: > $(SKIPS)
 	@for b in $(BENCH_BIN); do COWLAB_BIN=$(SERVER) ./$$b || exit 1; done
-	@COWLAB_BIN=$(SERVER) tests/bench/bench_server.sh
+	@COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) tests/bench/bench_server.sh
+	@tests/skips.sh report $(SKIPS)
 
 VALGRIND_TESTS = check_object check_gc check_gcfaith check_mem check_workload
 valgrind: $(TEST_BIN)        ## the runtime tests under valgrind memcheck (leaks and errors fail)
+	@: > $(SKIPS)
 	@for t in $(VALGRIND_TESTS); do echo "valgrind: $$t"; \
-	    COWLAB_VALGRIND=1 valgrind -q --error-exitcode=1 --leak-check=full \
-	        --errors-for-leak-kinds=definite ./$(BUILD)/tests/$$t || exit 1; done
+	    COWLAB_SKIPS=$(SKIPS) COWLAB_VALGRIND=1 valgrind -q --error-exitcode=1 \
+	        --leak-check=full --errors-for-leak-kinds=definite \
+	        ./$(BUILD)/tests/$$t || exit 1; done
+	@tests/skips.sh report $(SKIPS)
 
 FUZZ_SECONDS ?= 60
 fuzz:                        ## every libFuzzer target for FUZZ_SECONDS each (clang)
@@ -125,6 +143,9 @@ validate:                    ## the same experiment with CPython itself, side by
 
 test-experiment: $(SERVER)   ## the experiment runner end to end in --quick mode (~15 s)
 	COWLAB_BIN=$(SERVER) scripts/test_experiment.sh
+
+readme-columns: $(SERVER)    ## rewrite the README's CSV column tables from the server's tables
+	scripts/readme_columns.sh $(SERVER) README.md
 
 clean:                       ## remove every build output
 	rm -rf build bin

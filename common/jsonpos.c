@@ -8,11 +8,7 @@
  * at every step and returns -EINVAL rather than read past the end.
  */
 #include "jsonpos.h"
-
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "ascii.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -135,18 +131,6 @@ seg_next(const char *seg, size_t n, size_t *j)
     return (unsigned char)seg[(*j)++];
 }
 
-static int
-hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* At the 'u' of "\uXXXX": read the 4 digits.  -1 if malformed. */
 static long
 read_u4(scan_t *s)
@@ -156,7 +140,7 @@ read_u4(scan_t *s)
 
     advance(s);                                 /* 'u' */
     for (k = 0; k < 4; k++) {
-        int d = hexval(peek(s));
+        int d = ascii_hexval(peek(s));
 
         if (d < 0)
             return -1;
@@ -524,10 +508,10 @@ jpos_field_name(const char *path, char *buf, size_t size)
     return trunc || size == 0 ? -ENOSPC : 0;
 }
 
-static int
-vformat(char *err, size_t errlen, const char *file, const char *text,
-        size_t len, const char *path, int want_key, const char *fmt,
-        va_list ap)
+int
+jpos_verrorf(char *err, size_t errlen, const char *file, const char *text,
+             size_t len, const char *path, int at_key, const char *fmt,
+             va_list ap)
 {
     char field[256], shown[4 * 256];
     size_t o;
@@ -537,7 +521,7 @@ vformat(char *err, size_t errlen, const char *file, const char *text,
         return -EINVAL;
     if (file == NULL)
         file = "<json>";
-    if (locate(text, len, path, want_key, &line, &col) == 0)
+    if (locate(text, len, path, at_key, &line, &col) == 0)
         w = snprintf(err, errlen, "%s:%d:%d: ", file, line, col);
     else
         w = snprintf(err, errlen, "%s: ", file);
@@ -561,7 +545,7 @@ jpos_errorf(char *err, size_t errlen, const char *file, const char *text,
     int rc;
 
     va_start(ap, fmt);
-    rc = vformat(err, errlen, file, text, len, path, 0, fmt, ap);
+    rc = jpos_verrorf(err, errlen, file, text, len, path, 0, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -575,7 +559,7 @@ jpos_key_errorf(char *err, size_t errlen, const char *file,
     int rc;
 
     va_start(ap, fmt);
-    rc = vformat(err, errlen, file, text, len, path, 1, fmt, ap);
+    rc = jpos_verrorf(err, errlen, file, text, len, path, 1, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -612,68 +596,4 @@ jpos_printable(char *buf, size_t len, const char *s, size_t max)
     if (len > 0)
         buf[o] = '\0';
     return s[i] != '\0';
-}
-
-int
-jpos_read_file(const char *path, size_t max, char **out, size_t *outlen)
-{
-    struct stat st;
-    char *buf = NULL, *nbuf;
-    size_t len = 0, cap = 0;
-    ssize_t r;
-    int fd, rc;
-
-    do
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto error;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        rc = -EISDIR;
-        goto error;
-    }
-    if (st.st_size > (off_t)max) {
-        rc = -EFBIG;
-        goto error;
-    }
-    for (;;) {
-        if (len + 1 >= cap) {
-            cap = cap ? cap * 2 : (size_t)st.st_size + 4096;
-            if (cap > max + 4096)
-                cap = max + 4096;
-            if (len + 1 >= cap) {
-                rc = -EFBIG;
-                goto error;
-            }
-            if ((nbuf = realloc(buf, cap)) == NULL) {
-                rc = -ENOMEM;
-                goto error;
-            }
-            buf = nbuf;
-        }
-        r = read(fd, buf + len, cap - len - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            goto error;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
-    return 0;
-
-error:
-    free(buf);
-    close(fd);
-    return rc;
 }

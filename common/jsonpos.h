@@ -13,6 +13,7 @@
 #ifndef COWLAB_JSONPOS_H
 #define COWLAB_JSONPOS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /*
@@ -69,6 +70,12 @@ int jpos_key_errorf(char *err, size_t errlen, const char *file,
                     const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* Either of the two with a va_list: at the key if at_key is nonzero. */
+int jpos_verrorf(char *err, size_t errlen, const char *file,
+                 const char *text, size_t len, const char *path, int at_key,
+                 const char *fmt, va_list ap)
+    __attribute__((format(printf, 8, 0)));
+
 /*
  * Copy at most max bytes of s into buf (len bytes, NUL-terminated when
  * len > 0) with control characters escaped as \n, \t or \xHH, so that a
@@ -76,10 +83,5 @@ int jpos_key_errorf(char *err, size_t errlen, const char *file,
  * key) stays one printable line.  Returns 1 if s was cut short.
  */
 int jpos_printable(char *buf, size_t len, const char *s, size_t max);
-
-/* Read a whole file (at most max bytes, else -EFBIG) into a new
- * NUL-terminated buffer; 0 or -errno (-EISDIR for a directory).  The
- * config and workload loaders share it. */
-int jpos_read_file(const char *path, size_t max, char **out, size_t *outlen);
 
 #endif /* COWLAB_JSONPOS_H */

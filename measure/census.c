@@ -17,16 +17,13 @@
 
 #define MAX_TYPES 32
 
-const char srv_types_header[] =
-    "run_id,policy,worker,pid,type,objects,pages,copied_pages";
-
 typedef struct {
     const rt_type_t *type;
     size_t objects;
     uint8_t *pages;             /* bitmap over snapshot page indices */
 } tstat_t;
 
-struct srv_census {
+struct ms_census {
     const ps_snap_t *snap;
     size_t total;               /* pages in the snapshot ranges */
     size_t nranges;
@@ -40,7 +37,7 @@ struct srv_census {
 };
 
 static long
-page_index(const srv_census_t *c, uintptr_t addr)
+page_index(const ms_census_t *c, uintptr_t addr)
 {
     size_t lo = 0, hi = c->nranges;
     while (lo < hi) {               /* ranges are sorted */
@@ -59,7 +56,7 @@ page_index(const srv_census_t *c, uintptr_t addr)
 static void
 on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
 {
-    srv_census_t *c = arg;
+    ms_census_t *c = arg;
     tstat_t *t = NULL;
     const rt_type_t *kind = rt_kind(o);   /* instances: per class types */
     for (size_t i = 0; i < c->ntypes; i++)
@@ -96,9 +93,9 @@ on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
 }
 
 int
-srv_census_build(srv_census_t **out, rt_heap_t *h, const ps_snap_t *snap)
+ms_census_build(ms_census_t **out, rt_heap_t *h, const ps_snap_t *snap)
 {
-    srv_census_t *c = calloc(1, sizeof(*c));
+    ms_census_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
     c->snap = snap;
@@ -116,7 +113,7 @@ srv_census_build(srv_census_t **out, rt_heap_t *h, const ps_snap_t *snap)
     }
     long n = rt_heap_walk(h, on_block, c);
     if (n < 0 || c->oom) {
-        srv_census_free(c);
+        ms_census_free(c);
         return -ENOMEM;
     }
     c->objects = (size_t)n;
@@ -125,7 +122,7 @@ srv_census_build(srv_census_t **out, rt_heap_t *h, const ps_snap_t *snap)
 }
 
 size_t
-srv_census_objects(const srv_census_t *c)
+ms_census_objects(const ms_census_t *c)
 {
     return c->objects;
 }
@@ -140,9 +137,8 @@ popcount_and(const uint8_t *a, const uint8_t *b, size_t nbytes)
 }
 
 int
-srv_census_write(const srv_census_t *c, FILE *f, const char *run_id,
-                 const char *policy, unsigned worker, pid_t pid,
-                 ps_pagemap_t *pm)
+ms_census_add(const ms_census_t *c, ms_csv_t *w, const ms_type_row_t *row,
+              ps_pagemap_t *pm)
 {
     size_t nbytes = c->total / 8 + 1, copied;
     uint8_t *bits = calloc(nbytes, 1);
@@ -155,18 +151,19 @@ srv_census_write(const srv_census_t *c, FILE *f, const char *run_id,
     }
     for (size_t i = 0; i < c->ntypes; i++) {
         const tstat_t *t = &c->t[i];
-        fprintf(f, "%s,%s,%u,%d,%s,%zu,%zu,%zu\n", run_id, policy, worker,
-                (int)pid, t->type->name, t->objects,
-                popcount_and(t->pages, NULL, nbytes),
-                popcount_and(t->pages, bits, nbytes));
+        ms_type_row_t tr = *row;
+        tr.type = t->type->name;
+        tr.objects = t->objects;
+        tr.pages = popcount_and(t->pages, NULL, nbytes);
+        tr.copied_pages = popcount_and(t->pages, bits, nbytes);
+        ms_csv_add(w, &tr);
     }
-    fflush(f);
     free(bits);
     return 0;
 }
 
 void
-srv_census_free(srv_census_t *c)
+ms_census_free(ms_census_t *c)
 {
     if (c == NULL)
         return;

@@ -2,29 +2,26 @@
  * census.h -- attribution of copied heap pages to object types
  * (--type-census): which types live on the pages a worker copied.
  */
-#ifndef SRV_CENSUS_H
-#define SRV_CENSUS_H
-
-#include <stdio.h>
-#include <sys/types.h>
+#ifndef MS_CENSUS_H
+#define MS_CENSUS_H
 
 #include "object.h"
+#include "output.h"
 #include "procstat.h"
 
-typedef struct srv_census srv_census_t;
-
-extern const char srv_types_header[];
+typedef struct ms_census ms_census_t;
 
 /* Walk the heap (reads only: safe in the master after fork) and note, per
  * type, its objects and the snapshot pages holding them; 0 or -errno. */
-int srv_census_build(srv_census_t **out, rt_heap_t *h, const ps_snap_t *snap);
-/* One types.csv row per type for the worker whose pagemap pm is:
- * run_id,policy,worker,pid,type,objects,pages,copied_pages. */
-int srv_census_write(const srv_census_t *c, FILE *f, const char *run_id,
-                     const char *policy, unsigned worker, pid_t pid,
-                     ps_pagemap_t *pm);
+int ms_census_build(ms_census_t **out, rt_heap_t *h, const ps_snap_t *snap);
+/* Add to w one types.csv row per type for the worker whose pagemap pm
+ * is: row's run_id, policy, worker and pid, with the type, its objects,
+ * its pages and how many of those the worker copied.  0 or -errno (no
+ * row added: out of memory, or the pagemap could not be read). */
+int ms_census_add(const ms_census_t *c, ms_csv_t *w,
+                  const ms_type_row_t *row, ps_pagemap_t *pm);
 /* Objects the walk found (for tests). */
-size_t srv_census_objects(const srv_census_t *c);
-void srv_census_free(srv_census_t *c);
+size_t ms_census_objects(const ms_census_t *c);
+void ms_census_free(ms_census_t *c);
 
 #endif

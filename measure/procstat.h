@@ -167,4 +167,9 @@ int ps_count_copied_excl(const ps_snap_t *s, ps_pagemap_t *pm,
 /* 1 if page index (in snapshot order) was present at snapshot time. */
 int ps_snap_present(const ps_snap_t *s, size_t index);
 
+/* The raw entries of the n pages from vaddr (page aligned) into buf, as
+ * many preads as it takes.  -ESRCH once the process has exited. */
+int ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf,
+                    size_t n);
+
 #endif /* COWLAB_PROCSTAT_H */

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -349,14 +348,6 @@ delete_garbage(gc_head_t *collectable, gc_head_t *old)
     }
 }
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void clear_freelists(void);
 
 /* Collect generation gen and the younger ones; returns objects found
@@ -365,7 +356,7 @@ static long
 collect(int gen)
 {
     gc_head_t unreachable;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = rt__now_ns();
     if (G.cb)
         G.cb(0, gen, 0, G.cb_arg);
     if (gen + 1 < GC_NGENS)
@@ -398,7 +389,7 @@ collect(int gen)
         clear_freelists();
     G.stats[gen].collections++;
     G.stats[gen].collected += (size_t)m;
-    G.stats[gen].time_ns += now_ns() - t0;
+    G.stats[gen].time_ns += rt__now_ns() - t0;
     if (G.cb)
         G.cb(1, gen, m, G.cb_arg);
     return m;
@@ -531,9 +522,9 @@ gc__init(void)
     for (int i = 0; i < GC_NGENS; i++)
         list_init(&G.gens[i].head);
     list_init(&G.permanent.head);
-    G.gens[0].threshold = 700;
-    G.gens[1].threshold = 10;
-    G.gens[2].threshold = 10;
+    G.gens[0].threshold = GC_THRESHOLD0_DEFAULT;
+    G.gens[1].threshold = GC_THRESHOLD1_DEFAULT;
+    G.gens[2].threshold = GC_THRESHOLD2_DEFAULT;
     G.enabled = 1;
 }
 

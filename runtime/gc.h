@@ -31,7 +31,16 @@ int gc_is_tracked(const rt_obj_t *o);
 void gc_enable(void);
 void gc_disable(void);
 int gc_isenabled(void);
-/* gc.set_threshold(t0, t1, t2); t0 == 0 turns automatic collection off. */
+/* CPython's thresholds (gc.get_threshold() == (700, 10, 10)): the
+ * collector starts with them, and the server's --gc-threshold defaults to
+ * them. */
+#define GC_THRESHOLD0_DEFAULT 700
+#define GC_THRESHOLD1_DEFAULT 10
+#define GC_THRESHOLD2_DEFAULT 10
+
+/* gc.set_threshold(t0, t1, t2); t0 == 0 turns automatic collection off
+ * (and --gc off is t0 = 0); 0 for t1 or t2 collects that generation each
+ * time the younger one is collected, as in CPython. */
 void gc_set_threshold(long t0, long t1, long t2);
 void gc_get_threshold(long out[GC_NGENS]);
 void gc_get_count(long out[GC_NGENS]);

@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -74,39 +72,38 @@ rt_heap_modules(rt_heap_t *h)
     return h->modules;
 }
 
+/* The heap's roots, as the walks below start from them: the singletons,
+ * the small ints and the object class (statics: 1; they are not the heap's
+ * own, so a walk over the heap leaves them out), the interned strings,
+ * sys.modules, the object class's subclass table, then every tracked
+ * container (what the collector knows). */
+static void
+for_each_root(rt_heap_t *h, int (*fn)(rt_obj_t *o, void *arg),
+              void (*tracked)(rt_obj_t *o, void *arg), void *arg,
+              int statics)
+{
+    if (statics) {
+        fn(h->none, arg);
+        fn(h->true_, arg);
+        fn(h->false_, arg);
+        for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
+            fn(h->small_ints[i], arg);
+        fn(h->object_class, arg);
+    }
+    fn(h->interned, arg);
+    fn(h->modules, arg);
+    fn(*rt__object_subclasses(), arg);
+    gc__foreach(tracked, arg);
+}
+
 /* ---- immortalize ------------------------------------------------------ */
-
-typedef struct {
-    rt_obj_t **v;
-    size_t n, cap;
-    int oom;
-} stack_t_;
-
-static int push_any(rt_obj_t *o, stack_t_ *s);
 
 static int
 push(rt_obj_t *o, void *arg)
 {
     if (o == NULL || rt_is_immortal(o))
         return 0;
-    push_any(o, arg);
-    return 0;
-}
-
-static int
-push_any(rt_obj_t *o, stack_t_ *s)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        rt_obj_t **v = realloc(s->v, cap * sizeof(*v));
-        if (v == NULL) {
-            s->oom = 1;
-            return -1;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = o;
+    rt__ptrstack_push(arg, o);
     return 0;
 }
 
@@ -126,40 +123,22 @@ refs_of(rt_obj_t *o, rt_visit_fn visit, void *arg)
     return 0;
 }
 
-/* Every root: the statics, the interned strings, sys.modules, the object
- * class's subclass table. */
-static void
-push_roots(rt_heap_t *h, int (*fn)(rt_obj_t *, void *), void *arg,
-           int statics)
-{
-    if (statics) {
-        fn(h->none, arg);
-        fn(h->true_, arg);
-        fn(h->false_, arg);
-        for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++)
-            fn(h->small_ints[i], arg);
-        fn(h->object_class, arg);
-    }
-    fn(h->interned, arg);
-    fn(h->modules, arg);
-    fn(*rt__object_subclasses(), arg);
-}
-
-size_t
+long
 rt_immortalize_heap(rt_heap_t *h)
 {
-    stack_t_ s = { NULL, 0, 0, 0 };
-    size_t count = 0;
-    push_roots(h, push, &s, 1);
-    gc__foreach(push_tracked, &s);
+    rt__ptrstack_t s = RT_PTRSTACK_INIT;
+    long count = 0;
+    for_each_root(h, push, push_tracked, &s, 1);
     /* Depth first over everything reachable from those; an object is
-     * visited once, since marking it immortal is the visited mark. */
-    while (s.n > 0) {
+     * visited once, since marking it immortal is the visited mark.  It is
+     * marked once all it refers to is on the stack: a push that finds no
+     * memory stops the walk with the heap only partly immortal (say so),
+     * but every marked object's referents were reached, so a later call
+     * finishes the job. */
+    while (s.n > 0 && !s.oom) {
         rt_obj_t *o = s.v[--s.n];
         if (rt_is_immortal(o))
             continue;
-        rt_immortalize(o);
-        count++;
         refs_of(o, push, &s);
         if (o->type == &rt_dict_type) {     /* str keys: not traversed */
             size_t pos = 0;
@@ -167,9 +146,14 @@ rt_immortalize_heap(rt_heap_t *h)
             while (rt_dict_next(o, &pos, &k, NULL))
                 push(k, &s);
         }
+        if (s.oom)
+            break;
+        rt_immortalize(o);
+        count += !rt__is_static(o);
     }
-    free(s.v);
-    return count;
+    long rc = s.oom ? -1 : count;
+    rt__ptrstack_fini(&s);
+    return rc;
 }
 
 /* ---- walking ----------------------------------------------------------
@@ -188,7 +172,7 @@ pset_add(pset_t *s, uintptr_t p)       /* 1 added, 0 present, -1 oom */
 {
     if (2 * (s->n + 1) > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1 << 16;
-        uintptr_t *t = calloc(cap, sizeof(*t));
+        uintptr_t *t = rt__fail_now() ? NULL : calloc(cap, sizeof(*t));
         if (t == NULL)
             return -1;
         for (size_t i = 0; i < s->cap; i++) {
@@ -217,7 +201,7 @@ pset_add(pset_t *s, uintptr_t p)       /* 1 added, 0 present, -1 oom */
 }
 
 typedef struct {
-    stack_t_ stack;
+    rt__ptrstack_t stack;
     pset_t seen;
     int oom;
 } walk_t;
@@ -232,7 +216,7 @@ walk_push(rt_obj_t *o, void *arg)
     if (r < 0)
         w->oom = 1;
     if (r == 1)
-        push_any(o, &w->stack);
+        rt__ptrstack_push(&w->stack, o);
     return 0;
 }
 
@@ -260,8 +244,7 @@ rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg)
     walk_t w;
     long n = 0;
     memset(&w, 0, sizeof w);
-    push_roots(h, walk_push, &w, 0);
-    gc__foreach(walk_push_tracked, &w);
+    for_each_root(h, walk_push, walk_push_tracked, &w, 0);
     while (w.stack.n > 0 && !w.oom && !w.stack.oom) {
         rt_obj_t *o = w.stack.v[--w.stack.n];
         const rt_type_t *k = rt_kind(o);
@@ -283,28 +266,12 @@ rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg)
         refs_of(o, walk_push, &w);
     }
     int failed = w.oom || w.stack.oom;
-    free(w.stack.v);
+    rt__ptrstack_fini(&w.stack);
     free(w.seen.slots);
     return failed ? -1 : n;
 }
 
 /* ---- teardown --------------------------------------------------------- */
-
-static long
-minflt_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 typedef struct {
     size_t collections;
@@ -321,14 +288,20 @@ full_collection(fin_t *f)
     }
 }
 
-/* Steps 2-5 of rt_finalize (finalize_modules). */
-static void
+/* Steps 2-5 of rt_finalize (finalize_modules).  Out of memory for the
+ * list of modules: sys.modules is still emptied and collected, but the
+ * globals of the modules left alive are not cleared, and -1 says the
+ * figures describe a teardown that did not happen. */
+static int
 finalize_modules(rt_heap_t *h, fin_t *f)
 {
     size_t n = rt_dict_len(h->modules), i = 0, pos = 0;
-    rt_obj_t **mods = malloc((n ? n : 1) * sizeof(*mods));
-    int *alive = calloc(n ? n : 1, sizeof(*alive));
+    rt_obj_t **mods = rt__scratch_realloc(NULL, (n ? n : 1) * sizeof(*mods));
+    int *alive = rt__scratch_realloc(NULL, (n ? n : 1) * sizeof(*alive));
+    int rc = (mods && alive) ? 0 : -1;
     rt_obj_t *k, *v;
+    if (alive)
+        memset(alive, 0, (n ? n : 1) * sizeof(*alive));
     /* 2. finalize_remove_modules: a weak reference to every module (the
      *    write to md_weaklist), each entry set to None, then the table
      *    cleared (finalize_clear_modules_dict). */
@@ -354,7 +327,7 @@ finalize_modules(rt_heap_t *h, fin_t *f)
      *    first, get their globals set to None.  An immortal module is
      *    alive: its dict's entries are written, its values are not. */
     for (size_t j = i; j-- > 0;)
-        if (alive[j])
+        if (alive && alive[j])
             rt__module_clear_dict(rt_module_dict(mods[j]));
     /* finalize_clear_sys_builtins_dict, then interp->modules = NULL */
     rt_decref(h->modules);
@@ -367,14 +340,16 @@ finalize_modules(rt_heap_t *h, fin_t *f)
             *rt__module_weak(mods[j]) = NULL;
     free(mods);
     free(alive);
+    return rc;
 }
 
-void
+int
 rt_finalize(rt_heap_t *h, rt_teardown_t *st)
 {
     fin_t f = { 0, 0 };
-    long f0 = minflt_now();
-    uint64_t hook0 = mem_hook_ns(), t0 = now_ns();
+    int rc = 0;
+    long f0 = rt__minflt();
+    uint64_t hook0 = mem_hook_ns(), t0 = rt__now_ns();
     size_t d0 = h->ndeallocs;
 
     if (!gc__collecting()) {
@@ -382,8 +357,8 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
          *    enabled (a threshold of 0 leaves it enabled). */
         if (gc_isenabled())
             full_collection(&f);
-        if (h->modules)
-            finalize_modules(h, &f);
+        if (h->modules && finalize_modules(h, &f) < 0)
+            rc = -1;
     }
     /* 6. The interned strings (finalize_interp_types).  3.11 gives each
      *    one back the references the table does not count and marks it
@@ -401,8 +376,8 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
         rt_decref(h->interned);
         h->interned = NULL;
     }
-    uint64_t t1 = now_ns(), hook = mem_hook_ns() - hook0;
-    long f1 = minflt_now();
+    uint64_t t1 = rt__now_ns(), hook = mem_hook_ns() - hook0;
+    long f1 = rt__minflt();
     size_t left = h->nobjects;
     size_t deallocated = h->ndeallocs - d0;
     if (st && st->before_release)
@@ -422,13 +397,14 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
         st->deallocated = deallocated;
         st->left = left;
     }
+    return rc;
 }
 
 void
 rt_heap_free(rt_heap_t *h)
 {
     if (h != NULL)
-        rt_finalize(h, NULL);
+        (void)rt_finalize(h, NULL);
 }
 
 _Noreturn void

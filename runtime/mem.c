@@ -121,7 +121,6 @@ static struct {
     lfree_t *bins[LARGE_NBINS];     /* free large blocks by log2 size */
     size_t large_in_use, large_bytes;
     size_t allocs, frees;
-    long fail_countdown;
     void (*release_hook)(void *arg, uintptr_t start, uintptr_t end);
     void *release_arg;
     uint64_t hook_ns;               /* time spent in the hook */
@@ -699,7 +698,7 @@ mem_fini(void)
 void
 mem_fail_after(long n)
 {
-    M.fail_countdown = n;
+    rt__fail_after(n);
 }
 
 void *
@@ -707,7 +706,7 @@ mem_alloc(size_t n)
 {
     void *p;
     RT_ASSERT(M.initialized);
-    if (M.fail_countdown > 0 && --M.fail_countdown == 0)
+    if (rt__fail_now())
         return NULL;
     if (n == 0)
         n = 1;
@@ -822,13 +821,13 @@ range_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-size_t
+long
 mem_ranges(mem_range_t *out, size_t max)
 {
     size_t n = M.arenas_live + M.chunks_live, k = 0;
-    mem_range_t *all = malloc((n ? n : 1) * sizeof(*all));
+    mem_range_t *all = rt__scratch_realloc(NULL, (n ? n : 1) * sizeof(*all));
     if (all == NULL)
-        return 0;
+        return -1;
     for (size_t i = 0; i < M.narenas; i++)
         if (M.arenas[i].address) {
             all[k].start = M.arenas[i].address;
@@ -852,5 +851,5 @@ mem_ranges(mem_range_t *out, size_t max)
     for (size_t i = 0; i < m && i < max; i++)
         out[i] = all[i];
     free(all);
-    return m;
+    return (long)m;
 }

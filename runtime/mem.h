@@ -70,8 +70,9 @@ int mem_in_arena(const void *p);
 void mem_get_stats(mem_stats_t *st);
 /* Page-aligned, sorted, merged address ranges of every live arena and
  * large-block chunk; writes at most max of them and returns how many there
- * are. */
-size_t mem_ranges(mem_range_t *out, size_t max);
+ * are, or -1 out of memory (it needs working memory for one range per
+ * arena and chunk).  mem_ranges(NULL, 0) gives the count to allocate for. */
+long mem_ranges(mem_range_t *out, size_t max);
 /* Call fn(arg, start, end) for every page-aligned range the allocator is
  * about to give back to the system (an arena or a chunk, just before its
  * munmap), so a worker can count what was copied there and mark the pages
@@ -81,8 +82,11 @@ void mem_set_release_hook(void (*fn)(void *arg, uintptr_t start,
 /* Nanoseconds spent in the release hook since the process started (the
  * caller's measuring, which a timer of the runtime's work leaves out). */
 uint64_t mem_hook_ns(void);
-/* Test hook: make the n-th small or large allocation from now fail
- * (n >= 1), or never (n == 0). */
+/* Test hook: make the n-th allocation from now fail (n >= 1), or none
+ * (n == 0).  Every allocation of the runtime counts: small and large
+ * blocks, object memory under RT_MALLOC_BYPASS (malloc), and the working
+ * memory of mem_ranges(), rt_immortalize_heap(), rt_heap_walk() and
+ * rt_finalize(). */
 void mem_fail_after(long n);
 
 #endif

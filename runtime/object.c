@@ -75,7 +75,9 @@ rt_python_name(rt_python_t v)
 /* ---- object memory ----------------------------------------------------
  * Under RT_MALLOC_BYPASS every object is a malloc() block, so the
  * sanitizers see each one; the blocks are chained so that finalization
- * can release the ones it leaves (immortals), as munmap does otherwise. */
+ * can release the ones it leaves (immortals), as munmap does otherwise.
+ * Fault injection (mem_fail_after) fails these as it fails mem_alloc(),
+ * so the sanitizer build runs the out-of-memory paths too. */
 
 #ifdef RT_MALLOC_BYPASS
 typedef struct bypass {
@@ -86,6 +88,8 @@ static bypass_t bypass_all = { &bypass_all, &bypass_all };
 void *
 rt__obj_alloc(size_t size)
 {
+    if (rt__fail_now())
+        return NULL;
     bypass_t *b = malloc(sizeof(bypass_t) + size);
     if (b == NULL)
         return NULL;
@@ -112,6 +116,8 @@ rt__obj_realloc(void *p, size_t size)
 {
     if (p == NULL)
         return rt__obj_alloc(size);
+    if (rt__fail_now())
+        return NULL;                /* the block is left as it was */
     bypass_t *b = (bypass_t *)p - 1;
     bypass_t *prev = b->prev, *next = b->next;
     bypass_t *nb = realloc(b, sizeof(bypass_t) + size);

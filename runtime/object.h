@@ -289,8 +289,12 @@ rt_obj_t *rt_module_dict(rt_obj_t *m);                  /* borrowed */
 
 void rt_immortalize(rt_obj_t *o);
 /* Make every object reachable from the roots or tracked by the collector
- * immortal (Cinder's immortalize_heap); returns how many were marked. */
-size_t rt_immortalize_heap(rt_heap_t *h);
+ * immortal (Cinder's immortalize_heap), the static singletons and small
+ * ints too (3.11 has them mortal); returns how many of the heap's objects
+ * were marked (the statics, not the heap's, are not counted), or -1 out
+ * of memory (its stack): the heap is then only partly immortal and must
+ * not be measured as an immortal one. */
+long rt_immortalize_heap(rt_heap_t *h);
 
 /* ---- walking the heap ------------------------------------------------- */
 
@@ -347,8 +351,12 @@ typedef struct rt_teardown {
  * written.  Then what is left is released untimed (as the kernel unmaps a
  * process at exit) and the heap is gone.  st may be NULL; its
  * before_release and arg are read, the rest written.
+ * 0, or -1 if its working memory ran out (the list of modules): the
+ * globals of modules still alive were not cleared (the heap is released
+ * all the same), so st's figures are not those of a teardown and must not
+ * be reported as one.
  */
-void rt_finalize(rt_heap_t *h, rt_teardown_t *st);
+int rt_finalize(rt_heap_t *h, rt_teardown_t *st);
 /* The os._exit(0) path: leave at once, writing nothing to the heap. */
 _Noreturn void rt_skip_exit(int status);
 

@@ -2,7 +2,9 @@
 # test_experiment.sh -- the experiment runner end to end, in --quick mode
 # (a small heap, seconds): valid CSVs with every documented column, a
 # summary, the PNGs when gnuplot is installed, --print-matrix and --merge.
-# Needs the server (COWLAB_BIN, default bin/cowlab: make) and wrk.
+# Needs the server (COWLAB_BIN, default bin/cowlab: make), python3 and wrk;
+# without python3 or wrk it is skipped, and says so (SKIP lines go to
+# COWLAB_SKIPS too: tests/skips.sh), as are the PNG checks without gnuplot.
 # Last line: "N passed, N failed".  Exit status 0 only if all passed.
 # Usage: [COWLAB_BIN=build/release/cowlab] scripts/test_experiment.sh [KEEP_DIR]
 # (KEEP_DIR: where the results stay; default a temp dir, removed after)
@@ -40,10 +42,14 @@ if [ ! -x "$BIN" ]; then
     echo "0 passed, 1 failed"
     exit 1
 fi
+skip() { tests/skips.sh add "$@"; }
+if ! command -v "$PY" >/dev/null 2>&1; then
+    skip test_experiment "$PY is not installed (apt-get install python3)"
+    exit 0
+fi
 if ! command -v wrk >/dev/null 2>&1; then
-    echo "test_experiment: wrk is not installed (apt-get install wrk)"
-    echo "0 passed, 1 failed"
-    exit 1
+    skip test_experiment "wrk is not installed (apt-get install wrk)"
+    exit 0
 fi
 
 # 1. the quick matrix: every policy, both exits
@@ -74,6 +80,8 @@ RUNS = ("run_id policy workers heap_objects heap_mb build_ms fork_ms "
     "requests rps p50_ms p99_ms heap_shared_pct private_dirty_kb "
     "teardown_ms faults_teardown exit scale workload gc gc_threshold freeze "
     "immortal lazy respawns duration_s").split()
+SERVER_APPENDED = ("copied_by_teardown sample_ms responses_4xx "
+    "responses_5xx").split()
 EXTRA = ("server_rps p90_ms p999_ms wrk_requests worker_requests_min "
     "worker_requests_max pss_kb master_pss_kb total_pss_kb faults_gc "
     "faults_request faults_other status").split()
@@ -89,7 +97,7 @@ for r in s:
     assert 0 <= float(r["heap_shared_pct"]) <= 100
 h, runs = rows("runs.csv")
 assert h[:len(RUNS)] == RUNS, "runs.csv header: %s" % h
-missing = [c for c in EXTRA if c not in h]
+missing = [c for c in SERVER_APPENDED + EXTRA if c not in h]
 assert not missing, "runs.csv lacks %s" % missing
 pols = ["default", "gc-off", "freeze", "freeze+immortal", "lazy"]
 got = sorted((r["policy"], r["exit"]) for r in runs)
@@ -100,6 +108,7 @@ for r in runs:
     assert int(r["wrk_requests"]) >= int(r["requests_per_worker"]) * int(r["workers"])
     assert float(r["teardown_ms"]) >= 0 and r["faults_teardown"] != ""
     assert float(r["total_pss_kb"]) > 0
+    assert int(r["responses_4xx"]) >= 0 and int(r["responses_5xx"]) == 0, r
 h, summ = rows("summary.csv")
 missing = [c for c in SUMMARY if c not in h]
 assert not missing, "summary.csv lacks %s" % missing
@@ -151,6 +160,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
     check "no gnuplot: plots skipped with a note" \
         test -f "$out/PLOTS-SKIPPED.txt"
+    skip test_experiment_png "gnuplot is not installed (apt-get install gnuplot-nox)"
 fi
 
 # 7. --print-matrix: one command per cell; one of them, then --merge

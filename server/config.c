@@ -10,20 +10,19 @@
  * replaces the caller's only when everything is valid.
  */
 #include "config.h"
+#include "errmsg.h"
+#include "fileio.h"
+#include "gc.h"
+#include "http.h"
 #include "jsonpos.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_FILE_BYTES (16u << 20)      /* larger config files: -EFBIG */
 
@@ -202,7 +201,7 @@ static const opt_t opts[] = {
       .imin = 16, .imax = 16 << 20, .meta = "N", .help = "longest URL" },
     { .name = "limit-body-bytes", .kind = K_SIZE,
       .off = OFF(max_body_bytes), .imin = 0, .imax = 1 << 30, .meta = "N",
-      .help = "largest request body" },
+      .help = "largest request body; 0 = none" },
     { .name = "header-timeout-ms", .kind = K_UINT,
       .off = OFF(header_timeout_ms), .imin = 1, .imax = 3600000,
       .meta = "N", .help = "time to receive a request head" },
@@ -234,18 +233,27 @@ static const size_t str_fields[] = {
 #define FIELD(c, o, type) ((type *)((char *)(c) + (o)->off))
 #define CFIELD(c, o, type) ((const type *)((const char *)(c) + (o)->off))
 
+/*
+ * The defaults that belong to a lower layer are taken from it, so that
+ * each is written once: the GC thresholds from gc.h, the HTTP limits from
+ * srv_http_limits_default().  A 0 in any of them means what it means
+ * there (keep-alive 0: close after each response; body 0: no body).
+ */
 void
 cfg_defaults(cfg_t *c)
 {
+    srv_http_limits_t lim;
+
+    srv_http_limits_default(&lim);
     memset(c, 0, sizeof *c);
     c->scale = 1.0;
     c->workers = 4;
     strcpy(c->host, "127.0.0.1");
     c->port = 8000;
     c->gc_enabled = 1;
-    c->gc_threshold[0] = 700;
-    c->gc_threshold[1] = 10;
-    c->gc_threshold[2] = 10;
+    c->gc_threshold[0] = GC_THRESHOLD0_DEFAULT;
+    c->gc_threshold[1] = GC_THRESHOLD1_DEFAULT;
+    c->gc_threshold[2] = GC_THRESHOLD2_DEFAULT;
     c->exit_policy = CFG_EXIT_FINALIZE;
     c->python = 312;
     c->prefork_gc = CFG_PREFORK_IMPORT;
@@ -254,12 +262,12 @@ cfg_defaults(cfg_t *c)
     c->sample_ms = 250;
     c->pagemap_gc_fraction = 0.01;
     c->sample_budget_pct = 1.0;
-    c->max_header_bytes = 8192;
-    c->max_url_bytes = 4096;
-    c->max_body_bytes = 1048576;
-    c->header_timeout_ms = 10000;
-    c->keepalive_timeout_ms = 5000;
-    c->max_connections = 1000;
+    c->max_header_bytes = lim.max_header_bytes;
+    c->max_url_bytes = lim.max_url_bytes;
+    c->max_body_bytes = lim.max_body_bytes;
+    c->header_timeout_ms = lim.header_timeout_ms;
+    c->keepalive_timeout_ms = lim.keepalive_timeout_ms;
+    c->max_connections = lim.max_connections;
 }
 
 void
@@ -296,22 +304,6 @@ cfg_copy(cfg_t *dst, const cfg_t *src)
     return 0;
 }
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The file key of an option: its name with '_' for '-'. */
 static void
 key_of(const opt_t *o, char *buf, size_t len)
@@ -337,64 +329,29 @@ opt_by_key(const char *key)
     return NULL;
 }
 
-/* Levenshtein distance, capped: strings over 63 bytes count as far. */
-static size_t
-distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), i, j;
-    size_t row[64];
-
-    if (la > 63 || lb > 63)
-        return SIZE_MAX;
-    for (j = 0; j <= lb; j++)
-        row[j] = j;
-    for (i = 1; i <= la; i++) {
-        size_t diag = row[0];
-
-        row[0] = i;
-        for (j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /*
  * The option whose key (as_key) or flag name is nearest to `word`, if near
- * enough to be a typo (distance <= 2, or a third of the length); NULL if
- * none is.
+ * enough to be a typo (emsg_near_result()); NULL if none is.
  */
 static const opt_t *
 nearest(const char *word, int as_key)
 {
-    const opt_t *best = NULL;
-    size_t bestd = SIZE_MAX, i, limit = strlen(word) / 3;
-    char k[64];
+    char names[N_OPTS][64];
+    emsg_near_t n;
+    const char *best;
+    size_t i;
 
-    if (limit < 2)
-        limit = 2;
+    emsg_near_init(&n, word);
     for (i = 0; i < N_OPTS; i++) {
-        size_t d;
-
         if (as_key)
-            key_of(&opts[i], k, sizeof k);
+            key_of(&opts[i], names[i], sizeof names[i]);
         else
-            snprintf(k, sizeof k, "%s", opts[i].name);
-        d = distance(word, k);
-        if (d < bestd) {
-            bestd = d;
-            best = &opts[i];
-        }
+            snprintf(names[i], sizeof names[i], "%s", opts[i].name);
+        emsg_near_try(&n, names[i]);
     }
-    return bestd <= limit ? best : NULL;
+    if ((best = emsg_near_result(&n)) == NULL)
+        return NULL;
+    return &opts[(size_t)(best - names[0]) / sizeof names[0]];
 }
 
 /* "an integer from 1 to 256", "a number > 0 and <= 1000", ... */
@@ -403,15 +360,10 @@ expected(const opt_t *o, int json, char *buf, size_t len)
 {
     switch (o->kind) {
     case K_INT: case K_LONG: case K_UINT: case K_SIZE:
-        if (o->imax >= LONG_MAX)
-            snprintf(buf, len, "an integer >= %lld", o->imin);
-        else
-            snprintf(buf, len, "an integer from %lld to %lld", o->imin,
-                     o->imax);
+        emsg_expect_int(buf, len, o->imin, o->imax);
         break;
     case K_DOUBLE:
-        snprintf(buf, len, "a number %s %g and <= %g",
-                 o->dmin_open ? ">" : ">=", o->dmin, o->dmax);
+        emsg_expect_number(buf, len, o->dmin, o->dmin_open, o->dmax);
         break;
     case K_FLAG:
         snprintf(buf, len, "true or false");
@@ -441,50 +393,6 @@ expected(const opt_t *o, int json, char *buf, size_t len)
     case K_CONFIG: case K_STR: case K_HOST:
         snprintf(buf, len, "%s%s", o->expect,
                  json && o->unset != NULL ? " or null" : "");
-        break;
-    }
-}
-
-/* What a JSON value is, for "found ...". */
-static void
-describe(const json_t *v, char *buf, size_t len)
-{
-    const char *s;
-
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        snprintf(buf, len, "an object");
-        break;
-    case JSON_ARRAY:
-        snprintf(buf, len, "an array of %zu item%s", json_array_size(v),
-                 json_array_size(v) == 1 ? "" : "s");
-        break;
-    case JSON_STRING: {
-        char text[4 * 40 + 1];
-        int cut;
-
-        s = json_string_value(v);
-        cut = jpos_printable(text, sizeof text, s, 40);
-        snprintf(buf, len, "the string \"%.60s%s\"", text, cut ? "..." : "");
-        break;
-    }
-    case JSON_INTEGER:
-        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
-    case JSON_REAL:
-        /* Always with a '.' or an 'e', so that 4.0 does not read as 4. */
-        snprintf(buf, len, "%.17g", json_real_value(v));
-        if (strcspn(buf, ".eni") == strlen(buf))
-            strncat(buf, ".0", len - strlen(buf) - 1);
-        break;
-    case JSON_TRUE:
-        snprintf(buf, len, "true");
-        break;
-    case JSON_FALSE:
-        snprintf(buf, len, "false");
-        break;
-    case JSON_NULL:
-        snprintf(buf, len, "null");
         break;
     }
 }
@@ -606,35 +514,24 @@ store_str(cfg_t *c, const opt_t *o, const char *s)
 
 /* ---- The config file ---- */
 
-/* Where a value in the file came from, for messages. */
-typedef struct src {
-    const char *file;
-    const char *text;
-    size_t len;
-    char *err;
-    size_t errlen;
-} src_t;
-
 static int
-json_bad(const src_t *src, const char *ptr, const opt_t *o, const json_t *v)
+json_bad(const emsg_src_t *src, const char *ptr, const opt_t *o,
+         const json_t *v)
 {
-    char want[160], found[80];
+    char want[160];
 
     expected(o, 1, want, sizeof want);
-    describe(v, found, sizeof found);
-    return jpos_errorf(src->err, src->errlen, src->file, src->text,
-                       src->len, ptr, "expected %s, found %s", want, found);
+    return emsg_bad_value(src, ptr, want, v);
 }
 
 /* Check v for option o; unless o is cli_only, store it into *c. */
 static int
-apply_json(cfg_t *c, const opt_t *o, const json_t *v, const src_t *src,
-           const char *ptr)
+apply_json(cfg_t *c, const opt_t *o, const json_t *v,
+           const emsg_src_t *src, const char *ptr)
 {
     char eptr[300];
     const char *s;
     size_t i;
-    int rc;
 
     switch (o->kind) {
     case K_INT: case K_LONG: case K_UINT: case K_SIZE:
@@ -686,17 +583,14 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v, const src_t *src,
             return json_bad(src, ptr, o, v);
         for (i = 0; i < 3; i++) {
             json_t *e = json_array_get(v, i);
-            char want[80], found[80];
+            char want[80];
 
             if (json_is_integer(e) && in_range_ll(o, json_integer_value(e)))
                 continue;
             snprintf(eptr, sizeof eptr, "%s", ptr);
             jpos_path_append_index(eptr, sizeof eptr, i);
-            snprintf(want, sizeof want, "an integer >= %lld", o->imin);
-            describe(e, found, sizeof found);
-            return jpos_errorf(src->err, src->errlen, src->file, src->text,
-                               src->len, eptr, "expected %s, found %s", want,
-                               found);
+            emsg_expect_int(want, sizeof want, o->imin, o->imax);
+            return emsg_bad_value(src, eptr, want, e);
         }
         for (i = 0; i < 3; i++)
             c->gc_threshold[i] = (long)json_integer_value(
@@ -714,9 +608,9 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v, const src_t *src,
             return json_bad(src, ptr, o, v);
         if (o->cli_only)
             return 0;
-        if ((rc = store_str(c, o, s)) < 0)
-            seterr(src->err, src->errlen, "%s: out of memory", src->file);
-        return rc;
+        if (store_str(c, o, s) < 0)
+            return emsg_oom(src);
+        return 0;
     }
     return 0;
 }
@@ -724,54 +618,28 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v, const src_t *src,
 int
 cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
 {
-    src_t src = { path, NULL, 0, err, errlen };
-    json_error_t je;
+    emsg_src_t src = { path, NULL, 0, err, errlen };
     json_t *root = NULL, *v;
     const char *key;
     char *text = NULL, *dup;
-    char ptr[300], found[80];
-    size_t len = 0, i;
+    char ptr[300];
+    size_t len = 0;
     cfg_t tmp;
     int rc;
 
     if (!utf8_ok(path)) {               /* see utf8_ok() */
-        seterr(err, errlen, "config file name is not UTF-8");
+        emsg_set(err, errlen, "config file name is not UTF-8");
         return -EINVAL;
     }
-    if ((rc = jpos_read_file(path, MAX_FILE_BYTES, &text, &len)) < 0) {
-        seterr(err, errlen, "%s: cannot read config file: %s", path,
-               strerror(-rc));
-        return rc;
-    }
+    if ((rc = fio_read_file(path, MAX_FILE_BYTES, &text, &len)) < 0)
+        return emsg_read_error(err, errlen, path, "config file", rc);
     src.text = text;
     src.len = len;
-    for (i = 0; i < len && isspace((unsigned char)text[i]); i++)
-        ;
-    if (i == len) {
-        seterr(err, errlen, "%s: empty config file, expected a JSON object "
-               "of settings", path);
-        rc = -EINVAL;
+    if ((rc = emsg_parse_object(&src, "config file",
+                                "a JSON object of settings", &root)) < 0)
         goto out;
-    }
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL) {
-        char jtext[4 * JSON_ERROR_TEXT_LENGTH];
-
-        jpos_printable(jtext, sizeof jtext, je.text, sizeof je.text);
-        seterr(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line,
-               je.column, jtext);
-        rc = -EINVAL;
-        goto out;
-    }
-    if (!json_is_object(root)) {
-        describe(root, found, sizeof found);
-        rc = jpos_errorf(err, errlen, path, text, len, "",
-                         "expected a JSON object of settings, found %s",
-                         found);
-        goto out;
-    }
-    if ((rc = cfg_copy(&tmp, c)) < 0) {
-        seterr(err, errlen, "%s: out of memory", path);
+    if (cfg_copy(&tmp, c) < 0) {
+        rc = emsg_oom(&src);
         goto out;
     }
     json_object_foreach(root, key, v) {
@@ -785,21 +653,15 @@ cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
 
             if (near != NULL)
                 key_of(near, k, sizeof k);
-            if (near != NULL)
-                rc = jpos_key_errorf(err, errlen, path, text, len, ptr,
-                                     "unknown key, did you mean '%s'?", k);
-            else
-                rc = jpos_key_errorf(err, errlen, path, text, len, ptr,
-                                     "unknown key (cowlab --help lists "
-                                     "the settings)");
+            rc = emsg_unknown_key(&src, ptr, near != NULL ? k : NULL,
+                                  "cowlab --help lists the settings");
             goto fail;
         }
         if ((rc = apply_json(&tmp, o, v, &src, ptr)) < 0)
             goto fail;
     }
     if ((dup = strdup(path)) == NULL) {
-        seterr(err, errlen, "%s: out of memory", path);
-        rc = -ENOMEM;
+        rc = emsg_oom(&src);
         goto fail;
     }
     free(tmp.config_path);
@@ -851,7 +713,7 @@ cli_bad(const opt_t *o, const char *arg, char *err, size_t errlen)
     char want[160];
 
     expected(o, 0, want, sizeof want);
-    seterr(err, errlen, "--%s: expected %s, got '%s'", o->name, want, arg);
+    emsg_set(err, errlen, "--%s: expected %s, got '%s'", o->name, want, arg);
     return -1;
 }
 
@@ -923,14 +785,14 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
         if (*arg == '\0' && o->unset != NULL) {
             arg = NULL;                 /* --out '' unsets */
         } else if (o->char_ok == NULL && !utf8_ok(arg)) {
-            seterr(err, errlen, "--%s: expected %s in UTF-8, got bytes "
+            emsg_set(err, errlen, "--%s: expected %s in UTF-8, got bytes "
                    "that are not UTF-8", o->name, o->expect);
             return -1;
         } else if (!string_ok(o, arg)) {
             return cli_bad(o, arg, err, errlen);
         }
         if (store_str(c, o, arg) < 0) {
-            seterr(err, errlen, "out of memory");
+            emsg_set(err, errlen, "out of memory");
             return -ENOMEM;
         }
         return 0;
@@ -1000,23 +862,23 @@ bad_flag(int ch, int argc, char **argv, char *err, size_t errlen)
     if (ch == ':') {
         o = opt_by_val(optopt, &negated);
         if (o == NULL) {
-            seterr(err, errlen, "%s: missing value", arg);
+            emsg_set(err, errlen, "%s: missing value", arg);
             return -1;
         }
         expected(o, 0, want, sizeof want);
-        seterr(err, errlen, "--%s: missing value, expected %s", o->name,
+        emsg_set(err, errlen, "--%s: missing value, expected %s", o->name,
                want);
         return -1;
     }
     if (optopt == VAL_HELP || optopt == VAL_VERSION
         || (optopt >= VAL_OPT && opt_by_val(optopt, &negated) != NULL)) {
         /* a long flag given "=value" though it takes none */
-        seterr(err, errlen, "%.*s: takes no value, got '%s'",
+        emsg_set(err, errlen, "%.*s: takes no value, got '%s'",
                (int)strcspn(arg, "="), arg, arg);
         return -1;
     }
     if (optopt != 0) {
-        seterr(err, errlen, "unknown option '-%c' (see --help)", optopt);
+        emsg_set(err, errlen, "unknown option '-%c' (see --help)", optopt);
         return -1;
     }
     if (strncmp(arg, "--", 2) == 0) {
@@ -1025,15 +887,15 @@ bad_flag(int ch, int argc, char **argv, char *err, size_t errlen)
         snprintf(name, sizeof name, "%.*s", (int)strcspn(arg + 2, "="),
                  arg + 2);
         if ((near = nearest(name, 0)) != NULL) {
-            seterr(err, errlen, "unknown or ambiguous option '--%s' "
+            emsg_set(err, errlen, "unknown or ambiguous option '--%s' "
                    "(did you mean '--%s'?)", name, near->name);
             return -1;
         }
-        seterr(err, errlen, "unknown or ambiguous option '--%s' "
+        emsg_set(err, errlen, "unknown or ambiguous option '--%s' "
                "(see --help)", name);
         return -1;
     }
-    seterr(err, errlen, "unknown option '%s' (see --help)", arg);
+    emsg_set(err, errlen, "unknown option '%s' (see --help)", arg);
     return -1;
 }
 
@@ -1079,14 +941,14 @@ cfg_parse_args(cfg_t *c, int argc, char **argv, int *exit_now, char *err,
             config = optarg;
     }
     if (optind < argc) {
-        seterr(err, errlen, "unexpected argument '%s' (cowlab takes only "
+        emsg_set(err, errlen, "unexpected argument '%s' (cowlab takes only "
                "options; see --help)", argv[optind]);
         return -1;
     }
 
     /* Pass 2: the file, then every other flag over it, in order. */
     if (cfg_copy(&tmp, c) < 0) {
-        seterr(err, errlen, "out of memory");
+        emsg_set(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if (config != NULL
@@ -1195,8 +1057,9 @@ cfg_policy_label(const cfg_t *c, char *buf, size_t len)
         PART("lazy");
     if (!c->gc_enabled || c->gc_threshold[0] == 0) {
         PART("gc-off");
-    } else if (c->gc_threshold[0] != 700 || c->gc_threshold[1] != 10
-               || c->gc_threshold[2] != 10) {
+    } else if (c->gc_threshold[0] != GC_THRESHOLD0_DEFAULT
+               || c->gc_threshold[1] != GC_THRESHOLD1_DEFAULT
+               || c->gc_threshold[2] != GC_THRESHOLD2_DEFAULT) {
         snprintf(thr, sizeof thr, "thr-%ld-%ld-%ld", c->gc_threshold[0],
                  c->gc_threshold[1], c->gc_threshold[2]);
         PART(thr);
@@ -1262,6 +1125,8 @@ cfg_print_help(FILE *f)
     cfg_defaults(&d);
     fprintf(f,
         "usage: cowlab [options]\n"
+        "       cowlab attach --pid MASTER [options]  (measure a running\n"
+        "       gunicorn, uWSGI or any prefork server: cowlab attach --help)\n"
         "Prefork HTTP server (like gunicorn/uWSGI) over a CPython-like heap,\n"
         "measuring how much of the heap workers keep sharing copy-on-write\n"
         "under each GC policy.  Version " COWLAB_VERSION ".\n"
@@ -1290,6 +1155,8 @@ cfg_print_help(FILE *f)
     }
     fprintf(f, "  %-30s%s\n", "-h, --help", "show this help and exit");
     fprintf(f, "  %-30s%s\n", "-V, --version", "print the version and exit");
+    fprintf(f, "  %-30s%s\n", "--print-columns FILE",
+            "a CSV's columns (samples|runs|types), exit");
     fprintf(f,
         "\n"
         "Boolean flags have a --no-FLAG form (e.g. --no-freeze) to undo a\n"

@@ -51,7 +51,8 @@ typedef struct cfg {
     char host[64];          /* --host (default "127.0.0.1") */
     int port;               /* --port (default 8000; 0 = pick a free port) */
     int gc_enabled;         /* --gc on|off (default on); off = threshold 0 */
-    long gc_threshold[3];   /* --gc-threshold A,B,C (default 700,10,10) */
+    long gc_threshold[3];   /* --gc-threshold A,B,C (default 700,10,10:
+                               gc.h's GC_THRESHOLD*_DEFAULT) */
     int freeze;             /* --freeze: gc.freeze() in the master */
     int immortal;           /* --immortal: pre-fork heap made immortal */
     int lazy;               /* --lazy: build the heap in each worker after
@@ -75,9 +76,11 @@ typedef struct cfg {
     int type_census;        /* --type-census */
     double pagemap_gc_fraction; /* --pagemap-gc-fraction F in [0,1] (0.01) */
     double sample_budget_pct;   /* --sample-budget PCT (1; 0 = no limit) */
+    /* The HTTP limits; defaults and the meaning of 0: http.h. */
     size_t max_header_bytes;    /* --limit-header-bytes (8192) */
     size_t max_url_bytes;       /* --limit-url-bytes (4096) */
-    size_t max_body_bytes;      /* --limit-body-bytes (1048576) */
+    size_t max_body_bytes;      /* --limit-body-bytes (1048576; 0 = no
+                                   request body) */
     unsigned header_timeout_ms;    /* --header-timeout-ms (10000) */
     unsigned keepalive_timeout_ms; /* --keepalive-timeout-ms (5000; 0 =
                                       close after each response) */

@@ -3,7 +3,8 @@
  * timeouts on a libuv loop, serving an inherited listening socket.
  * Request bodies go to one synchronous handler; protocol errors (4xx) are
  * answered here and never reach it.  Errors are negative errno (libuv style).
- * Implementation and the request-framing rules: http.c.
+ * Implementation: http.c (connections), http_parse.c (requests, and the
+ * request-framing rules), listen.c (listening sockets).
  */
 #ifndef SRV_HTTP_H
 #define SRV_HTTP_H
@@ -13,30 +14,37 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "listen.h"    /* srv_listen_tcp(): the sockets it serves */
+
 /*
- * Per-worker limits.  srv_http_limits_default() fills every field; a field
- * left 0 when passed to srv_http_start() also means "the default".
+ * Per-worker limits.  srv_http_limits_default() fills every field with the
+ * defaults below: they are the server's defaults (config.c takes them
+ * from there).  srv_http_start() takes every field as it is, so 0 means
+ * one thing per field, the one written beside it; a field that cannot be
+ * 0 makes srv_http_start() fail with -EINVAL.
  */
 typedef struct srv_http_limits {
-    size_t max_header_bytes;   /* request line + headers; default 8192 -> 431 */
-    size_t max_url_bytes;      /* request target; default 4096 -> 414 */
-    size_t max_body_bytes;     /* decoded body; default 1 MiB -> 413 */
+    size_t max_header_bytes;   /* request line + headers; default 8192 -> 431
+                                * (not 0) */
+    size_t max_url_bytes;      /* request target; default 4096 -> 414
+                                * (not 0) */
+    size_t max_body_bytes;     /* decoded body; default 1 MiB -> 413; 0: no
+                                * request may have a body */
     unsigned header_timeout_ms;    /* whole head from its first byte, and
                                     * any gap inside a body: 408, close;
-                                    * default 10000 */
+                                    * default 10000 (not 0) */
     unsigned keepalive_timeout_ms; /* idle connection closed; default 5000;
-                                    * SRV_HTTP_KEEPALIVE_OFF: close after
-                                    * every response */
+                                    * 0: no keep-alive, every response says
+                                    * "Connection: close" and the
+                                    * connection closes after it */
     unsigned max_connections;      /* per worker; beyond: 503, close;
-                                    * default 1000 */
+                                    * default 1000 (not 0) */
     unsigned write_timeout_ms;     /* queued response makes no progress:
-                                    * close; default 10000 */
+                                    * close; default 10000 (not 0) */
     size_t max_write_queue_bytes;  /* unsent response bytes above which the
-                                    * connection stops reading; 256 KiB */
+                                    * connection stops reading; 256 KiB; 0:
+                                    * stop while anything is unsent */
 } srv_http_limits_t;
-
-/* keepalive_timeout_ms value for "no keep-alive" (0 means the default). */
-#define SRV_HTTP_KEEPALIVE_OFF UINT_MAX
 
 /* Fill *l with the defaults listed above. */
 void
@@ -79,7 +87,8 @@ typedef struct srv_http srv_http_t;
 /*
  * Start serving on listen_fd, an already bound and listening socket
  * (usually inherited across fork()).  The server works on a dup of it, so
- * listen_fd stays the caller's to close.  lim may be NULL (defaults).
+ * listen_fd stays the caller's to close.  lim may be NULL (defaults);
+ * -EINVAL if one of its fields that cannot be 0 is.
  */
 int
 srv_http_start(uv_loop_t *loop, int listen_fd, const srv_http_limits_t *lim,
@@ -107,20 +116,11 @@ size_t
 srv_http_active_connections(const srv_http_t *h);
 
 /*
- * socket + SO_REUSEADDR + bind + listen on host:port (host NULL means
- * 127.0.0.1; backlog <= 0 means SOMAXCONN).  The fd is non-blocking and not
- * close-on-exec, so forked workers inherit it.  Port 0 picks a free port;
- * bound_port (may be NULL) receives the port.  Returns the fd or -errno.
+ * Test hook (fault injection): the next n new connections fail to get
+ * their memory, as under out-of-memory.  Each is still accepted, answered
+ * 503 if possible and closed, and the server goes on accepting.
  */
-int
-srv_listen_tcp(const char *host, int port, int backlog, int *bound_port);
-
-/* n listening sockets on one port with SO_REUSEPORT, one per worker: the
- * kernel spreads new connections over them by hash, where one shared
- * socket lets whichever worker wakes first take a whole burst.  Port 0
- * picks a free port for all; 0 or -errno (then none is left open). */
-int
-srv_listen_tcp_group(const char *host, int port, int backlog, int n,
-                     int *fds, int *bound_port);
+void
+srv_http_fail_next_conns(srv_http_t *h, unsigned n);
 
 #endif /* SRV_HTTP_H */

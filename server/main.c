@@ -1,16 +1,69 @@
 /*
  * main.c -- the cowlab command: parse the configuration (file, then
  * command line), load the workload, run the prefork master.
+ * `cowlab --print-columns FILE` prints an output file's column table;
+ * `cowlab attach --pid MASTER` measures a server cowlab did not start
+ * (attach_cmd.c).
  * Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
 
+#include "attach_cmd.h"
 #include "config.h"
 #include "master.h"
+#include "output.h"
 #include "workload.h"
+
+/* --print-columns samples|runs|types: the README's Markdown table of that
+ * file's columns, from the table the server writes it with.  An action
+ * of its own: no other option goes with it.  Returns main's status, or -1
+ * when the flag is absent. */
+static int
+print_columns(int argc, char **argv)
+{
+    const char *flag = "--print-columns";
+    size_t n = strlen(flag);
+    int at = -1;
+    for (int i = 1; i < argc && at < 0; i++)
+        if (strncmp(argv[i], flag, n) == 0
+            && (argv[i][n] == '\0' || argv[i][n] == '='))
+            at = i;
+    if (at < 0)
+        return -1;
+    const char *what = argv[at][n] == '=' ? argv[at] + n + 1
+                       : at + 1 < argc ? argv[at + 1] : NULL;
+    int used = argv[at][n] == '=' ? 2 : 3;
+    if (what == NULL) {
+        fprintf(stderr, "cowlab: %s: missing value, expected %s\n", flag,
+                ms_table_names);
+        return 2;
+    }
+    const ms_table_t *t = ms_table_find(what);
+    if (t == NULL) {
+        fprintf(stderr, "cowlab: %s: expected %s, got '%s'\n", flag,
+                ms_table_names, what);
+        return 2;
+    }
+    if (argc != used) {
+        fprintf(stderr, "cowlab: %s takes no other option\n", flag);
+        return 2;
+    }
+    ms_buf_t b;
+    ms_buf_init(&b);
+    ms_table_markdown(t, &b);
+    int bad = b.oom || fwrite(b.p, 1, b.len, stdout) != b.len
+              || fflush(stdout) != 0;
+    ms_buf_free(&b);
+    if (bad) {
+        fprintf(stderr, "cowlab: %s: cannot write the table\n", flag);
+        return 1;
+    }
+    return 0;
+}
 
 int
 main(int argc, char **argv)
@@ -18,6 +71,11 @@ main(int argc, char **argv)
     cfg_t cfg;
     char err[1024];
     int exit_now = 0;
+    if (argc > 1 && strcmp(argv[1], "attach") == 0)
+        return srv_attach_main(argc - 1, argv + 1);
+    int pc = print_columns(argc, argv);
+    if (pc >= 0)
+        return pc;
     cfg_defaults(&cfg);
     if (cfg_parse_args(&cfg, argc, argv, &exit_now, err, sizeof err) < 0) {
         fprintf(stderr, "cowlab: %s\n", err);

@@ -29,7 +29,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,33 +36,17 @@
 #include <jansson.h>
 
 #include "census.h"
+#include "clock.h"
 #include "gc.h"
 #include "heapsize.h"
 #include "http.h"
 #include "mem.h"
 #include "object.h"
+#include "output.h"
 #include "procstat.h"
+#include "sampler.h"
 #include "slots.h"
 #include "worker.h"
-
-const char srv_samples_header[] =
-    "run_id,policy,worker,pid,t_ms,requests,rss_kb,pss_kb,shared_clean_kb,"
-    "shared_dirty_kb,private_clean_kb,private_dirty_kb,minflt,majflt,"
-    "heap_pages,heap_copied_pages,heap_shared_pct,gc_collections_0,"
-    "gc_collections_1,gc_collections_2,gc_time_us,faults_gc,"
-    "faults_request,faults_other,"
-    /* appended after DESIGN.md's list; see the README */
-    "sample_ms,copied_by_gc,copied_by_request,copied_unattributed,"
-    "gc_measured,heap_released_pages";
-
-const char srv_runs_header[] =
-    "run_id,policy,workers,heap_objects,heap_mb,build_ms,fork_ms,requests,"
-    "rps,p50_ms,p99_ms,heap_shared_pct,private_dirty_kb,teardown_ms,"
-    "faults_teardown,exit,scale,workload,gc,gc_threshold,freeze,immortal,"
-    "lazy,respawns,duration_s,copied_by_teardown,sample_ms,python,"
-    "prefork_gc,fork_gc_count_0,fork_gc_count_1,fork_gc_count_2,"
-    "fork_long_lived_pending,fork_long_lived_total,first_full_gc_request,"
-    "workers_full_gc,teardown_collections,heap_released_pages";
 
 typedef struct proc {
     pid_t pid;                  /* 0: none */
@@ -92,12 +75,15 @@ typedef struct master {
     unsigned nprocs;
     ps_snap_t *snap;
     size_t heap_pages;
-    FILE *samples;
+    ms_csv_t samples;           /* fd -1: no --out */
+    int samples_failed;         /* said so once */
     uint64_t t0_ns;
     double build_ms, fork_ms;
     size_t heap_objects;
     unsigned respawns;
+    unsigned teardown_failed;   /* workers whose finalize ran out of memory */
     uint64_t requests_done;     /* by processes that have exited */
+    uint64_t responses_4xx_done, responses_5xx_done;    /* the same */
     int stopping;               /* 0 run, 1 graceful, 2 fast */
     uint64_t stop_deadline_ns;
     /* teardown figures of the processes that exited at the final stop */
@@ -107,8 +93,7 @@ typedef struct master {
     double final_shared_sum, final_pd_sum;
     unsigned final_n;
     double copied_teardown_sum;
-    unsigned sample_ms;         /* interval in force (may be lengthened) */
-    double sample_cost_ms;      /* last round's cost */
+    ms_sampler_t sampler;       /* interval in force, next round */
     /* The collector at fork, and released-page bitmaps shared with the
      * workers (one per slot): see "Released pages" in procstat.h. */
     long fork_count[3];
@@ -130,22 +115,6 @@ on_signal(int sig)
     ssize_t r = write(sigpipe_fds[1], &b, 1);
     (void)r;
     errno = saved;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -184,109 +153,42 @@ mkdir_p(const char *path)
     return 0;
 }
 
-static FILE *
-open_out(const master_t *m, const char *name, const char *mode)
+/* path of an output file: --out/name */
+static const char *
+out_path(const master_t *m, const char *name, char *buf, size_t len)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", m->cfg->out_dir, name);
-    return fopen(path, mode);
-}
-
-/* runs.csv gets its header once, rows appended by every run into the
- * same folder (a sweep). */
-static FILE *
-open_csv_append(const master_t *m, const char *name, const char *header)
-{
-    char path[4096];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/%s", m->cfg->out_dir, name);
-    int fresh = stat(path, &sb) < 0 || sb.st_size == 0;
-    FILE *f = fopen(path, "a");
-    if (f && fresh) {
-        fprintf(f, "%s\n", header);
-        fflush(f);
-    }
-    return f;
-}
-
-static void
-read_first_line(const char *cmd_or_path, int is_file, char *out, size_t n)
-{
-    out[0] = '\0';
-    FILE *f = is_file ? fopen(cmd_or_path, "r") : popen(cmd_or_path, "r");
-    if (f == NULL)
-        return;
-    if (fgets(out, (int)n, f) == NULL)
-        out[0] = '\0';
-    out[strcspn(out, "\n")] = '\0';
-    if (is_file)
-        fclose(f);
-    else
-        pclose(f);
+    snprintf(buf, len, "%s/%s", m->cfg->out_dir, name);
+    return buf;
 }
 
 static int
 write_meta(const master_t *m)
 {
-    struct utsname u;
-    char thp[256], ksm[64], commit[64], date[64];
-    time_t now = time(NULL);
-    uname(&u);
-    read_first_line("/sys/kernel/mm/transparent_hugepage/enabled", 1, thp,
-                    sizeof thp);
-    read_first_line("/sys/kernel/mm/ksm/run", 1, ksm, sizeof ksm);
-    read_first_line("git rev-parse --short HEAD 2>/dev/null", 0, commit,
-                    sizeof commit);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    json_t *j = json_object();
-    json_object_set_new(j, "run_id", json_string(m->run_id));
-    json_object_set_new(j, "policy", json_string(m->policy));
-    json_object_set_new(j, "config", cfg_to_json(m->cfg));
-    json_object_set_new(j, "workload", wl_spec_to_json(m->spec));
-    json_object_set_new(j, "kernel", json_string(u.release));
-    json_object_set_new(j, "transparent_hugepage", json_string(thp));
-    json_object_set_new(j, "ksm_run", json_string(ksm));
-    json_object_set_new(j, "git_commit", json_string(commit));
-    json_object_set_new(j, "date", json_string(date));
-    json_object_set_new(j, "cores", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
-    json_object_set_new(j, "memory_kb", json_integer(
-        (json_int_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / 1024));
-    json_object_set_new(j, "page_size", json_integer(sysconf(_SC_PAGESIZE)));
-    json_object_set_new(j, "arena_size", json_integer(MEM_ARENA_SIZE));
-    json_object_set_new(j, "pool_size", json_integer(MEM_POOL_SIZE));
-    json_object_set_new(j, "heap_pages", json_integer((json_int_t)m->heap_pages));
-    json_object_set_new(j, "heap_objects", json_integer((json_int_t)m->heap_objects));
-    json_object_set_new(j, "build_ms", json_real(m->build_ms));
-    json_object_set_new(j, "python", json_string(m->cfg->python == 311
-                                                 ? "3.11" : "3.12"));
-    json_object_set_new(j, "build_heap_bytes",
-                        json_integer((json_int_t)m->build_bytes));
-    json_object_set_new(j, "gc_at_fork", json_pack(
-        "{s:[I,I,I], s:I, s:I}", "count", (json_int_t)m->fork_count[0],
-        (json_int_t)m->fork_count[1], (json_int_t)m->fork_count[2],
-        "long_lived_pending", (json_int_t)m->fork_pending,
-        "long_lived_total", (json_int_t)m->fork_total));
-    if (m->heap != NULL)
-        json_object_set_new(j, "heap_by_type", ms_heap_by_type(m->heap));
     char path[4096];
-    snprintf(path, sizeof path, "%s/meta.json", m->cfg->out_dir);
-    int r = json_dump_file(j, path, JSON_INDENT(2));
-    json_decref(j);
+    ms_meta_t meta = {
+        .run_id = m->run_id, .policy = m->policy,
+        .config = cfg_to_json(m->cfg), .workload = wl_spec_to_json(m->spec),
+        .heap_pages = m->heap_pages, .heap_objects = m->heap_objects,
+        .build_ms = m->build_ms,
+        .extra = json_pack(
+            "{s:s, s:I, s:{s:[I,I,I], s:I, s:I}}",
+            "python", m->cfg->python == 311 ? "3.11" : "3.12",
+            "build_heap_bytes", (json_int_t)m->build_bytes,
+            "gc_at_fork", "count", (json_int_t)m->fork_count[0],
+            (json_int_t)m->fork_count[1], (json_int_t)m->fork_count[2],
+            "long_lived_pending", (json_int_t)m->fork_pending,
+            "long_lived_total", (json_int_t)m->fork_total),
+    };
+    if (meta.extra && m->heap != NULL)
+        json_object_set_new(meta.extra, "heap_by_type",
+                            ms_heap_by_type(m->heap));
+    int r = meta.config && meta.workload && meta.extra
+        ? ms_meta_write(out_path(m, "meta.json", path, sizeof path), &meta)
+        : -ENOMEM;
+    json_decref(meta.config);
+    json_decref(meta.workload);
+    json_decref(meta.extra);
     return r;
-}
-
-unsigned
-srv_sample_interval(unsigned configured_ms, double cost_ms, double budget_pct)
-{
-    /* Redis's rule of thumb: a periodic probe may take 1% of its period.
-     * Recomputed after every round: the configured interval, or as much
-     * longer as the last round's cost needs (budget 0: never longer). */
-    if (budget_pct <= 0)
-        return configured_ms;
-    double need = cost_ms * 100.0 / budget_pct;
-    if (need <= (double)configured_ms)
-        return configured_ms;
-    return need > 600000.0 ? 600000u : (unsigned)(need + 0.5);
 }
 
 static int
@@ -306,7 +208,7 @@ spawn(master_t *m, unsigned index)
     srv_worker_args_t a = {
         .cfg = m->cfg, .heap = m->heap, .app = m->app, .spec = m->spec,
         .slot = &m->slots.slot[slot], .listen_fd = m->listen_fds[index],
-        .index = index, .seed = (uint64_t)now_ns() ^ (index * 0x9e37u),
+        .index = index, .seed = (uint64_t)clk_now_ns() ^ (index * 0x9e37u),
         .master = getpid(), .snap = m->snap,
         .released = m->released ? m->released + (size_t)slot
                                   * m->released_bytes : NULL,
@@ -335,15 +237,14 @@ spawn(master_t *m, unsigned index)
             signal(sigs[i], SIG_DFL);
         close(sigpipe_fds[0]);
         close(sigpipe_fds[1]);
-        if (m->samples)
-            fclose(m->samples);
+        ms_csv_drop(&m->samples);   /* the master's: never written here */
         srv_worker_main(&a);
     }
     memset(p, 0, sizeof *p);
     p->pid = pid;
     p->slot = slot;
     p->index = index;
-    p->started_ns = now_ns();
+    p->started_ns = clk_now_ns();
     p->pm.fd = -1;
     if (ps_pagemap_open(&p->pm, pid) < 0)
         p->pm.fd = -1;
@@ -382,7 +283,7 @@ total_requests(const master_t *m)
 static void
 sample(master_t *m, int final)
 {
-    uint64_t t = now_ns();
+    uint64_t t = clk_now_ns();
     double t_ms = (double)(t - m->t0_ns) / 1e6;
     for (unsigned i = 0; i < m->nprocs; i++) {
         proc_t *p = &m->procs[i];
@@ -428,30 +329,44 @@ sample(master_t *m, int final)
                 m->first_full_n++;
             }
         }
-        if (m->samples == NULL)
+        if (m->samples.fd < 0)
             continue;
-        fprintf(m->samples,
-                "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
-                "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
-                "%u,%llu,%llu,%llu,%llu,%zu\n",
-                m->run_id, m->policy, p->index, (int)p->pid, t_ms,
-                (unsigned long long)atomic_load(&s->requests),
-                sm.rss_kb, sm.pss_kb, sm.shared_clean_kb, sm.shared_dirty_kb,
-                sm.private_clean_kb, sm.private_dirty_kb, st.minflt,
-                st.majflt, m->heap_pages, copied, shared_pct,
-                (unsigned long long)atomic_load(&s->gc_collections[0]),
-                (unsigned long long)atomic_load(&s->gc_collections[1]),
-                (unsigned long long)atomic_load(&s->gc_collections[2]),
-                (unsigned long long)atomic_load(&s->gc_time_us),
-                (unsigned long long)fgc, (unsigned long long)freq,
-                other > 0 ? other : 0, m->sample_ms,
-                (unsigned long long)atomic_load(&s->copied_by_gc),
-                (unsigned long long)atomic_load(&s->copied_by_request),
-                (unsigned long long)atomic_load(&s->copied_unattributed),
-                (unsigned long long)atomic_load(&s->gc_measured), released);
+        ms_sample_t row = {
+            .run_id = m->run_id, .policy = m->policy,
+            .worker = p->index, .pid = p->pid, .t_ms = t_ms,
+            .requests = atomic_load(&s->requests),
+            .rss_kb = sm.rss_kb, .pss_kb = sm.pss_kb,
+            .shared_clean_kb = sm.shared_clean_kb,
+            .shared_dirty_kb = sm.shared_dirty_kb,
+            .private_clean_kb = sm.private_clean_kb,
+            .private_dirty_kb = sm.private_dirty_kb,
+            .minflt = st.minflt, .majflt = st.majflt,
+            .heap_pages = m->heap_pages, .heap_copied_pages = copied,
+            .heap_shared_pct = shared_pct,
+            .gc_collections_0 = atomic_load(&s->gc_collections[0]),
+            .gc_collections_1 = atomic_load(&s->gc_collections[1]),
+            .gc_collections_2 = atomic_load(&s->gc_collections[2]),
+            .gc_time_us = atomic_load(&s->gc_time_us),
+            .faults_gc = fgc, .faults_request = freq,
+            .faults_other = other > 0 ? other : 0,
+            .sample_ms = m->sampler.interval_ms,
+            .copied_by_gc = atomic_load(&s->copied_by_gc),
+            .copied_by_request = atomic_load(&s->copied_by_request),
+            .copied_unattributed = atomic_load(&s->copied_unattributed),
+            .gc_measured = atomic_load(&s->gc_measured),
+            .copied_by_master = MS_U64_UNSET,   /* cowlab attach's */
+            .heap_new_pages = MS_U64_UNSET,
+            .heap_shared_pages = MS_U64_UNSET,
+            .heap_released_pages = released,
+        };
+        ms_csv_add(&m->samples, &row);
     }
-    if (m->samples)
-        fflush(m->samples);
+    /* The whole round in one write(): a killed master leaves whole rows. */
+    int r = m->samples.fd >= 0 ? ms_csv_flush(&m->samples) : 0;
+    if (r < 0 && !m->samples_failed) {
+        m->samples_failed = 1;
+        say(m, "cannot write samples.csv: %s", strerror(-r));
+    }
 }
 
 static void
@@ -465,6 +380,8 @@ reap(master_t *m)
             continue;
         srv_slot_t *s = &m->slots.slot[p->slot];
         m->requests_done += atomic_load(&s->requests);
+        m->responses_4xx_done += atomic_load(&s->responses_4xx);
+        m->responses_5xx_done += atomic_load(&s->responses_5xx);
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0
                     && atomic_load(&s->state) == SLOT_DONE;
         if (m->stopping && clean) {
@@ -478,6 +395,9 @@ reap(master_t *m)
         }
         unsigned index = p->index;
         int retiring = p->retiring;
+        if (WIFEXITED(status)
+            && WEXITSTATUS(status) == SRV_EXIT_TEARDOWN_FAILED)
+            m->teardown_failed++;   /* it said why; the run fails */
         ps_pagemap_close(&p->pm);
         srv_slots_release(&m->slots, p->slot);
         p->pid = 0;
@@ -513,24 +433,30 @@ type_census(master_t *m)
     if (!m->cfg->type_census || m->heap == NULL || m->snap == NULL
         || m->cfg->out_dir == NULL)
         return;
-    srv_census_t *c = NULL;
-    uint64_t t0 = now_ns();
-    if (srv_census_build(&c, m->heap, m->snap) < 0) {
+    ms_census_t *c = NULL;
+    ms_csv_t w;
+    char path[4096];
+    uint64_t t0 = clk_now_ns();
+    if (ms_census_build(&c, m->heap, m->snap) < 0) {
         say(m, "type census: out of memory");
         return;
     }
-    FILE *f = open_csv_append(m, "types.csv", srv_types_header);
-    for (unsigned i = 0; f && i < m->nprocs; i++) {
+    int r = ms_csv_open(&w, out_path(m, "types.csv", path, sizeof path),
+                        &ms_types_table);
+    for (unsigned i = 0; r == 0 && i < m->nprocs; i++) {
         proc_t *p = &m->procs[i];
+        ms_type_row_t row = { .run_id = m->run_id, .policy = m->policy,
+                              .worker = p->index, .pid = p->pid };
         if (p->pid && !p->retiring && p->pm.fd >= 0)
-            srv_census_write(c, f, m->run_id, m->policy, p->index, p->pid,
-                             &p->pm);
+            ms_census_add(c, &w, &row, &p->pm);  /* fails if it just died */
     }
-    if (f)
-        fclose(f);
-    say(m, "type census: %zu objects in %.0f ms", srv_census_objects(c),
-        (double)(now_ns() - t0) / 1e6);
-    srv_census_free(c);
+    if (r == 0)
+        r = ms_csv_close(&w);
+    if (r < 0)
+        say(m, "type census: cannot write types.csv: %s", strerror(-r));
+    say(m, "type census: %zu objects in %.0f ms", ms_census_objects(c),
+        (double)(clk_now_ns() - t0) / 1e6);
+    ms_census_free(c);
 }
 
 static void
@@ -545,7 +471,7 @@ begin_stop(master_t *m, int fast, const char *why)
     }
     m->stopping = fast ? 2 : 1;
     double limit = fast ? 5.0 : m->cfg->graceful_timeout_s;
-    m->stop_deadline_ns = now_ns() + (uint64_t)(limit * 1e9);
+    m->stop_deadline_ns = clk_now_ns() + (uint64_t)(limit * 1e9);
     signal_workers(m, fast ? SIGQUIT : SIGTERM);
 }
 
@@ -576,7 +502,7 @@ check_timeouts(master_t *m)
 {
     if (m->cfg->timeout_s <= 0)
         return;
-    uint64_t now = now_ns(), limit = (uint64_t)(m->cfg->timeout_s * 1e9);
+    uint64_t now = clk_now_ns(), limit = (uint64_t)(m->cfg->timeout_s * 1e9);
     for (unsigned i = 0; i < m->nprocs; i++) {
         proc_t *p = &m->procs[i];
         if (p->pid == 0)
@@ -593,62 +519,102 @@ check_timeouts(master_t *m)
 static void
 write_runs_row(master_t *m)
 {
-    FILE *f = open_csv_append(m, "runs.csv", srv_runs_header);
-    if (f == NULL) {
-        say(m, "cannot write runs.csv: %s", strerror(errno));
-        return;
-    }
-    double secs = (double)(now_ns() - m->t0_ns) / 1e9;
-    uint64_t req = m->requests_done;
-    size_t objects = m->heap_objects;
-    if (m->cfg->lazy && m->nprocs)
-        objects = atomic_load(&m->slots.slot[0].heap_objects);
-    const char *wl = m->cfg->workload_path ? m->cfg->workload_path
-                     : wl_spec_name(m->spec);
-    char td_ms[32] = "", td_faults[32] = "", td_copied[32] = "";
-    char td_colls[32] = "", first_full[32] = "";
-    if (m->first_full_n)
-        snprintf(first_full, sizeof first_full, "%.1f",
-                 m->first_full_sum / m->first_full_n);
+    char path[4096];
+    ms_csv_t w;
+    double secs = (double)(clk_now_ns() - m->t0_ns) / 1e9;
+    const cfg_t *cfg = m->cfg;
+    ms_run_t row = {
+        .run_id = m->run_id, .policy = m->policy,
+        .workers = (uint64_t)cfg->workers, .heap_objects = m->heap_objects,
+        .heap_mb = (double)m->heap_pages * (double)sysconf(_SC_PAGESIZE)
+                   / 1048576.0,
+        .build_ms = m->build_ms, .fork_ms = m->fork_ms,
+        .requests = m->requests_done,
+        .rps = secs > 0 ? (double)m->requests_done / secs : 0.0,
+        .heap_shared_pct = m->final_n ? m->final_shared_sum / m->final_n
+                                      : 0.0,
+        .private_dirty_kb = m->final_n ? m->final_pd_sum / m->final_n : 0.0,
+        .teardown_ms = MS_UNSET, .faults_teardown = MS_UNSET,
+        .exit = cfg->exit_policy == CFG_EXIT_SKIP ? "skip" : "finalize",
+        .scale = cfg->scale,
+        .workload = cfg->workload_path ? cfg->workload_path
+                                       : wl_spec_name(m->spec),
+        .gc = cfg->gc_enabled ? "on" : "off",
+        .gc_threshold = { cfg->gc_threshold[0], cfg->gc_threshold[1],
+                          cfg->gc_threshold[2] },
+        .freeze = (uint64_t)cfg->freeze, .immortal = (uint64_t)cfg->immortal,
+        .lazy = (uint64_t)cfg->lazy, .respawns = m->respawns,
+        .duration_s = secs, .copied_by_teardown = MS_UNSET,
+        .sample_ms = m->sampler.interval_ms,
+        .responses_4xx = m->responses_4xx_done,
+        .responses_5xx = m->responses_5xx_done,
+        .copied_by_master = MS_UNSET,           /* cowlab attach's */
+        .python = cfg->python == 311 ? "3.11" : "3.12",
+        .prefork_gc = cfg->prefork_gc == CFG_PREFORK_COLLECTED ? "collected"
+                                                               : "import",
+        .fork_gc_count = { m->fork_count[0], m->fork_count[1],
+                           m->fork_count[2] },
+        .fork_long_lived_pending = m->fork_pending,
+        .fork_long_lived_total = m->fork_total,
+        .first_full_gc_request = m->first_full_n
+            ? m->first_full_sum / m->first_full_n : MS_UNSET,
+        .workers_full_gc = m->first_full_n,
+        .teardown_collections = MS_UNSET,
+        .heap_released_pages = m->final_n
+            ? m->final_released_sum / m->final_n : 0.0,
+    };
+    if (cfg->lazy && m->nprocs)
+        row.heap_objects = atomic_load(&m->slots.slot[0].heap_objects);
     if (m->teardown_n) {            /* empty when no worker reported one */
-        snprintf(td_ms, sizeof td_ms, "%.3f",
-                 m->teardown_ms_sum / m->teardown_n);
-        snprintf(td_faults, sizeof td_faults, "%.0f",
-                 m->faults_teardown_sum / m->teardown_n);
-        snprintf(td_copied, sizeof td_copied, "%.0f",
-                 m->copied_teardown_sum / m->teardown_n);
-        snprintf(td_colls, sizeof td_colls, "%.1f",
-                 m->teardown_colls_sum / m->teardown_n);
+        row.teardown_ms = m->teardown_ms_sum / m->teardown_n;
+        row.faults_teardown = m->faults_teardown_sum / m->teardown_n;
+        row.copied_by_teardown = m->copied_teardown_sum / m->teardown_n;
+        row.teardown_collections = m->teardown_colls_sum / m->teardown_n;
     }
-    fprintf(f, "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%s,%s,"
-            "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%s,%u,"
-            "%s,%s,%ld,%ld,%ld,%zu,%zu,%s,%u,%s,%.0f\n",
-            m->run_id, m->policy, m->cfg->workers, objects,
-            (double)m->heap_pages * (double)sysconf(_SC_PAGESIZE) / 1048576.0,
-            m->build_ms, m->fork_ms, (unsigned long long)req,
-            secs > 0 ? (double)req / secs : 0.0,
-            m->final_n ? m->final_shared_sum / m->final_n : 0.0,
-            m->final_n ? m->final_pd_sum / m->final_n : 0.0,
-            td_ms, td_faults,
-            m->cfg->exit_policy == CFG_EXIT_SKIP ? "skip" : "finalize",
-            m->cfg->scale, wl, m->cfg->gc_enabled ? "on" : "off",
-            m->cfg->gc_threshold[0], m->cfg->gc_threshold[1],
-            m->cfg->gc_threshold[2], m->cfg->freeze, m->cfg->immortal,
-            m->cfg->lazy, m->respawns, secs, td_copied, m->sample_ms,
-            m->cfg->python == 311 ? "3.11" : "3.12",
-            m->cfg->prefork_gc == CFG_PREFORK_COLLECTED ? "collected"
-                                                        : "import",
-            m->fork_count[0], m->fork_count[1], m->fork_count[2],
-            m->fork_pending, m->fork_total, first_full, m->first_full_n,
-            td_colls, m->final_n ? m->final_released_sum / m->final_n : 0.0);
-    fclose(f);
+    int r = ms_csv_open(&w, out_path(m, "runs.csv", path, sizeof path),
+                        &ms_runs_table);
+    if (r == 0) {
+        ms_csv_add(&w, &row);
+        r = ms_csv_close(&w);
+    }
+    if (r < 0)
+        say(m, "cannot write runs.csv: %s", strerror(-r));
+}
+
+int
+srv_snapshot_heap(ps_snap_t **snap)
+{
+    mem_range_t *r = NULL;
+    long n = mem_ranges(NULL, 0), got;
+    /* However many ranges the heap has: ask for the count, make room,
+     * ask again (nothing allocates from the runtime in between, but a
+     * count that grew would only mean another round). */
+    for (;;) {
+        if (n < 0) {
+            free(r);
+            return -ENOMEM;
+        }
+        mem_range_t *t = realloc(r, ((size_t)n + 1) * sizeof(*r));
+        if (t == NULL) {
+            free(r);
+            return -ENOMEM;
+        }
+        r = t;
+        got = mem_ranges(r, (size_t)n + 1);
+        if (got >= 0 && got <= n + 1)
+            break;
+        n = got;
+    }
+    int rc = ps_snap_take(snap, 0, (const ps_range_t *)r, (size_t)got);
+    free(r);
+    return rc;
 }
 
 static int
 build_heap(master_t *m)
 {
     char err[512];
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clk_now_ns();
     m->heap = srv_heap_new(m->cfg);
     if (m->heap == NULL) {
         fprintf(stderr, "cowlab: cannot start the runtime\n");
@@ -664,18 +630,20 @@ build_heap(master_t *m)
         fputs(err, stderr);
         return -1;
     }
-    srv_apply_prefork_policy(m->cfg, m->heap);
-    m->build_ms = (double)(now_ns() - t0) / 1e6;
+    if (srv_apply_prefork_policy(m->cfg, m->heap) < 0) {
+        fprintf(stderr, "cowlab: --immortal: out of memory while making "
+                "the heap immortal\n");
+        return -1;
+    }
+    m->build_ms = (double)(clk_now_ns() - t0) / 1e6;
     m->build_bytes = bs.heap_bytes;
     gc_get_count(m->fork_count);
     gc_get_long_lived(&m->fork_pending, &m->fork_total);
     m->heap_objects = rt_heap_objects(m->heap);
-    static mem_range_t ranges[65536];
-    size_t n = mem_ranges(ranges, 65536);
-    if (n > 65536)
-        n = 65536;
-    if (ps_snap_take(&m->snap, 0, (const ps_range_t *)ranges, n) < 0) {
-        fprintf(stderr, "cowlab: cannot read /proc/self/pagemap\n");
+    int r = srv_snapshot_heap(&m->snap);
+    if (r < 0) {
+        fprintf(stderr, "cowlab: cannot snapshot the heap's pages: %s\n",
+                strerror(-r));
         return -1;
     }
     m->heap_pages = ps_snap_pages(m->snap);
@@ -698,6 +666,7 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     master_t m;
     int rc = 1;
     memset(&m, 0, sizeof m);
+    m.samples.fd = -1;
     m.cfg = cfg;
     m.spec = spec;
     cfg_policy_label(cfg, m.policy, sizeof m.policy);
@@ -717,25 +686,14 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
                     strerror(-r));
             return 2;
         }
-        struct stat sb;
         char path[4096];
-        snprintf(path, sizeof path, "%s/samples.csv", cfg->out_dir);
-        int fresh = stat(path, &sb) < 0 || sb.st_size == 0;
-        m.samples = open_out(&m, "samples.csv", "a");
-        if (m.samples == NULL) {
+        r = ms_csv_open(&m.samples, out_path(&m, "samples.csv", path,
+                                             sizeof path), &ms_samples_table);
+        if (r < 0) {
             fprintf(stderr, "cowlab: --out %s: cannot write samples.csv: "
-                    "%s\n", cfg->out_dir, strerror(errno));
+                    "%s\n", cfg->out_dir, strerror(-r));
             return 2;
         }
-        /* One write() per sampling round, so that a SIGKILL leaves whole
-         * rows only: a round is well under this buffer. */
-        setvbuf(m.samples, NULL, _IOFBF, 1 << 20);
-        if (fresh && fprintf(m.samples, "%s\n", srv_samples_header) < 0) {
-            fprintf(stderr, "cowlab: --out %s: %s\n", cfg->out_dir,
-                    strerror(errno));
-            return 2;
-        }
-        fflush(m.samples);
     }
     if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
         return 1;
@@ -774,23 +732,23 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         goto out;
     if (cfg->out_dir && write_meta(&m) < 0)
         say(&m, "cannot write meta.json");
-    m.t0_ns = now_ns();
+    m.t0_ns = clk_now_ns();
     for (int i = 0; i < cfg->workers; i++) {
         if (spawn(&m, (unsigned)i) < 0) {
             fprintf(stderr, "cowlab: fork: %s\n", strerror(errno));
             goto out;
         }
     }
-    m.fork_ms = (double)(now_ns() - m.t0_ns) / 1e6;
+    m.fork_ms = (double)(clk_now_ns() - m.t0_ns) / 1e6;
     say(&m, "policy %s: %d workers forked in %.1f ms", m.policy,
         cfg->workers, m.fork_ms);
 
-    m.sample_ms = cfg->sample_ms;
-    uint64_t next_sample = now_ns() + (uint64_t)cfg->sample_ms * 1000000u;
+    ms_sampler_init(&m.sampler, cfg->sample_ms, cfg->sample_budget_pct,
+                    clk_now_ns());
     uint64_t end = cfg->duration_s > 0
         ? m.t0_ns + (uint64_t)(cfg->duration_s * 1e9) : 0;
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = clk_now_ns();
         if (m.stopping && live_workers(&m) == 0)
             break;
         if (m.stopping && now > m.stop_deadline_ns) {
@@ -798,8 +756,7 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
             signal_workers(&m, SIGKILL);
             m.stop_deadline_ns = now + 5000000000u;
         }
-        int timeout = next_sample > now
-            ? (int)((next_sample - now) / 1000000u) + 1 : 0;
+        int timeout = ms_sampler_wait_ms(&m.sampler, now);
         if (m.stopping)             /* no sampling now: wait for children */
             timeout = 100;
         struct pollfd pfd = { sigpipe_fds[0], POLLIN, 0 };
@@ -822,27 +779,21 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
             }
         }
         reap(&m);
-        now = now_ns();
+        now = clk_now_ns();
         if (!m.stopping) {
             check_timeouts(&m);
-            if (now >= next_sample) {
+            if (ms_sampler_due(&m.sampler, now)) {
                 /* The cost that matters is the master's CPU time: wall
                  * time would count the waits for busy cores too. */
-                uint64_t cpu0 = cpu_ns();
+                uint64_t cpu0 = clk_cpu_ns();
                 sample(&m, 0);
-                uint64_t after = now_ns();
-                m.sample_cost_ms = (double)(cpu_ns() - cpu0) / 1e6;
-                unsigned want = srv_sample_interval(cfg->sample_ms,
-                                                    m.sample_cost_ms,
-                                                    cfg->sample_budget_pct);
-                if (want != m.sample_ms) {
-                    say(&m, "sampling took %.1f ms of CPU: interval %u -> %u ms "
-                        "(--sample-budget %g%% of a core)",
-                        m.sample_cost_ms, m.sample_ms, want,
-                        cfg->sample_budget_pct);
-                    m.sample_ms = want;
-                }
-                next_sample = after + (uint64_t)m.sample_ms * 1000000u;
+                uint64_t after = clk_now_ns();
+                double cost = (double)(clk_cpu_ns() - cpu0) / 1e6;
+                unsigned was = ms_sampler_done(&m.sampler, cost, after);
+                if (m.sampler.interval_ms != was)
+                    say(&m, "sampling took %.1f ms of CPU: interval %u -> "
+                        "%u ms (--sample-budget %g%% of a core)", cost, was,
+                        m.sampler.interval_ms, cfg->sample_budget_pct);
             }
             if (end && now >= end)
                 begin_stop(&m, 0, "--duration reached");
@@ -856,9 +807,14 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     if (cfg->out_dir)
         write_runs_row(&m);
     rc = 0;
+    if (m.teardown_failed) {
+        fprintf(stderr, "cowlab: %u worker teardown%s ran out of memory: "
+                "their figures are missing\n", m.teardown_failed,
+                m.teardown_failed == 1 ? "" : "s");
+        rc = 1;
+    }
 out:
-    if (m.samples)
-        fclose(m.samples);
+    ms_csv_close(&m.samples);
     for (int i = 0; m.listen_fds && i < cfg->workers; i++)
         close(m.listen_fds[i]);
     free(m.listen_fds);

@@ -1,6 +1,6 @@
 /*
  * master.h -- the prefork master: build the heap, apply the policy, fork
- * and supervise workers, sample them into CSV.
+ * and supervise workers, sample them into CSV (the files: output.h).
  */
 #ifndef SRV_MASTER_H
 #define SRV_MASTER_H
@@ -12,15 +12,9 @@
  * status for main(): 0 on a clean stop, 1 on a runtime failure. */
 int srv_master_run(const cfg_t *cfg, const wl_spec_t *spec);
 
-/* The sampling interval to use after a round that cost cost_ms of CPU:
- * the configured one, or longer so that sampling stays within budget_pct
- * of a core (0: no limit). */
-unsigned srv_sample_interval(unsigned configured_ms, double cost_ms,
-                             double budget_pct);
-
-/* The samples.csv header, as ../shared/DESIGN.md fixes it. */
-extern const char srv_samples_header[];
-/* The runs.csv header. */
-extern const char srv_runs_header[];
+struct ps_snap;
+/* Snapshot which pages of every heap range (mem_ranges) are present, for
+ * however many ranges there are.  0, or a negative errno (-ENOMEM). */
+int srv_snapshot_heap(struct ps_snap **snap);
 
 #endif

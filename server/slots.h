@@ -18,7 +18,8 @@ typedef struct srv_slot {
     _Atomic int state;
     _Atomic int pid;
     _Atomic uint64_t requests;          /* served by this process */
-    _Atomic uint64_t responses_4xx;
+    _Atomic uint64_t responses_4xx;     /* every answer sent: the handler's */
+    _Atomic uint64_t responses_5xx;     /* and the HTTP layer's own */
     _Atomic uint64_t gc_collections[3];
     _Atomic uint64_t gc_collected;
     _Atomic uint64_t gc_time_us;

@@ -16,18 +16,19 @@
  */
 #include "worker.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "gc.h"
 #include "http.h"
 #include "mem.h"
@@ -42,6 +43,7 @@ typedef struct worker {
     srv_http_t *http;
     uv_signal_t sig_term, sig_int, sig_quit;
     uv_timer_t stop_timer;
+    uv_timer_t publish_timer;   /* the HTTP layer's answers into the slot */
     long max_requests;          /* with jitter; 0 = never */
     int stopping;
     long gc_f0;                 /* minflt at the start of a collection */
@@ -61,22 +63,6 @@ typedef struct worker {
 } worker_t;
 
 static worker_t W;
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static long
-minflt_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
 
 rt_heap_t *
 srv_heap_new(const cfg_t *cfg)
@@ -101,13 +87,14 @@ srv_apply_gc_thresholds(const cfg_t *cfg)
     gc_set_threshold(t0, cfg->gc_threshold[1], cfg->gc_threshold[2]);
 }
 
-void
+int
 srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h)
 {
     if (cfg->freeze)
         gc_freeze();
-    if (cfg->immortal)
-        rt_immortalize_heap(h);
+    if (cfg->immortal && rt_immortalize_heap(h) < 0)
+        return -ENOMEM;             /* partly immortal: never measure it */
+    return 0;
 }
 
 /*
@@ -145,7 +132,7 @@ measure(size_t *copied)
         ps_pagemap_close(&W.pm);    /* stop measuring, never guess */
         return -1;
     }
-    W.last_measure_ns = now_ns();
+    W.last_measure_ns = clk_now_ns();
     return 0;
 }
 
@@ -188,10 +175,10 @@ on_gc(int phase, int gen, long collected, void *arg)
                 W.unmeasured_gc = 1;
             }
         }
-        W.gc_f0 = minflt_now();
+        W.gc_f0 = clk_minflt();
         return;
     }
-    W.faults_gc += (uint64_t)(minflt_now() - W.gc_f0);
+    W.faults_gc += (uint64_t)(clk_minflt() - W.gc_f0);
     atomic_store(&W.slot->faults_gc, W.faults_gc);
     if (W.measuring) {
         size_t c;
@@ -224,6 +211,32 @@ publish_gc_stats(void)
     atomic_store(&W.slot->gc_collected, collected);
 }
 
+/*
+ * Answers by status class.  The HTTP layer counts every answer it sends,
+ * the handler's and its own (400 from the strict checker, 408, 413, 414,
+ * 431, 503 over --max-connections, 505): those never reach handle(), so
+ * the slot is brought up to date at each request, every PUBLISH_MS, and
+ * before the exit policy.  /stats reads the layer's counts directly.
+ */
+#define PUBLISH_MS 250
+
+static void
+publish_responses(void)
+{
+    if (W.http == NULL)
+        return;
+    const srv_http_counters_t *k = srv_http_counters(W.http);
+    atomic_store(&W.slot->responses_4xx, k->responses_4xx);
+    atomic_store(&W.slot->responses_5xx, k->responses_5xx);
+}
+
+static void
+on_publish_timer(uv_timer_t *t)
+{
+    (void)t;
+    publish_responses();
+}
+
 static char *
 json_body(json_t *j, size_t *len)
 {
@@ -237,10 +250,13 @@ static json_t *
 stats_json(void)
 {
     srv_slot_t *s = W.slot;
-    return json_pack("{s:i, s:i, s:I, s:I, s:[I,I,I], s:I, s:I, s:I, s:I}",
+    const srv_http_counters_t *k = srv_http_counters(W.http);
+    return json_pack("{s:i, s:i, s:I, s:I, s:I, s:[I,I,I], s:I, s:I, s:I, "
+                     "s:I}",
         "pid", (int)getpid(), "worker", (int)W.a->index,
         "requests", (json_int_t)atomic_load(&s->requests),
-        "responses_4xx", (json_int_t)atomic_load(&s->responses_4xx),
+        "responses_4xx", (json_int_t)k->responses_4xx,
+        "responses_5xx", (json_int_t)k->responses_5xx,
         "gc_collections",
         (json_int_t)atomic_load(&s->gc_collections[0]),
         (json_int_t)atomic_load(&s->gc_collections[1]),
@@ -265,7 +281,8 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
 {
     (void)ctx;
     srv_slot_t *s = W.slot;
-    atomic_store(&s->busy_since_ns, now_ns());
+    atomic_store(&s->busy_since_ns, clk_now_ns());
+    publish_responses();
     if (strcmp(req->path, "/healthz") == 0) {
         resp->body = json_body(json_pack("{s:s, s:i}", "status", "ok",
                                          "pid", (int)getpid()),
@@ -288,10 +305,10 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
     } else {
         wl_result_t res;
         memset(&res, 0, sizeof res);
-        long f0 = minflt_now();
+        long f0 = clk_minflt();
         uint64_t g0 = W.faults_gc;
         wl_handle(W.app, req->path, req->query, &res);
-        long f1 = minflt_now();
+        long f1 = clk_minflt();
         uint64_t in_gc = W.faults_gc - g0;
         uint64_t total = (uint64_t)(f1 - f0);
         atomic_fetch_add(&s->faults_request,
@@ -300,11 +317,9 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
         resp->body = res.body;
         resp->body_len = res.body_len;
         publish_gc_stats();
-        if (W.pm.fd >= 0 && now_ns() - W.last_measure_ns > 1000000000u)
+        if (W.pm.fd >= 0 && clk_now_ns() - W.last_measure_ns > 1000000000u)
             close_gap();
     }
-    if (resp->status >= 400 && resp->status < 500)
-        atomic_fetch_add(&s->responses_4xx, 1);
     uint64_t n = atomic_fetch_add(&s->requests, 1) + 1;
     atomic_store(&s->busy_since_ns, 0);
     if (W.max_requests > 0 && (long)n >= W.max_requests && !W.stopping) {
@@ -320,14 +335,21 @@ close_cb(uv_handle_t *h)
     (void)h;
 }
 
+/* The signals that stop a worker: SIGTERM, SIGINT, SIGQUIT. */
+static void
+stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+}
+
 static void
 block_stop_signals(void)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
+    stop_signals(&set);
     sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -342,6 +364,7 @@ http_done(void *arg)
     uv_close((uv_handle_t *)&W.sig_int, close_cb);
     uv_close((uv_handle_t *)&W.sig_quit, close_cb);
     uv_close((uv_handle_t *)&W.stop_timer, close_cb);
+    uv_close((uv_handle_t *)&W.publish_timer, close_cb);
 }
 
 static void
@@ -406,10 +429,11 @@ count_rest(void *arg)
 static _Noreturn void
 exit_policy(void)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clk_now_ns();
     srv_slot_t *s = W.slot;
     block_stop_signals();           /* the teardown runs to its end */
     publish_gc_stats();
+    publish_responses();
     gc_set_callback(NULL, NULL);    /* teardown's collections are its own */
     if (W.a->cfg->exit_policy == CFG_EXIT_FINALIZE && W.heap != NULL) {
         rt_teardown_t st;
@@ -435,7 +459,15 @@ exit_policy(void)
         /* Py_Finalize's work, timed by the runtime: the release of what
          * is left (the kernel's work) and the measuring above and in the
          * release hook are not in it. */
-        rt_finalize(W.heap, &st);
+        if (rt_finalize(W.heap, &st) < 0) {
+            /* Its figures would be those of a partial teardown: report
+             * none, and fail (the master says so and exits non-zero). */
+            char msg[128];
+            snprintf(msg, sizeof msg, "cowlab: worker %u: teardown ran out "
+                     "of memory\n", W.a->index);
+            fputs(msg, stderr);
+            _exit(SRV_EXIT_TEARDOWN_FAILED);
+        }
         atomic_store(&s->copied_by_teardown, W.copied_teardown);
         atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
         atomic_store(&s->teardown_collections, st.collections);
@@ -443,7 +475,7 @@ exit_policy(void)
         atomic_store(&s->state, SLOT_DONE);
         _exit(0);
     }
-    atomic_store(&s->teardown_us, (now_ns() - t0) / 1000);
+    atomic_store(&s->teardown_us, (clk_now_ns() - t0) / 1000);
     atomic_store(&s->state, SLOT_DONE);
     rt_skip_exit(0);
 }
@@ -465,15 +497,12 @@ srv_worker_main(const srv_worker_args_t *a)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGQUIT);
+    stop_signals(&mask);
     sigprocmask(SIG_SETMASK, &mask, NULL);
     atomic_store(&W.slot->pid, (int)getpid());
 
     if (a->heap == NULL) {          /* lazy: no sharing, the baseline */
-        uint64_t t0 = now_ns();
+        uint64_t t0 = clk_now_ns();
         char err[512];
         W.heap = srv_heap_new(a->cfg);
         srv_apply_gc_thresholds(a->cfg);
@@ -485,8 +514,13 @@ srv_worker_main(const srv_worker_args_t *a)
             fputs(err, stderr);
             _exit(70);
         }
-        srv_apply_prefork_policy(a->cfg, W.heap);
-        atomic_store(&W.slot->build_us, (now_ns() - t0) / 1000);
+        if (srv_apply_prefork_policy(a->cfg, W.heap) < 0) {
+            snprintf(err, sizeof err, "cowlab: worker %u: --immortal: out "
+                     "of memory\n", a->index);
+            fputs(err, stderr);
+            _exit(70);
+        }
+        atomic_store(&W.slot->build_us, (clk_now_ns() - t0) / 1000);
     }
     wl_app_seed(W.app, a->seed);
     atomic_store(&W.slot->heap_objects, rt_heap_objects(W.heap));
@@ -534,6 +568,10 @@ srv_worker_main(const srv_worker_args_t *a)
     if (srv_http_start(&W.loop, a->listen_fd, &lim, handle, NULL,
                        &W.http) < 0)
         _exit(72);
+    uv_timer_init(&W.loop, &W.publish_timer);
+    uv_timer_start(&W.publish_timer, on_publish_timer, PUBLISH_MS,
+                   PUBLISH_MS);
+    uv_unref((uv_handle_t *)&W.publish_timer);  /* never keeps the loop */
     atomic_store(&W.slot->state, SLOT_SERVING);
     uv_run(&W.loop, UV_RUN_DEFAULT);
     exit_policy();

@@ -28,14 +28,19 @@ typedef struct srv_worker_args {
                                    this worker gave back (one bit each) */
 } srv_worker_args_t;
 
+/* A worker's exit status when its finalize teardown failed (out of
+ * memory): it reports no teardown figures. */
+#define SRV_EXIT_TEARDOWN_FAILED 73
+
 /* Run the worker until it is told to stop, then apply the exit policy
  * (finalize or skip) and _exit(); never returns. */
 _Noreturn void srv_worker_main(const srv_worker_args_t *a);
 
 /* Apply the configured GC knobs to the running heap (thresholds, gc off,
  * freeze, immortal): what the master does before fork, and a lazy worker
- * after its own build. */
-void srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h);
+ * after its own build.  0, or -ENOMEM if the heap could not be made
+ * immortal (it is then partly immortal: stop, do not measure it). */
+int srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h);
 /* A heap in the configured mode (--python), or NULL. */
 rt_heap_t *srv_heap_new(const cfg_t *cfg);
 /* The build's collector mode (--prefork-gc). */

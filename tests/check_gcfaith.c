@@ -14,8 +14,8 @@
  *                          measured once), then our values against the
  *                          script's output under the matching interpreter
  *                          (python3.11 / python3.12 on PATH or in pyenv),
- *                          line by line; SKIP, with the reason, when that
- *                          interpreter is missing.
+ *                          line by line; a SKIP line, with the reason,
+ *                          when that interpreter is missing.
  * Keep the two files in step: same scenario names, keys, construction
  * order.  The script's docstring says what makes a scenario equivalent
  * (instance __dict__s, free lists, the interpreter's own objects).
@@ -40,6 +40,7 @@
 
 #include "gc.h"
 #include "internal.h"
+#include "support.h"
 
 #define SCRIPT "tests/gc_scenarios.py"
 #define EXIT_OTHER_VERSION 3    /* the script's exit for other versions */
@@ -1178,9 +1179,10 @@ START_TEST(gcfaith_matches_python)
                       expected[i].scen, expected[i].key);
     ck_assert_uint_eq(ngot, NEXPECTED);
     if (find_python(minor, python, sizeof python) < 0) {
-        printf("SKIP gcfaith_matches_python_3.%d: no python3.%d on PATH or "
-               "in pyenv (the hard-coded CPython values were still "
-               "checked)\n", minor, minor);
+        char name[64];
+        snprintf(name, sizeof name, "gcfaith_matches_python_3.%d", minor);
+        ts_skip(name, "no python3.%d on PATH or in pyenv (the hard-coded "
+                "CPython values were still checked)", minor);
         return;
     }
     ck_assert_msg(access(SCRIPT, R_OK) == 0,
@@ -1259,9 +1261,7 @@ START_TEST(gcfaith_young_collection_spares_old_tail)
 #ifdef RT_MALLOC_BYPASS
     /* Objects live in malloc's pages: AddressSanitizer's free() writes
      * its own metadata next to X, so the page says nothing about us. */
-    printf("gcfaith_young_collection_spares_old_tail: skipped: "
-           "RT_MALLOC_BYPASS (pages belong to malloc)\n");
-    return;
+    TS_SKIP("the page belongs to malloc under RT_MALLOC_BYPASS");
 #endif
     fresh();
     rt_obj_t *y = list_new();
@@ -1295,11 +1295,9 @@ START_TEST(gcfaith_young_collection_spares_old_tail)
         ck_assert_int_eq(errno, EINTR);
     ck_assert(WIFEXITED(status));
     if (WEXITSTATUS(status) == 77) {
-        printf("gcfaith_young_collection_spares_old_tail: skipped: "
-               "/proc/self/pagemap gives no exclusive bit here\n");
         rt_decref(x);
         rt_decref(y);
-        return;
+        TS_SKIP("/proc/self/pagemap gives no exclusive bit here");
     }
     ck_assert_msg(WEXITSTATUS(status) != 2, "child collected != 1 object");
     ck_assert_msg(WEXITSTATUS(status) != 3,
@@ -1339,9 +1337,5 @@ main(void)
     tcase_add_test(tc, gcfaith_young_collection_spares_old_tail);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "support.h"
 
 #define POOL_OF(p)   ((uintptr_t)(p) & ~(uintptr_t)(MEM_POOL_SIZE - 1))
 #define ARENA_OF(p)  ((uintptr_t)(p) & ~(uintptr_t)(MEM_ARENA_SIZE - 1))
@@ -741,7 +742,9 @@ static void
 check_ranges_cover(void **v, const size_t *sz, size_t n)
 {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    size_t m = mem_ranges(NULL, 0);
+    long count = mem_ranges(NULL, 0);
+    ck_assert_int_ge(count, 1);
+    size_t m = (size_t)count;
     mem_range_t *r = calloc(m + 1, sizeof(*r));
     r[m].start = r[m].end = 0xDEAD;                   /* sentinel */
     ck_assert_uint_eq(mem_ranges(r, m), m);
@@ -805,7 +808,8 @@ START_TEST(mem_ranges_cover_live_blocks)
     ck_assert_uint_ge(stats().arenas_live, 2);
     check_ranges_cover(v, sz, n);
     static mem_range_t all[N];
-    size_t m = mem_ranges(all, N);
+    long m = mem_ranges(all, N);
+    ck_assert_int_ge(m, 1);
     ck_assert_uint_le(m, stats().arenas_live + stats().large_in_use);
 
     /* Drop every large block: only arenas are left. */
@@ -814,7 +818,7 @@ START_TEST(mem_ranges_cover_live_blocks)
     check_ranges_cover(v, sz, N - 40);
     m = mem_ranges(all, N);
     size_t total = 0;
-    for (size_t i = 0; i < m; i++) {
+    for (long i = 0; i < m; i++) {
         ck_assert_uint_eq(all[i].start % MEM_ARENA_SIZE, 0);
         ck_assert_uint_eq(all[i].end % MEM_ARENA_SIZE, 0);
         total += all[i].end - all[i].start;
@@ -826,6 +830,30 @@ START_TEST(mem_ranges_cover_live_blocks)
     mem_fini();
     ck_assert_int_eq(mem_init(), 0);
     ck_assert_uint_eq(mem_ranges(all, N), 0);
+}
+END_TEST
+
+/* Out of memory for its working list, mem_ranges() says so: a heap with
+ * pages must never look like one without (heap_pages 0, all shared). */
+START_TEST(mem_ranges_out_of_memory)
+{
+    mem_range_t r[4];
+    void *small = mem_alloc(64), *large = mem_alloc(100000);
+    long n;
+
+    ck_assert_ptr_nonnull(small);
+    ck_assert_ptr_nonnull(large);
+    n = mem_ranges(r, 4);
+    ck_assert_int_ge(n, 1);             /* 2, unless the two touch */
+    ck_assert_int_le(n, 2);
+    mem_fail_after(1);
+    ck_assert_int_eq(mem_ranges(r, 4), -1);
+    ck_assert_int_eq(mem_ranges(NULL, 0), n);     /* one failure only */
+    mem_fail_after(2);                  /* it counts as one allocation */
+    ck_assert_int_eq(mem_ranges(r, 4), n);
+    ck_assert_ptr_null(mem_alloc(64));
+    mem_free(small);
+    mem_free(large);
 }
 END_TEST
 
@@ -1178,6 +1206,7 @@ main(void)
     tcase_add_test(tp, mem_arena_table_grows);
     tcase_add_test(tp, mem_usable_fullest_first);
     tcase_add_test(tp, mem_ranges_cover_live_blocks);
+    tcase_add_test(tp, mem_ranges_out_of_memory);
     tcase_add_test(tp, mem_fini_releases);
     tcase_add_test(tp, mem_init_twice_fails);
     suite_add_tcase(s, tp);
@@ -1188,9 +1217,5 @@ main(void)
     tcase_add_test(tr, mem_stress_random);
     suite_add_tcase(s, tr);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gc.h"
 #include "mem.h"
 #include "object.h"
+#include "support.h"
 
 static rt_heap_t *heap;
 static void setup(void)    { heap = rt_heap_new(); ck_assert_ptr_nonnull(heap); }
@@ -467,6 +469,21 @@ START_TEST(object_mortal_readonly_page_faults)
 }
 END_TEST
 
+typedef struct { const rt_obj_t *last; long objects, immortal; } census_t;
+
+static void
+count_immortal(rt_obj_t *o, const void *block, size_t len, void *arg)
+{
+    census_t *c = arg;
+    (void)block;
+    (void)len;
+    if (o == c->last)           /* its item array or key table */
+        return;
+    c->last = o;
+    c->objects++;
+    c->immortal += rt_is_immortal(o);
+}
+
 START_TEST(object_immortalize_heap_marks_reachable)
 {
     rt_obj_t *m = rt_module_new(heap, "app");
@@ -476,8 +493,12 @@ START_TEST(object_immortalize_heap_marks_reachable)
     rt_list_append(l, t);
     rt_dict_set_str(heap, rt_module_dict(m), "things", l);
     rt_obj_t *deep = rt_tuple_get(t, 0);
-    size_t n = rt_immortalize_heap(heap);
-    ck_assert_uint_ge(n, 6);
+    /* Everything is reachable from a root: each object once, but those
+     * already immortal (3.12's interned strings). */
+    census_t c = { NULL, 0, 0 };
+    ck_assert_int_ge(rt_heap_walk(heap, count_immortal, &c), 0);
+    ck_assert_int_eq(c.objects, (long)rt_heap_objects(heap));
+    ck_assert_int_eq(rt_immortalize_heap(heap), c.objects - c.immortal);
     ck_assert(rt_is_immortal(l));
     ck_assert(rt_is_immortal(t));
     ck_assert(rt_is_immortal(deep));
@@ -490,9 +511,10 @@ START_TEST(object_immortalize_heap_marks_reachable)
 END_TEST
 
 /* A module "app" holding n self-referencing lists (cycles). */
-static void
+static size_t
 module_of_cycles(int n)
 {
+    size_t objs0 = rt_heap_objects(heap);
     rt_obj_t *m = rt_module_new(heap, "app");
     for (int i = 0; i < n; i++) {
         rt_obj_t *l = rt_list_new(heap);
@@ -503,13 +525,27 @@ module_of_cycles(int n)
         rt_decref(l);
     }
     rt_decref(m);
+    /* the module, its dict, its name and the five names its dict starts
+     * with (__name__, __doc__, __package__, __loader__, __spec__:
+     * interned); n lists and their n keys */
+    size_t objs = rt_heap_objects(heap);
+    ck_assert_uint_eq(objs, objs0 + 8 + 2 * (size_t)n);
+    return objs;
 }
 
+/* Finalize the heap (0 expected) and start a new one; *outer: the
+ * call's time seen from outside, in ms. */
 static void
-finalize_now(rt_teardown_t *st)
+finalize_now(rt_teardown_t *st, double *outer)
 {
+    struct timespec t0, t1;
     memset(st, 0, sizeof *st);
-    rt_finalize(heap, st);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(rt_finalize(heap, st), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (outer)
+        *outer = (double)(t1.tv_sec - t0.tv_sec) * 1e3
+                 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     heap = rt_heap_new();                    /* for teardown() */
 }
 
@@ -517,13 +553,16 @@ finalize_now(rt_teardown_t *st)
  * (3.11 heap: its interned strings are mortal and freed too). */
 START_TEST(object_finalize_collects_cycles)
 {
-    module_of_cycles(1000);
+    size_t objs = module_of_cycles(1000);
     rt_teardown_t st;
-    finalize_now(&st);
+    double outer;
+    finalize_now(&st, &outer);
     ck_assert_uint_eq(st.left, 0);
     ck_assert_uint_eq(st.collections, 4);
     ck_assert_uint_ge(st.collected, 1000);
-    ck_assert(st.wall_ms >= 0);
+    ck_assert_uint_eq(st.deallocated, objs);  /* every object, once */
+    ck_assert_msg(st.wall_ms > 0 && st.wall_ms <= outer,
+                  "wall_ms %.6f, the call took %.6f ms", st.wall_ms, outer);
 }
 END_TEST
 
@@ -535,7 +574,7 @@ START_TEST(object_finalize_leaks_frozen_cycles)
     module_of_cycles(1000);
     gc_freeze();
     rt_teardown_t st;
-    finalize_now(&st);
+    finalize_now(&st, NULL);
     ck_assert_uint_eq(st.left, 1000);        /* the lists, nothing else */
     ck_assert_uint_eq(st.collections, 4);
     ck_assert_uint_eq(st.collected, 0);
@@ -549,7 +588,7 @@ START_TEST(object_finalize_collects_with_gc_disabled)
     module_of_cycles(10);
     gc_disable();
     rt_teardown_t st;
-    finalize_now(&st);
+    finalize_now(&st, NULL);
     ck_assert_uint_eq(st.collections, 3);
     ck_assert_uint_eq(st.left, 0);
 }
@@ -609,25 +648,250 @@ START_TEST(object_finalize_timer_excludes_release)
     module_of_cycles(30000);                 /* several arenas, freed */
     mem_set_release_hook(slow_hook, NULL);
     rt_teardown_t st;
-    finalize_now(&st);
+    finalize_now(&st, NULL);
     mem_set_release_hook(NULL, NULL);
     ck_assert_msg(st.wall_ms < 60.0, "finalize timed %.1f ms", st.wall_ms);
 }
 END_TEST
 
+/*
+ * The proof that finalization leaves immortal objects unwritten: in a
+ * forked child every arena page of the heap is made read-only, then
+ * rt_finalize() runs; a write kills the child with SIGSEGV.  The pages go
+ * back to read-write in before_release, where the objects are done with
+ * and only the arenas' release is left.  The control, the same heap not
+ * immortal, must be killed.  What CPython's finalization writes whatever
+ * the objects' refcounts (the module objects, whose weak list it sets,
+ * the module dicts, whose values it sets to None, sys.modules and the
+ * interned table, which it empties) stays writable: the pages of every
+ * module and of every dict but the test's own.
+ */
+enum { NEXEMPT = 64 };
+static uintptr_t exempt[NEXEMPT][2];
+static int nexempt;
+static rt_obj_t *const *own_dicts;
+static size_t nown_dicts;
+
+static void
+find_exempt(rt_obj_t *o, const void *block, size_t len, void *arg)
+{
+    (void)arg;
+    if (rt_kind(o) != &rt_module_type && rt_kind(o) != &rt_dict_type)
+        return;
+    for (size_t i = 0; i < nown_dicts; i++)
+        if (own_dicts[i] == o)
+            return;
+    if (nexempt == NEXEMPT)
+        _exit(6);
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    exempt[nexempt][0] = (uintptr_t)block & ~(pg - 1);
+    exempt[nexempt][1] = ((uintptr_t)block + (len ? len : 1) + pg - 1)
+                         & ~(pg - 1);
+    nexempt++;
+}
+static void
+protect_arenas(int prot)
+{
+    static mem_range_t r[256];
+    long n = mem_ranges(r, 256);
+
+    if (n < 1 || n > 256)
+        _exit(4);
+    for (long i = 0; i < n; i++)
+        for (uintptr_t a = r[i].start; a < r[i].end; a += MEM_ARENA_SIZE)
+            if (mem_in_arena((void *)a)
+                && mprotect((void *)a, MEM_ARENA_SIZE, prot) != 0)
+                _exit(5);
+}
+
+static void
+unprotect_arenas(void *arg)
+{
+    (void)arg;
+    protect_arenas(PROT_READ | PROT_WRITE);
+}
+
+/* Finalize in a child under read-only arenas: its wait status; the
+ * teardown's figures in *st when it exited. */
+static int
+finalize_read_only(rt_teardown_t *st)
+{
+    int fds[2], status;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        rt_teardown_t t;
+        memset(&t, 0, sizeof t);
+        t.before_release = unprotect_arenas;
+        signal(SIGSEGV, SIG_DFL);
+        nexempt = 0;
+        if (rt_heap_walk(heap, find_exempt, NULL) < 0)
+            _exit(7);
+        protect_arenas(PROT_READ);
+        for (int i = 0; i < nexempt; i++)
+            if (mem_in_arena((void *)exempt[i][0])
+                && mprotect((void *)exempt[i][0], exempt[i][1]
+                            - exempt[i][0], PROT_READ | PROT_WRITE) != 0)
+                _exit(5);
+        if (rt_finalize(heap, &t) != 0)
+            _exit(3);
+        if (write(fds[1], &t, sizeof t) != (ssize_t)sizeof t)
+            _exit(2);
+        _exit(0);
+    }
+    close(fds[1]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        ck_assert_int_eq(read(fds[0], st, sizeof *st), (ssize_t)sizeof *st);
+    close(fds[0]);
+    return status;
+}
+
 START_TEST(object_finalize_leaves_immortals_unwritten)
 {
+#ifdef RT_MALLOC_BYPASS
+    TS_SKIP("objects share malloc's pages under RT_MALLOC_BYPASS: the "
+            "read-only proof needs the arenas");
+#endif
+    static rt_obj_t *dicts[100];
     rt_obj_t *m = rt_module_new(heap, "app");
     rt_obj_t *l = rt_list_new(heap);
+    own_dicts = dicts;
+    nown_dicts = 100;
+    for (int i = 0; i < 100; i++) {
+        rt_obj_t *d = dicts[i] = rt_dict_new(heap);
+        rt_obj_t *v = rt_int_new(heap, 1000 + i);
+        rt_dict_set_str(heap, d, "k", v);
+        rt_decref(v);
+        rt_dict_set_str(heap, d, "self", d);    /* a cycle */
+        rt_list_append_steal(l, d);
+    }
     rt_dict_set_str(heap, rt_module_dict(m), "l", l);
     rt_decref(l);
     rt_decref(m);
-    rt_immortalize_heap(heap);
+    gc_freeze();                /* the freeze+immortal policy */
     rt_teardown_t st;
-    memset(&st, 0, sizeof st);
-    rt_finalize(heap, &st);
-    heap = rt_heap_new();
-    ck_assert_uint_gt(st.left, 0);           /* immortals are unmapped */
+
+    /* Control: mortal, the teardown writes the heap and is killed. */
+    int status = finalize_read_only(&st);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+                  "the mortal heap's teardown was not stopped by a "
+                  "read-only page (status %#x)", status);
+
+    size_t objs = rt_heap_objects(heap);
+    ck_assert_int_eq(rt_immortalize_heap(heap), (long)objs);
+    status = finalize_read_only(&st);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the immortal heap's teardown wrote a read-only page "
+                  "(status %#x)", status);
+    ck_assert_uint_eq(st.deallocated, 0);
+    ck_assert_uint_eq(st.left, objs);       /* all left to the munmap */
+}
+END_TEST
+
+/*
+ * Out of memory in rt_immortalize_heap() (its stack) leaves the heap only
+ * partly immortal: it must say so (-1), never return a count as if it had
+ * finished.  Every failure point in turn.  The heap: a module whose list
+ * holds NSTRS strs, so the stack grows while objects are being marked.
+ */
+enum { NSTRS = 5000 };
+
+START_TEST(object_immortalize_heap_out_of_memory)
+{
+    static rt_obj_t *strs[NSTRS];
+    rt_obj_t *m = rt_module_new(heap, "app");
+    rt_obj_t *all = rt_list_new(heap);
+    long n, r = -1;
+    int failures = 0, partial = 0;
+
+    for (int i = 0; i < NSTRS; i++) {
+        strs[i] = rt_str_from(heap, "payload");
+        rt_list_append_steal(all, strs[i]);
+    }
+    rt_dict_set_str(heap, rt_module_dict(m), "all", all);
+    rt_decref(all);
+    size_t objs = rt_heap_objects(heap);
+    for (n = 1; n < 100; n++) {
+        mem_fail_after(n);
+        r = rt_immortalize_heap(heap);
+        mem_fail_after(0);
+        if (r >= 0)
+            break;
+        ck_assert_int_eq(r, -1);
+        failures++;
+        /* some objects marked, not all: what the -1 is there to say */
+        census_t c = { NULL, 0, 0 };
+        ck_assert_int_eq(rt_heap_walk(heap, count_immortal, &c), c.objects);
+        partial += c.immortal > 0 && c.immortal < c.objects;
+    }
+    ck_assert_int_ge(r, 0);
+    ck_assert_int_ge(failures, 2);      /* the stack grows more than once */
+    ck_assert_int_ge(partial, 1);
+    ck_assert_uint_le((size_t)r, objs);
+    /* The pass that had memory finished the job: an object is marked only
+     * once everything it refers to is on the stack. */
+    ck_assert_int_eq(rt_immortalize_heap(heap), 0);
+    for (int i = 0; i < NSTRS; i++)
+        ck_assert(rt_is_immortal(strs[i]));
+    rt_decref(m);
+}
+END_TEST
+
+/* Out of memory in finalization (the list of modules whose globals it
+ * clears) leaves work undone: rt_finalize() must return -1, not the
+ * figures of a teardown that did not happen.  The first failure points in
+ * turn; a run that had memory ends as one without fault injection. */
+static rt_obj_t *
+module_of_frozen_cycles(void)
+{
+    rt_obj_t *m = rt_module_new(heap, "app");
+    for (int i = 0; i < 100; i++) {
+        rt_obj_t *l = rt_list_new(heap);
+        char buf[16];
+        rt_list_append(l, l);
+        snprintf(buf, sizeof buf, "n%d", i);
+        rt_dict_set_str(heap, rt_module_dict(m), buf, l);
+        rt_decref(l);
+    }
+    rt_decref(m);
+    gc_freeze();                /* the lists leak: no collection sees them */
+    return m;
+}
+
+START_TEST(object_finalize_out_of_memory)
+{
+    int failures = 0;
+    rt_teardown_t ok;
+
+    /* the finalize tcase's heaps are 3.11's: its interned strings go */
+    module_of_frozen_cycles();
+    memset(&ok, 0, sizeof ok);
+    ck_assert_int_eq(rt_finalize(heap, &ok), 0);
+    heap = heap_of(RT_PY_311);
+    ck_assert_uint_eq(ok.left, 100);        /* the frozen lists */
+    for (long n = 1; n <= 10; n++) {
+        module_of_frozen_cycles();
+        rt_teardown_t st;
+        memset(&st, 0, sizeof st);
+        mem_fail_after(n);
+        int rc = rt_finalize(heap, &st);
+        mem_fail_after(0);
+        heap = heap_of(RT_PY_311);  /* the old one is released either way */
+        ck_assert_ptr_nonnull(heap);
+        ck_assert_msg(rc == 0 || rc == -1, "n=%ld: %d", n, rc);
+        if (rc == 0) {
+            ck_assert_uint_eq(st.left, ok.left);
+            ck_assert_uint_eq(st.deallocated, ok.deallocated);
+            ck_assert_uint_eq(st.collections, ok.collections);
+        } else {
+            failures++;
+        }
+    }
+    ck_assert_int_ge(failures, 1);
 }
 END_TEST
 
@@ -836,10 +1100,8 @@ main(void)
     tcase_add_test(tc, object_finalize_clears_immortal_module_dicts);
     tcase_add_test(tc, object_finalize_timer_excludes_release);
     tcase_add_test(tc, object_finalize_leaves_immortals_unwritten);
+    tcase_add_test(tc, object_immortalize_heap_out_of_memory);
+    tcase_add_test(tc, object_finalize_out_of_memory);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "procstat.h"
+#include "support.h"
 
 #ifndef FIXTURE_DIR
 #define FIXTURE_DIR "tests/fixtures/procstat"
@@ -305,10 +306,13 @@ START_TEST(procstat_smaps_rollup_self)
     ck_assert_int_eq(ps_read_smaps_rollup(0, &sm), 0);
     ck_assert_int_gt(sm.rss_kb, 0);
     ck_assert_int_gt(sm.pss_kb, 0);
-    ck_assert_int_ge(sm.shared_clean_kb, 0);
+    ck_assert_int_ge(sm.shared_clean_kb, 0);     /* read, not -1 */
     ck_assert_int_ge(sm.shared_dirty_kb, 0);
     ck_assert_int_ge(sm.private_clean_kb, 0);
     ck_assert_int_gt(sm.private_dirty_kb, 0);
+    /* every resident page is one of the four (the kernel's smaps_account) */
+    ck_assert_int_eq(sm.rss_kb, sm.shared_clean_kb + sm.shared_dirty_kb
+                     + sm.private_clean_kb + sm.private_dirty_kb);
     ck_assert_int_eq(ps_read_smaps_rollup(getpid(), &sm), 0);
     ck_assert_int_gt(sm.rss_kb, 0);
 }
@@ -865,8 +869,6 @@ main(void)
     Suite *s = suite_create("procstat");
     TCase *parse = tcase_create("parse");
     TCase *pagemap = tcase_create("pagemap");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(parse, procstat_smaps_rollup_6x);
     tcase_add_test(parse, procstat_smaps_rollup_old_kernel);
@@ -890,9 +892,5 @@ main(void)
     tcase_add_test(pagemap, procstat_exited_child_esrch);
     suite_add_tcase(s, pagemap);
 
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

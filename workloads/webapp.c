@@ -37,8 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "gc.h"
 #include "mem.h"
 #include "wl_app.h"
@@ -871,15 +871,6 @@ heap_bytes(void)
     return ms.bytes_in_use + ms.large_bytes;
 }
 
-static double
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int
 copy_routes(wl_app_t *app, const wl_spec_t *s)
 {
@@ -913,7 +904,7 @@ wl_build_gc(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
     build_t b;
     wl_app_t *app;
     size_t objects0 = rt_heap_objects(h), bytes0 = heap_bytes(), i;
-    double t0 = now_ms();
+    double t0 = clk_now_ms();
     long th[GC_NGENS];
     int paused, rc;
 
@@ -978,7 +969,7 @@ wl_build_gc(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
         st->containers = b.containers;
         st->hot = app->nhot;
         st->heap_bytes = heap_bytes() - bytes0;
-        st->build_ms = now_ms() - t0;
+        st->build_ms = clk_now_ms() - t0;
     }
     *out = app;
     return 0;

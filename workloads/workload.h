@@ -50,7 +50,8 @@
  *     response_items           10  items in the JSON response
  *
  * Errors: functions return 0 or a negative errno; the loaders write
- * "FILE:LINE:COL: field 'routes[2].reads': expected ..., got ..." into err.
+ * "FILE:LINE:COL: field 'routes[2].reads': expected ..., found ..." into
+ * err, worded as the config loader words it (common/errmsg.h).
  */
 #ifndef COWLAB_WORKLOAD_H
 #define COWLAB_WORKLOAD_H

@@ -19,18 +19,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "mem.h"
 #include "object.h"
 
 #define BARRIER()   __asm__ volatile("" ::: "memory")
-
-static double
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 /* xorshift64*: the same sequence on every run and for both sides. */
 static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
@@ -131,7 +124,7 @@ name(void)                                                                  \
         win[i] = ALLOC(init_sizes[i]);                                      \
         *(volatile uint64_t *)win[i] = i;                                   \
     }                                                                       \
-    double t0 = now_ns();                                                   \
+    double t0 = (double)clk_now_ns();                                       \
     for (size_t i = 0; i < STEPS; i++) {                                    \
         const step_t *s = &steps[i];                                        \
         FREE(win[s->slot]);                                                 \
@@ -149,7 +142,7 @@ name(void)                                                                  \
         }                                                                   \
     }                                                                       \
     BARRIER();                                                              \
-    double t = now_ns() - t0;                                               \
+    double t = (double)clk_now_ns() - t0;                                   \
     for (size_t i = 0; i < WINDOW; i++)                                     \
         FREE(win[i]);                                                       \
     return t;                                                               \
@@ -224,7 +217,7 @@ nocheck_decref(rt_obj_t *o)
 static double
 rc_run_check(rt_obj_t **objs)
 {
-    double t0 = now_ns();
+    double t0 = (double)clk_now_ns();
     for (int pass = 0; pass < RC_PASSES; pass++)
         for (size_t i = 0; i < NOBJS; i++) {
             rt_obj_t *o = objs[i];
@@ -233,13 +226,13 @@ rc_run_check(rt_obj_t **objs)
             rt_decref(o);
         }
     BARRIER();
-    return now_ns() - t0;
+    return (double)clk_now_ns() - t0;
 }
 
 static double
 rc_run_nocheck(rt_obj_t **objs)
 {
-    double t0 = now_ns();
+    double t0 = (double)clk_now_ns();
     for (int pass = 0; pass < RC_PASSES; pass++)
         for (size_t i = 0; i < NOBJS; i++) {
             rt_obj_t *o = objs[i];
@@ -248,7 +241,7 @@ rc_run_nocheck(rt_obj_t **objs)
             nocheck_decref(o);
         }
     BARRIER();
-    return now_ns() - t0;
+    return (double)clk_now_ns() - t0;
 }
 
 static int

@@ -10,17 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "master.h"
+#include "clock.h"
 #include "mem.h"
 #include "procstat.h"
-
-static double
-cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#include "sampler.h"
 
 int
 main(void)
@@ -40,8 +33,13 @@ main(void)
         p[0] = 1;
     }
     static mem_range_t r[4096];
-    size_t nr = mem_ranges(r, 4096);
+    long got = mem_ranges(r, 4096);
     ps_snap_t *snap;
+    if (got < 0 || got > 4096) {
+        printf("sample_ms_per_gib: n/a (heap ranges: %ld)\n", got);
+        return 0;
+    }
+    size_t nr = (size_t)got;
     if (ps_snap_take(&snap, 0, (const ps_range_t *)r, nr) < 0) {
         printf("sample_ms_per_gib: n/a (no pagemap)\n");
         return 0;
@@ -71,21 +69,21 @@ main(void)
     sleep(1);
     double best_round = 1e30, best_smaps = 1e30, best_pm = 1e30;
     for (int round = 0; round < ROUNDS; round++) {
-        double t0 = cpu_ms(), smaps = 0, pm = 0;
+        double t0 = (clk_cpu_ns() / 1e6), smaps = 0, pm = 0;
         for (int w = 0; w < WORKERS; w++) {
             ps_smaps_t sm;
             ps_stat_t st;
             size_t copied;
-            double a = cpu_ms();
+            double a = (clk_cpu_ns() / 1e6);
             ps_read_smaps_rollup(pids[w], &sm);
             ps_read_stat(pids[w], &st);
-            double b = cpu_ms();
+            double b = (clk_cpu_ns() / 1e6);
             ps_count_copied(snap, pids[w], &copied);
-            double c = cpu_ms();
+            double c = (clk_cpu_ns() / 1e6);
             smaps += b - a;
             pm += c - b;
         }
-        double t = cpu_ms() - t0;
+        double t = (clk_cpu_ns() / 1e6) - t0;
         if (t < best_round) {
             best_round = t;
             best_smaps = smaps;
@@ -96,7 +94,7 @@ main(void)
     for (int w = 0; w < WORKERS; w++)
         waitpid(pids[w], NULL, 0);
     double per_worker = best_round / WORKERS;
-    unsigned interval = srv_sample_interval(250, best_round, 1.0);
+    unsigned interval = ms_sample_interval(250, best_round, 1.0);
     printf("# bench_sampler: %.2f GiB heap, %d workers each copying 1/4 of "
            "it; best of %d rounds, master CPU time\n", heap_gib, WORKERS,
            ROUNDS);

@@ -4,6 +4,10 @@
 # rps_ratio_vs_nginx (/healthz over nginx's `return 200` with 2 workers,
 # same wrk settings).  Also heap_build_ms and fork_ms of the default
 # workload.  Prints `name: value unit` lines.  Loopback only.
+# As root on Debian (as scripts/experiment does; COWLAB_NO_INSTALL=1 not
+# to) it installs what is missing: wrk, nginx-light.  Otherwise a figure it
+# cannot measure is n/a, with a SKIP line (tests/skips.sh) and the apt-get
+# line to run.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${COWLAB_BIN:-bin/cowlab}
@@ -17,8 +21,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+skip() { tests/skips.sh add "$@"; }
+
+# install PKG...: as root with apt-get, non-interactive; 1 if it cannot.
+install() {
+    [ "${COWLAB_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null || return 1
+    echo "bench_server: installing: $*" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq </dev/null >&2 \
+        && apt-get install -y -qq --no-install-recommends "$@" </dev/null >&2
+}
+
+command -v wrk >/dev/null || install wrk
 if ! command -v wrk >/dev/null; then
     echo "rps_healthz: n/a (wrk not installed: apt-get install wrk)"
+    skip bench_server "wrk is not installed (apt-get install wrk)"
     exit 0
 fi
 rps() { $WRK "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
@@ -41,9 +59,16 @@ echo "fork_ms: $fork ms"
 echo "rps_healthz: $healthz req/s"
 echo "rps_webapp: ${webapp:-n/a} req/s"
 
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-if [ ! -x "$NGINX" ]; then
-    echo "rps_ratio_vs_nginx: n/a (nginx not installed: apt-get install nginx-light)"
+find_nginx() {
+    command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }
+}
+NGINX=$(find_nginx)
+if [ -z "$NGINX" ] && install nginx-light; then
+    NGINX=$(find_nginx)
+fi
+if [ -z "$NGINX" ]; then
+    echo "rps_ratio_vs_nginx: n/a (nginx not installed: as root, apt-get install -y nginx-light; make bench as root installs it)"
+    skip rps_ratio_vs_nginx "nginx is not installed (apt-get install nginx-light)"
     exit 0
 fi
 nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -69,6 +94,7 @@ http {
 CONF
 if ! "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" 2>"$tmp/nginx.err"; then
     echo "rps_ratio_vs_nginx: n/a (nginx did not start: $(head -1 "$tmp/nginx.err"))"
+    skip rps_ratio_vs_nginx "nginx did not start: $(head -1 "$tmp/nginx.err")"
     exit 0
 fi
 sleep 0.5

@@ -1,17 +1,18 @@
 /*
  * fuzz_http.c -- libFuzzer target for the worker's request path: bytes a
- * client sends, through server/http.c (strict head and chunk scanners,
- * http_parser, limits, dispatch, response writing, pause/resume of reads,
- * lingering close, graceful stop, the connection limit) into the real
- * workload handler on a small heap (the embedded webapp's heap, wl_build
- * at scale FZ_SCALE, with lighter routes: see FZ_ROUTES), and back out as
- * responses.  A collection ends every input (a full one if objects were
+ * client sends, through server/http.c and http_parse.c (strict head and
+ * chunk scanners, http_parser, limits, dispatch, response writing,
+ * pause/resume of reads, lingering close, graceful stop, the connection
+ * limit) into the real workload handler on a small heap (the embedded
+ * webapp's heap, wl_build at scale FZ_SCALE, with lighter routes: see
+ * FZ_ROUTES), and back out as responses.  A collection ends every input (a full one if objects were
  * left), so that the cyclic garbage a request leaves does not look like a
  * leak to libFuzzer, which runs LeakSanitizer after every input that
  * mallocs more than it frees: that would cost ~30 ms an input.
  *
  * http.c is included rather than linked so that the harness can reach
- * its state (the connection list, the limits, the counters).  The server
+ * its state (the connection list, the limits, the counters); the parser
+ * (http_parse.c) is linked.  The server
  * is the real one, started with srv_http_start() on a Unix-domain
  * listening socket (libuv treats it as a TCP socket it was handed: only
  * TCP_NODELAY fails, and that failure is ignored); the client is a

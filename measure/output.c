@@ -1,0 +1,413 @@
+/*
+ * output.c -- the server's output files: the column tables of samples.csv,
+ * runs.csv and types.csv, the round-at-a-time CSV writer, and meta.json.
+ *
+ * The tables are the schema.  Their order and names are what users'
+ * plots and scripts/runner.py read: append new columns at the end, never
+ * rename or reorder one.  Each meaning is the README's column table
+ * (`cowlab --print-columns FILE`, `make readme-columns`; a test fails
+ * when the README differs).
+ */
+#include "output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mem.h"
+
+/* ---- samples.csv -------------------------------------------------------- */
+
+#define S ms_sample_t
+static const ms_column_t sample_cols[] = {
+    /* ../shared/DESIGN.md's list, in its order */
+    MS_COL_TEXT(S, run_id, "run_id", "",
+                "the run (`--run-id`, or from the date)"),
+    MS_COL_TEXT(S, policy, "policy", "",
+                "policy label (`--policy-name`, or derived: default, "
+                "gc-off, freeze, freeze+immortal, lazy, ...)"),
+    MS_COL_U64(S, worker, "worker", "",
+               "logical worker number (kept by a respawned worker)"),
+    MS_COL_I64(S, pid, "pid", "", "the worker process"),
+    MS_COL_FIXED(S, t_ms, 1, "t_ms", "ms",
+                 "time since the workers were forked"),
+    MS_COL_U64(S, requests, "requests", "", "requests this process served"),
+    MS_COL_I64(S, rss_kb, "rss_kb", "kB", "`Rss:` of smaps_rollup"),
+    MS_COL_I64(S, pss_kb, "pss_kb", "kB", "`Pss:`"),
+    MS_COL_I64(S, shared_clean_kb, "shared_clean_kb", "kB",
+               "`Shared_Clean:`"),
+    MS_COL_I64(S, shared_dirty_kb, "shared_dirty_kb", "kB",
+               "`Shared_Dirty:`"),
+    MS_COL_I64(S, private_clean_kb, "private_clean_kb", "kB",
+               "`Private_Clean:`"),
+    MS_COL_I64(S, private_dirty_kb, "private_dirty_kb", "kB",
+               "`Private_Dirty:`"),
+    MS_COL_I64(S, minflt, "minflt", "",
+               "minor faults, cumulative (`/proc/PID/stat`)"),
+    MS_COL_I64(S, majflt, "majflt", "", "major faults, cumulative"),
+    MS_COL_U64(S, heap_pages, "heap_pages", "pages",
+               "heap pages present in the master at fork"),
+    MS_COL_U64(S, heap_copied_pages, "heap_copied_pages", "pages",
+               "of those, copied by this worker"),
+    MS_COL_FIXED(S, heap_shared_pct, 3, "heap_shared_pct", "%",
+                 "100 × (1 − copied / heap_pages)"),
+    MS_COL_U64(S, gc_collections_0, "gc_collections_0", "",
+               "this worker's generation-0 collections"),
+    MS_COL_U64(S, gc_collections_1, "gc_collections_1", "",
+               "generation-1 collections"),
+    MS_COL_U64(S, gc_collections_2, "gc_collections_2", "",
+               "full collections"),
+    MS_COL_U64(S, gc_time_us, "gc_time_us", "µs", "time in collections"),
+    MS_COL_U64(S, faults_gc, "faults_gc", "",
+               "minor faults inside collections"),
+    MS_COL_U64(S, faults_request, "faults_request", "",
+               "minor faults inside request handling, collections "
+               "excluded"),
+    MS_COL_I64(S, faults_other, "faults_other", "",
+               "minflt − faults_gc − faults_request"),
+    /* appended after DESIGN.md's list */
+    MS_COL_U64(S, sample_ms, "sample_ms", "ms",
+               "sampling interval in force"),
+    MS_COL_U64(S, copied_by_gc, "copied_by_gc", "pages",
+               "heap pages copied inside bracketed collections"),
+    MS_COL_U64(S, copied_by_request, "copied_by_request", "pages",
+               "heap pages copied by request handling"),
+    MS_COL_U64(S, copied_unattributed, "copied_unattributed", "pages",
+               "copied between measurements that saw an unbracketed "
+               "collection"),
+    MS_COL_U64(S, gc_measured, "gc_measured", "",
+               "collections bracketed by pagemap reads"),
+    MS_COL_U64(S, copied_by_master, "copied_by_master", "pages",
+               "`cowlab attach`: heap pages the master itself wrote after "
+               "the snapshot (its page frame moved), not this worker's "
+               "copies; empty without page frames, and in the model's "
+               "runs (its master writes no heap page)"),
+    MS_COL_U64(S, heap_new_pages, "heap_new_pages", "pages",
+               "`cowlab attach`: pages of the heap's ranges this worker has "
+               "that the master did not have at the snapshot"),
+    MS_COL_U64(S, heap_shared_pages, "heap_shared_pages", "pages",
+               "`cowlab attach`: heap pages on the same page frame as the "
+               "master's now; empty without page frames"),
+    MS_COL_U64(S, heap_released_pages, "heap_released_pages", "pages",
+               "heap pages present at fork that this worker gave back "
+               "since (an arena or chunk unmapped): neither shared nor "
+               "copied, and not counted as copies if their address is "
+               "mapped again"),
+};
+#undef S
+
+/* ---- runs.csv ----------------------------------------------------------- */
+
+static void
+fmt_threshold(const ms_column_t *c, const void *row, ms_buf_t *out)
+{
+    const ms_run_t *r = row;
+    (void)c;
+    if (r->gc_threshold[0] == MS_I64_UNSET)
+        return;                 /* not ours to know (cowlab attach) */
+    ms_buf_printf(out, "%lld-%lld-%lld", (long long)r->gc_threshold[0],
+                  (long long)r->gc_threshold[1],
+                  (long long)r->gc_threshold[2]);
+}
+
+#define R ms_run_t
+static const ms_column_t run_cols[] = {
+    MS_COL_TEXT(R, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(R, policy, "policy", "", "policy label"),
+    MS_COL_U64(R, workers, "workers", "", "`-w`"),
+    MS_COL_U64(R, heap_objects, "heap_objects", "",
+               "objects in the master's heap (a lazy worker's heap when "
+               "`--lazy`)"),
+    MS_COL_FIXED(R, heap_mb, 2, "heap_mb", "MiB", "heap_pages × page size"),
+    MS_COL_FIXED(R, build_ms, 1, "build_ms", "ms",
+                 "heap build and policy in the master"),
+    MS_COL_FIXED(R, fork_ms, 2, "fork_ms", "ms", "forking all workers"),
+    MS_COL_U64(R, requests, "requests", "",
+               "requests served by all workers"),
+    MS_COL_FIXED(R, rps, 1, "rps", "1/s",
+                 "requests / duration_s (the runner's own summary uses "
+                 "wrk's figure)"),
+    MS_COL_EMPTY("p50_ms", "ms", "empty here; filled by the runner from wrk"),
+    MS_COL_EMPTY("p99_ms", "ms", "empty here; filled by the runner from wrk"),
+    MS_COL_FIXED(R, heap_shared_pct, 3, "heap_shared_pct", "%",
+                 "mean over workers of their last sample"),
+    MS_COL_FIXED(R, private_dirty_kb, 0, "private_dirty_kb", "kB",
+                 "mean over workers of their last sample"),
+    MS_COL_FIXED(R, teardown_ms, 3, "teardown_ms", "ms",
+                 "mean worker exit-policy time (finalize or skip) at the "
+                 "final stop"),
+    MS_COL_FIXED(R, faults_teardown, 0, "faults_teardown", "",
+                 "mean minor faults of that teardown"),
+    MS_COL_TEXT(R, exit, "exit", "", "finalize or skip"),
+    MS_COL_G(R, scale, "scale", "", "`--scale`"),
+    MS_COL_TEXT(R, workload, "workload", "", "workload name or file"),
+    MS_COL_TEXT(R, gc, "gc", "", "on or off"),
+    { "gc_threshold", "", "A-B-C", fmt_threshold, 0, 0 },
+    MS_COL_U64(R, freeze, "freeze", "", "0 or 1"),
+    MS_COL_U64(R, immortal, "immortal", "", "0 or 1"),
+    MS_COL_U64(R, lazy, "lazy", "", "0 or 1"),
+    MS_COL_U64(R, respawns, "respawns", "", "workers respawned after dying"),
+    MS_COL_FIXED(R, duration_s, 2, "duration_s", "s",
+                 "from fork to the end of the run"),
+    MS_COL_FIXED(R, copied_by_teardown, 0, "copied_by_teardown", "pages",
+                 "mean heap pages copied by the teardown"),
+    MS_COL_U64(R, sample_ms, "sample_ms", "ms",
+               "sampling interval in force at the end"),
+    MS_COL_U64(R, responses_4xx, "responses_4xx", "",
+               "4xx answers of every worker process of the run (the "
+               "handler's and the HTTP layer's own: 400, 408, 413, 414, "
+               "431, ...)"),
+    MS_COL_U64(R, responses_5xx, "responses_5xx", "",
+               "5xx answers of every worker process of the run (503 over "
+               "`--max-connections`, 505, the handler's)"),
+    MS_COL_FIXED(R, copied_by_master, 0, "copied_by_master", "pages",
+                 "`cowlab attach`: mean over workers of their last sample"),
+    MS_COL_TEXT(R, python, "python", "", "`--python`: 3.11 or 3.12"),
+    MS_COL_TEXT(R, prefork_gc, "prefork_gc", "",
+                "`--prefork-gc`: import or collected"),
+    MS_COL_I64(R, fork_gc_count[0], "fork_gc_count_0", "",
+               "`gc.get_count()[0]` in the master at fork (after the "
+               "policy)"),
+    MS_COL_I64(R, fork_gc_count[1], "fork_gc_count_1", "",
+               "`gc.get_count()[1]` at fork"),
+    MS_COL_I64(R, fork_gc_count[2], "fork_gc_count_2", "",
+               "`gc.get_count()[2]` at fork"),
+    MS_COL_U64(R, fork_long_lived_pending, "fork_long_lived_pending", "",
+               "objects promoted to generation 2 since the last full "
+               "collection, at fork"),
+    MS_COL_U64(R, fork_long_lived_total, "fork_long_lived_total", "",
+               "survivors of the last full collection before fork"),
+    MS_COL_FIXED(R, first_full_gc_request, 1, "first_full_gc_request", "",
+                 "mean over the workers that ran one of the request during "
+                 "which their first full collection ran (1 = the first); "
+                 "empty if none did"),
+    MS_COL_U64(R, workers_full_gc, "workers_full_gc", "",
+               "workers that ran a full collection"),
+    MS_COL_FIXED(R, teardown_collections, 1, "teardown_collections", "",
+                 "mean full collections finalize ran"),
+    MS_COL_FIXED(R, heap_released_pages, 0, "heap_released_pages", "pages",
+                 "mean over workers of their last sample"),
+};
+#undef R
+
+/* ---- types.csv ---------------------------------------------------------- */
+
+#define T ms_type_row_t
+static const ms_column_t type_cols[] = {
+    MS_COL_TEXT(T, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(T, policy, "policy", "", "policy label"),
+    MS_COL_U64(T, worker, "worker", "", "logical worker number"),
+    MS_COL_I64(T, pid, "pid", "", "the worker process"),
+    MS_COL_TEXT(T, type, "type", "",
+                "object type (`str`, `dict`, `function`, "
+                "`object(__slots__)`, ...)"),
+    MS_COL_U64(T, objects, "objects", "",
+               "objects of that type in the master's heap"),
+    MS_COL_U64(T, pages, "pages", "pages",
+               "heap pages holding at least one block of that type"),
+    MS_COL_U64(T, copied_pages, "copied_pages", "pages",
+               "of those, copied by this worker"),
+};
+#undef T
+
+#define TABLE(file, cols) { file, cols, sizeof cols / sizeof cols[0] }
+const ms_table_t ms_samples_table = TABLE("samples.csv", sample_cols);
+const ms_table_t ms_runs_table = TABLE("runs.csv", run_cols);
+const ms_table_t ms_types_table = TABLE("types.csv", type_cols);
+
+const char ms_table_names[] = "samples|runs|types";
+
+const ms_table_t *
+ms_table_find(const char *name)
+{
+    const ms_table_t *all[] = { &ms_samples_table, &ms_runs_table,
+                                &ms_types_table };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const char *f = all[i]->file;
+        size_t stem = strlen(f) - strlen(".csv");
+        if (strcmp(name, f) == 0
+            || (strlen(name) == stem && strncmp(name, f, stem) == 0))
+            return all[i];
+    }
+    return NULL;
+}
+
+/* ---- the CSV writer ----------------------------------------------------- */
+
+/* All of p[0..n) with as many write()s as the kernel needs (one, unless
+ * it writes short); 0 or -errno. */
+static int
+write_all(int fd, const char *p, size_t n, uint64_t *writes)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (writes)
+            (*writes)++;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int
+ms_csv_open_fd(ms_csv_t *w, int fd, const ms_table_t *t, int header)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = fd;
+    w->table = t;
+    ms_buf_init(&w->buf);
+    if (!header)
+        return 0;
+    ms_table_header(t, &w->buf);
+    int r = w->buf.oom ? -ENOMEM
+            : write_all(fd, w->buf.p, w->buf.len, NULL);
+    ms_buf_reset(&w->buf);
+    if (r < 0) {
+        ms_csv_drop(w);
+        return r;
+    }
+    return 0;
+}
+
+int
+ms_csv_open(ms_csv_t *w, const char *path, const ms_table_t *t)
+{
+    struct stat sb;
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &sb) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    /* A sweep appends every run's rows to the same file: one header. */
+    return ms_csv_open_fd(w, fd, t, sb.st_size == 0);
+}
+
+void
+ms_csv_add(ms_csv_t *w, const void *row)
+{
+    ms_table_row(w->table, row, &w->buf);
+}
+
+int
+ms_csv_flush(ms_csv_t *w)
+{
+    int r = 0;
+    if (w->buf.oom)
+        r = -ENOMEM;
+    else if (w->fd < 0)
+        r = -EBADF;
+    else if (w->buf.len > 0)
+        r = write_all(w->fd, w->buf.p, w->buf.len, &w->writes);
+    ms_buf_reset(&w->buf);
+    return r;
+}
+
+int
+ms_csv_close(ms_csv_t *w)
+{
+    int r = w->fd >= 0 ? ms_csv_flush(w) : 0;
+    if (w->fd >= 0 && close(w->fd) < 0 && r == 0)
+        r = -errno;
+    w->fd = -1;
+    ms_buf_free(&w->buf);
+    return r;
+}
+
+void
+ms_csv_drop(ms_csv_t *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    ms_buf_free(&w->buf);
+}
+
+/* ---- meta.json ---------------------------------------------------------- */
+
+/* The first line of a file, or of a command's output; "" if none. */
+static void
+first_line(const char *cmd_or_path, int is_file, char *out, size_t n)
+{
+    out[0] = '\0';
+    FILE *f = is_file ? fopen(cmd_or_path, "r") : popen(cmd_or_path, "r");
+    if (f == NULL)
+        return;
+    if (fgets(out, (int)n, f) == NULL)
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    if (is_file)
+        fclose(f);
+    else
+        pclose(f);
+}
+
+int
+ms_meta_write(const char *path, const ms_meta_t *m)
+{
+    struct utsname u;
+    char thp[256], ksm[64], commit[64], date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (uname(&u) < 0)
+        snprintf(u.release, sizeof u.release, "%s", "");
+    first_line("/sys/kernel/mm/transparent_hugepage/enabled", 1, thp,
+               sizeof thp);
+    first_line("/sys/kernel/mm/ksm/run", 1, ksm, sizeof ksm);
+    first_line("git rev-parse --short HEAD 2>/dev/null", 0, commit,
+               sizeof commit);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+
+    json_t *j = json_object();
+    if (j == NULL)
+        return -ENOMEM;
+    int bad = 0;
+#define SET(key, value) (bad |= json_object_set_new(j, key, value))
+    SET("run_id", json_string(m->run_id ? m->run_id : ""));
+    SET("policy", json_string(m->policy ? m->policy : ""));
+    bad |= json_object_set(j, "config", m->config ? m->config : json_null());
+    bad |= json_object_set(j, "workload",
+                           m->workload ? m->workload : json_null());
+    SET("kernel", json_string(u.release));
+    SET("transparent_hugepage", json_string(thp));
+    SET("ksm_run", json_string(ksm));
+    SET("git_commit", json_string(commit));
+    SET("date", json_string(date));
+    SET("cores", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+    SET("memory_kb", json_integer(
+        (json_int_t)sysconf(_SC_PHYS_PAGES) * page / 1024));
+    SET("page_size", json_integer(page));
+    SET("arena_size", json_integer((json_int_t)MEM_ARENA_SIZE));
+    SET("pool_size", json_integer((json_int_t)MEM_POOL_SIZE));
+    SET("heap_pages", json_integer((json_int_t)m->heap_pages));
+    SET("heap_objects", json_integer((json_int_t)m->heap_objects));
+    SET("build_ms", json_real(m->build_ms));
+#undef SET
+    if (m->extra != NULL)
+        bad |= json_object_update(j, m->extra);
+    int r = bad ? -ENOMEM : 0;
+    if (r == 0) {
+        errno = 0;
+        if (json_dump_file(j, path, JSON_INDENT(2)) < 0)
+            r = errno ? -errno : -EIO;
+    }
+    json_decref(j);
+    return r;
+}

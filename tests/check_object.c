@@ -641,9 +641,7 @@ slow_hook(void *arg, uintptr_t start, uintptr_t end)
 START_TEST(object_finalize_timer_excludes_release)
 {
 #ifdef RT_MALLOC_BYPASS
-    printf("SKIP object_finalize_timer_excludes_release: RT_MALLOC_BYPASS "
-           "(no arenas)\n");
-    return;
+    TS_SKIP("RT_MALLOC_BYPASS (no arenas)");
 #endif
     module_of_cycles(30000);                 /* several arenas, freed */
     mem_set_release_hook(slow_hook, NULL);
@@ -935,7 +933,8 @@ static void
 check_sizes(int v311)
 {
 #ifdef RT_MALLOC_BYPASS
-    printf("SKIP object_sizes: RT_MALLOC_BYPASS (no size classes)\n");
+    ts_skip(v311 ? "object_sizes_311" : "object_sizes_312",
+            "RT_MALLOC_BYPASS (no size classes)");
     return;
 #endif
     rt_obj_t *d = rt_dict_new(heap);

@@ -56,7 +56,7 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, heap_copied_pages, "heap_copied_pages", "pages",
                "of those, copied by this worker"),
     MS_COL_FIXED(S, heap_shared_pct, 3, "heap_shared_pct", "%",
-                 "100 × (1 − copied / heap_pages)"),
+                 "100 × (1 − (copied + released) / heap_pages)"),
     MS_COL_U64(S, gc_collections_0, "gc_collections_0", "",
                "this worker's generation-0 collections"),
     MS_COL_U64(S, gc_collections_1, "gc_collections_1", "",

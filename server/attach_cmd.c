@@ -584,6 +584,11 @@ write_runs_row(attach_t *a)
         .recycles = MS_U64_UNSET, .ksm = MS_U64_UNSET,
         .ksmd_cpu_s = MS_UNSET, .ksm_pages_sharing = MS_UNSET,
         .heap_identical_pages = MS_UNSET, .cpu_s = MS_UNSET,
+        .fork_gc_count = { MS_I64_UNSET, MS_I64_UNSET, MS_I64_UNSET },
+        .fork_long_lived_pending = MS_U64_UNSET,
+        .fork_long_lived_total = MS_U64_UNSET,
+        .first_full_gc_request = MS_UNSET, .workers_full_gc = MS_U64_UNSET,
+        .teardown_collections = MS_UNSET, .heap_released_pages = MS_UNSET,
     };
     int r = ms_csv_open(&w, out_path(a, "runs.csv", path, sizeof path),
                         &ms_runs_table);
@@ -844,6 +849,7 @@ round_once(attach_t *a)
             .role = NULL, .refork_generation = MS_U64_UNSET,
             .heap_identical_pages = MS_UNSET, .ksm_merging_pages = MS_UNSET,
             .heap_ksm_pages = MS_UNSET, .heap_moved_pages = MS_UNSET,
+            .heap_released_pages = MS_U64_UNSET,
         };
         ms_csv_add(&a->samples, &row);
     }

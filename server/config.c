@@ -40,7 +40,7 @@ typedef enum {
     K_EXIT,         /* cfg_exit_t: finalize | skip */
     K_THRESH,       /* long[3]: A,B,C */
     K_LIST,         /* long[CFG_MAX_REFORK] + int count: N[,N2,...] */
-    K_CHOICE        /* int: index in choices[] */
+    K_CHOICE        /* int: one of .choices, stored as .values[i] */
 } kind_t;
 
 typedef struct opt {
@@ -56,10 +56,37 @@ typedef struct opt {
     const char *expect;         /* strings: what a valid value is */
     const char *unset;          /* strings: what NULL means (NULL: K_HOST) */
     int cli_only;               /* in a file: type-checked, then ignored */
-    const char *const *choices; /* K_CHOICE: the names, NULL-terminated */
     const char *meta;           /* argument name in --help, NULL: a flag */
     const char *help;
+    const char *const *choices; /* K_CHOICE: the names, NULL-terminated */
+    const int *values;          /* K_CHOICE: the value of each name */
 } opt_t;
+
+static const char *const python_names[] = { "3.11", "3.12", NULL };
+static const int python_values[] = { 311, 312 };
+static const char *const prefork_names[] = { "import", "collected", NULL };
+static const int prefork_values[] = { CFG_PREFORK_IMPORT,
+                                      CFG_PREFORK_COLLECTED };
+
+/* Index of name among o->choices, or -1. */
+static int
+choice_index(const opt_t *o, const char *name)
+{
+    for (int i = 0; o->choices[i] != NULL; i++)
+        if (strcmp(o->choices[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* The name of the value a K_CHOICE field holds. */
+static const char *
+choice_name(const opt_t *o, int value)
+{
+    for (int i = 0; o->choices[i] != NULL; i++)
+        if (o->values[i] == value)
+            return o->choices[i];
+    return "?";
+}
 
 static int
 name_char(int ch)
@@ -84,6 +111,8 @@ host_char(int ch)
 
 static const char *const refork_choices[] = { "first", "least-copied",
                                               NULL };
+static const int refork_values[] = { CFG_REFORK_FIRST,
+                                     CFG_REFORK_LEAST_COPIED };
 
 static const opt_t opts[] = {
     { .name = "config", .short_name = 'c', .kind = K_CONFIG,
@@ -119,6 +148,14 @@ static const opt_t opts[] = {
       .help = "build the heap in each worker (no sharing)" },
     { .name = "exit", .kind = K_EXIT, .off = OFF(exit_policy),
       .meta = "finalize|skip", .help = "worker teardown" },
+    { .name = "python", .kind = K_CHOICE, .off = OFF(python),
+      .choices = python_names, .values = python_values,
+      .meta = "3.11|3.12",
+      .help = "CPython the heap mirrors (layouts, immortals)" },
+    { .name = "prefork-gc", .kind = K_CHOICE, .off = OFF(prefork_gc),
+      .choices = prefork_names, .values = prefork_values,
+      .meta = "MODE",
+      .help = "GC state at fork: import or collected" },
     { .name = "max-requests", .kind = K_LONG, .off = OFF(max_requests),
       .imin = 0, .imax = LONG_MAX, .meta = "N",
       .help = "recycle a worker after N requests; 0 = never" },
@@ -196,7 +233,7 @@ static const opt_t opts[] = {
       .imin = 1, .imax = LONG_MAX, .meta = "N[,N2..]",
       .help = "after N requests a worker is the mold" },
     { .name = "refork-select", .kind = K_CHOICE, .off = OFF(refork_select),
-      .choices = refork_choices, .meta = "HOW",
+      .choices = refork_choices, .values = refork_values, .meta = "HOW",
       .help = "mold: first to N, or least-copied" },
     { .name = "max-copied-pct", .kind = K_DOUBLE, .off = OFF(max_copied_pct),
       .dmin = 0, .dmax = 100, .meta = "P",
@@ -248,6 +285,8 @@ cfg_defaults(cfg_t *c)
     c->gc_threshold[1] = GC_THRESHOLD1_DEFAULT;
     c->gc_threshold[2] = GC_THRESHOLD2_DEFAULT;
     c->exit_policy = CFG_EXIT_FINALIZE;
+    c->python = 312;
+    c->prefork_gc = CFG_PREFORK_IMPORT;
     c->timeout_s = 30;
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
@@ -379,15 +418,14 @@ expected(const opt_t *o, int json, char *buf, size_t len)
                  CFG_MAX_REFORK);
         break;
     case K_CHOICE: {
-        size_t o2 = 0;
+        size_t n = 0;
         buf[0] = '\0';
-        for (size_t i = 0; o->choices[i] != NULL && o2 < len; i++) {
-            int w = snprintf(buf + o2, len - o2, "%s%s%s%s",
-                             i == 0 ? "" : o->choices[i + 1] ? ", " : " or ",
-                             json ? "\"" : "", o->choices[i],
-                             json ? "\"" : "");
-            o2 += w < 0 ? 0 : (size_t)w;
-        }
+        for (int i = 0; o->choices[i] != NULL && n < len; i++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s%s%s",
+                                  i == 0 ? "" : o->choices[i + 1] ? ", "
+                                                                  : " or ",
+                                  json ? "\"" : "", o->choices[i],
+                                  json ? "\"" : "");
         break;
     }
     case K_CONFIG: case K_STR: case K_HOST:
@@ -570,6 +608,14 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v,
         else
             return json_bad(src, ptr, o, v);
         return 0;
+    case K_CHOICE: {
+        int ci = json_is_string(v) ? choice_index(o, json_string_value(v))
+                                   : -1;
+        if (ci < 0)
+            return json_bad(src, ptr, o, v);
+        *FIELD(c, o, int) = o->values[ci];
+        return 0;
+    }
     case K_THRESH:
         if (!json_is_array(v) || json_array_size(v) != 3)
             return json_bad(src, ptr, o, v);
@@ -608,14 +654,6 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v,
         c->refork_after_n = (int)json_array_size(v);
         return 0;
     }
-    case K_CHOICE:
-        s = json_is_string(v) ? json_string_value(v) : NULL;
-        for (i = 0; s != NULL && o->choices[i] != NULL; i++)
-            if (strcmp(s, o->choices[i]) == 0) {
-                *FIELD(c, o, int) = (int)i;
-                return 0;
-            }
-        return json_bad(src, ptr, o, v);
     case K_CONFIG: case K_STR: case K_HOST:
         if (json_is_null(v) && o->unset != NULL)
             s = NULL;
@@ -780,6 +818,11 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
         else
             return cli_bad(o, arg, err, errlen);
         return 0;
+    case K_CHOICE:
+        if ((k = choice_index(o, arg)) < 0)
+            return cli_bad(o, arg, err, errlen);
+        *FIELD(c, o, int) = o->values[k];
+        return 0;
     case K_THRESH:
         /* Exactly three strict integers separated by single commas. */
         p = arg;
@@ -822,13 +865,6 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
         c->refork_after_n = n;
         return 0;
     }
-    case K_CHOICE:
-        for (k = 0; o->choices[k] != NULL; k++)
-            if (strcmp(arg, o->choices[k]) == 0) {
-                *FIELD(c, o, int) = k;
-                return 0;
-            }
-        return cli_bad(o, arg, err, errlen);
     case K_STR: case K_HOST:
         if (*arg == '\0' && o->unset != NULL) {
             arg = NULL;                 /* --out '' unsets */
@@ -1081,6 +1117,9 @@ cfg_to_json(const cfg_t *c)
             v = json_string(c->exit_policy == CFG_EXIT_SKIP ? "skip"
                                                             : "finalize");
             break;
+        case K_CHOICE:
+            v = json_string(choice_name(o, *CFIELD(c, o, int)));
+            break;
         case K_THRESH:
             v = a = json_array();
             for (k = 0; a != NULL && k < 3; k++)
@@ -1103,9 +1142,6 @@ cfg_to_json(const cfg_t *c)
                     v = NULL;
                     break;
                 }
-            break;
-        case K_CHOICE:
-            v = json_string(o->choices[*CFIELD(c, o, int)]);
             break;
         case K_CONFIG: case K_STR:
         default:
@@ -1187,6 +1223,9 @@ default_text(const cfg_t *d, const opt_t *o, char *buf, size_t len)
         snprintf(buf, len, "%s", d->exit_policy == CFG_EXIT_SKIP
                                  ? "skip" : "finalize");
         break;
+    case K_CHOICE:
+        snprintf(buf, len, "%s", choice_name(o, *CFIELD(d, o, int)));
+        break;
     case K_THRESH:
         snprintf(buf, len, "%ld,%ld,%ld", d->gc_threshold[0],
                  d->gc_threshold[1], d->gc_threshold[2]);
@@ -1196,9 +1235,6 @@ default_text(const cfg_t *d, const opt_t *o, char *buf, size_t len)
         break;
     case K_LIST:
         snprintf(buf, len, "%s", d->refork_after_n ? "on" : "off");
-        break;
-    case K_CHOICE:
-        snprintf(buf, len, "%s", o->choices[*CFIELD(d, o, int)]);
         break;
     case K_CONFIG: case K_STR:
     default:

@@ -20,6 +20,8 @@
  *   "exit": "finalize" | "skip"
  *   "refork_after": [N, N2, ...] (integers >= 1; [] = off)
  *   "refork_select": "first" | "least-copied"
+ *   "python": "3.11" | "3.12"
+ *   "prefork_gc": "import" | "collected"
  *   "config", "check_config": accepted so that the output of
  *             --check-config loads back, but ignored (command-line actions)
  * Unknown keys, duplicate keys, wrong types and out-of-range values are
@@ -42,6 +44,10 @@ typedef enum { CFG_EXIT_FINALIZE, CFG_EXIT_SKIP } cfg_exit_t;
 /* --refork-select: which worker becomes the mold */
 typedef enum { CFG_REFORK_FIRST, CFG_REFORK_LEAST_COPIED } cfg_refork_t;
 #define CFG_MAX_REFORK 16       /* values of --refork-after */
+/* The collector's state at fork (--prefork-gc): as an import leaves it
+ * (collections ran by threshold all along the build), or collected (the
+ * build paused the collector and ended with a full collection). */
+enum { CFG_PREFORK_IMPORT, CFG_PREFORK_COLLECTED };
 
 typedef struct cfg {
     char *config_path;      /* -c/--config FILE: the file loaded, or NULL */
@@ -58,6 +64,9 @@ typedef struct cfg {
     int lazy;               /* --lazy: build the heap in each worker after
                                fork; --freeze/--immortal then apply there */
     cfg_exit_t exit_policy; /* --exit finalize|skip (default finalize) */
+    int python;             /* --python 3.11|3.12: 311 or 312 (default) */
+    int prefork_gc;         /* --prefork-gc import|collected (default
+                               import): CFG_PREFORK_* */
     long max_requests;      /* --max-requests N (0 = never recycle) */
     long max_requests_jitter; /* --max-requests-jitter N (default 0) */
     double timeout_s;       /* --timeout S: kill a worker stuck this long in

@@ -32,6 +32,8 @@ typedef struct srv_worker_args {
     srv_slot_t *slots;          /* the whole stats region, for a worker
                                    that becomes a mold */
     unsigned nslots;
+    uint8_t *released;          /* shared with the master: snapshot pages
+                                   this worker gave back (one bit each) */
 } srv_worker_args_t;
 
 /* A worker's exit status when its finalize teardown failed (out of
@@ -47,6 +49,10 @@ _Noreturn void srv_worker_main(const srv_worker_args_t *a);
  * after its own build.  0, or -ENOMEM if the heap could not be made
  * immortal (it is then partly immortal: stop, do not measure it). */
 int srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h);
+/* A heap in the configured mode (--python), or NULL. */
+rt_heap_t *srv_heap_new(const cfg_t *cfg);
+/* The build's collector mode (--prefork-gc). */
+wl_gc_t srv_build_gc(const cfg_t *cfg);
 /* Set thresholds as configured (gc off = threshold 0). */
 void srv_apply_gc_thresholds(const cfg_t *cfg);
 

@@ -62,8 +62,8 @@ load(const char *name, ts_csv_t *c)
     ck_assert_msg(ts_csv_load(c, path, err, sizeof err) == 0, "%s", err);
 }
 
-/* Requests until samples.csv shows a row with role mold and generation
- * at least gen among the workers; returns how many were sent. */
+/* Requests until samples.csv shows a row with role worker and generation
+ * at least gen; returns how many were sent (-1: not within max). */
 static int
 until_mold(int gen, int max)
 {
@@ -82,6 +82,9 @@ until_mold(int gen, int max)
         ts_csv_free(&c);
         if (found)
             return n + 1;
+        /* give the sampler its round: requests can be faster than the
+         * interval it lengthens to */
+        ts_sleep_ms(30);
     }
     ts_csv_t c;
     load("samples.csv", &c);
@@ -195,8 +198,20 @@ START_TEST(refork_mold_writes_nothing)
     for (int i = 0; i < 100; i++)
         ck_assert_int_eq(ts_get(S.port, i % 2 ? "/api/items" : "/", NULL,
                                 0), 200);
-    stop();
+    /* enough sampling rounds with the mold alive, however long a round
+     * takes on this machine (the sampler lengthens its interval) */
     ts_csv_t c;
+    for (int tries = 0; tries < 300; tries++) {
+        long n = 0;
+        load("samples.csv", &c);
+        for (size_t r = 0; r < c.nrows; r++)
+            n += strcmp(ts_csv_get(&c, r, "role"), "mold") == 0;
+        ts_csv_free(&c);
+        if (n > 3)
+            break;
+        usleep(50 * 1000);
+    }
+    stop();
     load("samples.csv", &c);
     long mold_rows = 0, worker_rows = 0, moved_max = 0;
     long last_copied[2] = { -1, -1 }, last_moved[2] = { -1, -1 };

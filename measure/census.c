@@ -9,6 +9,7 @@
  * counts for each: the columns say "pages holding them", not a partition.
  */
 #include "census.h"
+#include "identical.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -138,15 +139,22 @@ popcount_and(const uint8_t *a, const uint8_t *b, size_t nbytes)
 
 int
 ms_census_add(const ms_census_t *c, ms_csv_t *w, const ms_type_row_t *row,
-              ps_pagemap_t *pm)
+              ps_pagemap_t *pm, pid_t ident_pid)
 {
-    size_t nbytes = c->total / 8 + 1, copied;
+    size_t nbytes = c->total / 8 + 1, copied, nident;
     uint8_t *bits = calloc(nbytes, 1);
-    if (bits == NULL)
+    uint8_t *ident = ident_pid > 0 ? calloc(nbytes, 1) : NULL;
+    if (bits == NULL || (ident_pid > 0 && ident == NULL)) {
+        free(bits);
+        free(ident);
         return -ENOMEM;
+    }
     int r = ps_copied_bitmap_fd(c->snap, pm, bits, &copied);
+    if (r == 0 && ident != NULL)
+        r = ms_identical_count(c->snap, bits, ident_pid, 0, ident, &nident);
     if (r < 0) {
         free(bits);
+        free(ident);
         return r;
     }
     for (size_t i = 0; i < c->ntypes; i++) {
@@ -156,9 +164,12 @@ ms_census_add(const ms_census_t *c, ms_csv_t *w, const ms_type_row_t *row,
         tr.objects = t->objects;
         tr.pages = popcount_and(t->pages, NULL, nbytes);
         tr.copied_pages = popcount_and(t->pages, bits, nbytes);
+        tr.identical_pages = ident != NULL
+            ? (double)popcount_and(t->pages, ident, nbytes) : MS_UNSET;
         ms_csv_add(w, &tr);
     }
     free(bits);
+    free(ident);
     return 0;
 }
 

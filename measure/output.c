@@ -99,6 +99,30 @@ static const ms_column_t sample_cols[] = {
                "since (an arena or chunk unmapped): neither shared nor "
                "copied, and not counted as copies if their address is "
                "mapped again"),
+    /* fleet strategies (README "Fleet") */
+    MS_COL_TEXT(S, role, "role", "",
+                "`worker`, or `mold` (`--refork-after`: a former worker "
+                "that only forks new workers)"),
+    MS_COL_U64(S, refork_generation, "refork_generation", "",
+               "0: forked by the master; g: forked by the g-th mold.  "
+               "Copies count against the snapshot of the process it was "
+               "forked from"),
+    MS_COL_FIXED(S, heap_identical_pages, 0, "heap_identical_pages",
+                 "pages",
+                 "of the copied pages, those whose bytes equal the "
+                 "master's (or the mold's) again (`--identical-pages`; "
+                 "else empty)"),
+    MS_COL_FIXED(S, ksm_merging_pages, 0, "ksm_merging_pages", "pages",
+                 "pages of this process merged by KSM, all memory "
+                 "(`/proc/PID/ksm_stat`; `--ksm`, else empty)"),
+    MS_COL_FIXED(S, heap_ksm_pages, 0, "heap_ksm_pages", "pages",
+                 "heap pages present in the master at fork that this "
+                 "process maps as KSM pages (kpageflags; `--ksm` as root)"),
+    MS_COL_FIXED(S, heap_moved_pages, 0, "heap_moved_pages", "pages",
+                 "with reforking, as root: snapshot pages whose frame "
+                 "differs from the mold's at its snapshot; 0 for a mold "
+                 "that wrote none, its workers' copies for them (else "
+                 "empty)"),
 };
 #undef S
 
@@ -193,6 +217,25 @@ static const ms_column_t run_cols[] = {
                  "mean full collections finalize ran"),
     MS_COL_FIXED(R, heap_released_pages, 0, "heap_released_pages", "pages",
                  "mean over workers of their last sample"),
+    /* fleet strategies */
+    MS_COL_U64(R, refork_generation, "refork_generation", "",
+               "generation of the last mold (0: no refork)"),
+    MS_COL_U64(R, reforks, "reforks", "", "molds made"),
+    MS_COL_U64(R, recycles, "recycles", "",
+               "workers replaced after a clean exit (`--max-requests`, "
+               "`--max-copied-pct`, `--reload-on-rss`); counted in "
+               "respawns too"),
+    MS_COL_U64(R, ksm, "ksm", "", "0 or 1 (`--ksm`)"),
+    MS_COL_FIXED(R, ksmd_cpu_s, 3, "ksmd_cpu_s", "s",
+                 "CPU time of the ksmd thread over the run (`--ksm`)"),
+    MS_COL_FIXED(R, ksm_pages_sharing, 0, "ksm_pages_sharing", "pages",
+                 "pages saved by KSM at the last sample (`--ksm`)"),
+    MS_COL_FIXED(R, heap_identical_pages, 0, "heap_identical_pages",
+                 "pages", "mean over workers of their last sample "
+                 "(`--identical-pages`)"),
+    MS_COL_FIXED(R, cpu_s, 3, "cpu_s", "s",
+                 "CPU time of the master and every worker and mold, exited "
+                 "ones included"),
 };
 #undef R
 
@@ -213,21 +256,102 @@ static const ms_column_t type_cols[] = {
                "heap pages holding at least one block of that type"),
     MS_COL_U64(T, copied_pages, "copied_pages", "pages",
                "of those, copied by this worker"),
+    MS_COL_FIXED(T, identical_pages, 0, "identical_pages", "pages",
+                 "of those copied, holding the master's bytes again "
+                 "(`--identical-pages`)"),
 };
 #undef T
+
+/* ---- totals.csv --------------------------------------------------------- */
+
+#define X ms_total_t
+static const ms_column_t total_cols[] = {
+    MS_COL_TEXT(X, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(X, policy, "policy", "", "policy label"),
+    MS_COL_FIXED(X, t_ms, 1, "t_ms", "ms",
+                 "time since the workers were forked"),
+    MS_COL_FIXED(X, t_mono_s, 3, "t_mono_s", "s",
+                 "the same moment on CLOCK_MONOTONIC (to align other "
+                 "measurements, e.g. the load generator's)"),
+    MS_COL_U64(X, workers, "workers", "", "workers serving"),
+    MS_COL_U64(X, molds, "molds", "", "molds alive"),
+    MS_COL_I64(X, master_pss_kb, "master_pss_kb", "kB", "the master's PSS"),
+    MS_COL_I64(X, workers_pss_kb, "workers_pss_kb", "kB",
+               "PSS of every worker and mold"),
+    MS_COL_I64(X, total_pss_kb, "total_pss_kb", "kB",
+               "master + workers + molds: what the app costs"),
+    MS_COL_U64(X, heap_copied_pages, "heap_copied_pages", "pages",
+               "sum over the serving workers"),
+    MS_COL_FIXED(X, heap_identical_pages, 0, "heap_identical_pages", "pages",
+                 "sum over the serving workers (`--identical-pages`)"),
+    MS_COL_FIXED(X, heap_ksm_pages, 0, "heap_ksm_pages", "pages",
+                 "sum over the serving workers (`--ksm` as root)"),
+    MS_COL_FIXED(X, ksm_pages_sharing, 0, "ksm_pages_sharing", "pages",
+                 "`/sys/kernel/mm/ksm/pages_sharing`: pages saved "
+                 "(`--ksm`)"),
+    MS_COL_FIXED(X, ksm_pages_shared, 0, "ksm_pages_shared", "pages",
+                 "`pages_shared`: KSM pages in use (`--ksm`)"),
+    MS_COL_FIXED(X, ksmd_cpu_s, 3, "ksmd_cpu_s", "s",
+                 "ksmd's CPU time since the run began (`--ksm`)"),
+    MS_COL_U64(X, requests, "requests", "", "requests served so far"),
+    MS_COL_U64(X, respawns, "respawns", "", "workers respawned so far"),
+    MS_COL_U64(X, recycles, "recycles", "",
+               "of those, replaced after a clean exit"),
+    MS_COL_U64(X, reforks, "reforks", "", "molds made so far"),
+    MS_COL_U64(X, refork_generation, "refork_generation", "",
+               "generation of the newest mold"),
+    MS_COL_FIXED(X, cpu_s, 3, "cpu_s", "s",
+                 "CPU time of the master, workers and molds so far"),
+    MS_COL_U64(X, sample_ms, "sample_ms", "ms", "sampling interval in force"),
+    MS_COL_FIXED(X, sample_cost_ms, 2, "sample_cost_ms", "ms",
+                 "CPU time of the previous sampling round"),
+};
+#undef X
+
+/* ---- diffs.csv ---------------------------------------------------------- */
+
+#define D ms_diff_row_t
+static const ms_column_t diff_cols[] = {
+    MS_COL_TEXT(D, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(D, policy, "policy", "", "policy label"),
+    MS_COL_U64(D, worker, "worker", "", "logical worker number"),
+    MS_COL_I64(D, pid, "pid", "", "the worker process"),
+    MS_COL_TEXT(D, field, "field", "",
+                "`refcount`, `type`, `gc_head`, `body`, `items` or "
+                "`allocator` (README \"Fleet\")"),
+    MS_COL_TEXT(D, type, "type", "",
+                "type of the object holding the word (empty for "
+                "`allocator`)"),
+    MS_COL_U64(D, words, "words", "",
+               "8-byte words that differ from the master's, on copied "
+               "pages that are not identical"),
+    MS_COL_U64(D, words_up, "words_up", "",
+               "of those, greater as a signed integer (a refcount that "
+               "stayed up)"),
+    MS_COL_U64(D, words_down, "words_down", "", "of those, smaller"),
+    MS_COL_U64(D, pages, "pages", "pages",
+               "pages with at least one such word"),
+    MS_COL_U64(D, pages_only, "pages_only", "pages",
+               "pages whose only differing words are of this field and "
+               "type"),
+};
+#undef D
 
 #define TABLE(file, cols) { file, cols, sizeof cols / sizeof cols[0] }
 const ms_table_t ms_samples_table = TABLE("samples.csv", sample_cols);
 const ms_table_t ms_runs_table = TABLE("runs.csv", run_cols);
 const ms_table_t ms_types_table = TABLE("types.csv", type_cols);
+const ms_table_t ms_totals_table = TABLE("totals.csv", total_cols);
+const ms_table_t ms_diffs_table = TABLE("diffs.csv", diff_cols);
 
-const char ms_table_names[] = "samples|runs|types";
+const char ms_table_names[] = "samples|runs|types|totals|diffs";
 
 const ms_table_t *
 ms_table_find(const char *name)
 {
     const ms_table_t *all[] = { &ms_samples_table, &ms_runs_table,
-                                &ms_types_table };
+                                &ms_types_table, &ms_totals_table,
+                                &ms_diffs_table };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *f = all[i]->file;
         size_t stem = strlen(f) - strlen(".csv");

@@ -780,6 +780,63 @@ ps_snap_present(const ps_snap_t *s, size_t index)
     return s != NULL && index < s->total && map_test(s->map, index);
 }
 
+/* ---- raw entries ------------------------------------------------------- */
+
+int
+ps_snap_each_entry(const ps_snap_t *s, ps_pagemap_t *pm, ps_entry_fn fn,
+                   void *arg)
+{
+    uint64_t buf[PS_BATCH_PAGES];
+    size_t base = 0;
+
+    if (s == NULL || pm == NULL || pm->fd < 0 || fn == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < s->nranges; i++) {
+        const ps_range_t *r = &s->ranges[i];
+        size_t n = (r->end - r->start) / s->page_size, lo = 0, hi;
+
+        /* As count_range(): batches from one snapshot page to the last
+         * snapshot page within PS_BATCH_PAGES of it. */
+        for (;;) {
+            int err;
+
+            lo = map_next(s->map, base + lo, base + n) - base;
+            if (lo == n)
+                break;
+            hi = n - lo < PS_BATCH_PAGES ? n : lo + PS_BATCH_PAGES;
+            hi = map_last(s->map, base + hi) + 1 - base;
+            err = read_entries(pm->fd, r->start + lo * s->page_size,
+                               s->page_size, buf, hi - lo);
+            if (err < 0)
+                return err;
+            for (size_t j = lo; j < hi; j++)
+                if (map_test(s->map, base + j))
+                    fn(arg, base + j, r->start + j * s->page_size,
+                       buf[j - lo]);
+            lo = hi;
+        }
+        base += n;
+    }
+    return 0;
+}
+
+uintptr_t
+ps_snap_addr(const ps_snap_t *s, size_t index)
+{
+    size_t base = 0;
+
+    for (size_t i = 0; s != NULL && i < s->nranges; i++) {
+        size_t n = (s->ranges[i].end - s->ranges[i].start) / s->page_size;
+
+        if (index < base + n)
+            return s->ranges[i].start + (index - base) * s->page_size;
+        base += n;
+    }
+    return 0;
+}
+
+/* ---- raw entries of any range (cowlab attach) ------------------------- */
+
 int
 ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf, size_t n)
 {

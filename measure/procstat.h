@@ -167,6 +167,24 @@ int ps_count_copied_excl(const ps_snap_t *s, ps_pagemap_t *pm,
 /* 1 if page index (in snapshot order) was present at snapshot time. */
 int ps_snap_present(const ps_snap_t *s, size_t index);
 
+/* ---- raw entries: frame numbers, for KSM and the mold's check ---------- */
+
+/* Pagemap bits (Documentation/admin-guide/mm/pagemap.rst): see procstat.c. */
+#define PS_PM_PRESENT   ((uint64_t)1 << 63)
+#define PS_PM_EXCLUSIVE ((uint64_t)1 << 56)
+#define PS_PM_PFN_MASK  (((uint64_t)1 << 55) - 1)   /* 0 without root */
+
+/* Called with a snapshot page's index, address and pm's current entry. */
+typedef void (*ps_entry_fn)(void *arg, size_t index, uintptr_t vaddr,
+                            uint64_t entry);
+/* Call fn for every page present in the snapshot, in index order, with
+ * the entry pm's process has for it now (read in batches, as the
+ * counters read them).  -ESRCH if the process has exited. */
+int ps_snap_each_entry(const ps_snap_t *s, ps_pagemap_t *pm, ps_entry_fn fn,
+                       void *arg);
+/* The address of snapshot page index (any page of the ranges). */
+uintptr_t ps_snap_addr(const ps_snap_t *s, size_t index);
+
 /* The raw entries of the n pages from vaddr (page aligned) into buf, as
  * many preads as it takes.  -ESRCH once the process has exited. */
 int ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf,

@@ -580,6 +580,10 @@ write_runs_row(attach_t *a)
         .sample_ms = a->sampler.interval_ms,
         .responses_4xx = MS_U64_UNSET, .responses_5xx = MS_U64_UNSET,
         .copied_by_master = n && a->method == ATT_PFN ? bym / n : MS_UNSET,
+        .refork_generation = MS_U64_UNSET, .reforks = MS_U64_UNSET,
+        .recycles = MS_U64_UNSET, .ksm = MS_U64_UNSET,
+        .ksmd_cpu_s = MS_UNSET, .ksm_pages_sharing = MS_UNSET,
+        .heap_identical_pages = MS_UNSET, .cpu_s = MS_UNSET,
         .fork_gc_count = { MS_I64_UNSET, MS_I64_UNSET, MS_I64_UNSET },
         .fork_long_lived_pending = MS_U64_UNSET,
         .fork_long_lived_total = MS_U64_UNSET,
@@ -842,6 +846,9 @@ round_once(attach_t *a)
             .copied_by_master = pfn ? c.by_master : MS_U64_UNSET,
             .heap_new_pages = c.new_pages,
             .heap_shared_pages = pfn ? c.shared : MS_U64_UNSET,
+            .role = NULL, .refork_generation = MS_U64_UNSET,
+            .heap_identical_pages = MS_UNSET, .ksm_merging_pages = MS_UNSET,
+            .heap_ksm_pages = MS_UNSET, .heap_moved_pages = MS_UNSET,
             .heap_released_pages = MS_U64_UNSET,
         };
         ms_csv_add(&a->samples, &row);

@@ -39,6 +39,7 @@ typedef enum {
     K_GC,           /* int gc_enabled: on | off */
     K_EXIT,         /* cfg_exit_t: finalize | skip */
     K_THRESH,       /* long[3]: A,B,C */
+    K_LIST,         /* long[CFG_MAX_REFORK] + int count: N[,N2,...] */
     K_CHOICE        /* int: one of .choices, stored as .values[i] */
 } kind_t;
 
@@ -107,6 +108,11 @@ host_char(int ch)
 }
 
 #define OFF(field) offsetof(cfg_t, field)
+
+static const char *const refork_choices[] = { "first", "least-copied",
+                                              NULL };
+static const int refork_values[] = { CFG_REFORK_FIRST,
+                                     CFG_REFORK_LEAST_COPIED };
 
 static const opt_t opts[] = {
     { .name = "config", .short_name = 'c', .kind = K_CONFIG,
@@ -211,6 +217,30 @@ static const opt_t opts[] = {
     { .name = "max-connections", .kind = K_UINT,
       .off = OFF(max_connections), .imin = 1, .imax = 1000000,
       .meta = "N", .help = "open connections per worker" },
+    { .name = "ksm", .kind = K_FLAG, .off = OFF(ksm),
+      .help = "KSM: workers mergeable, ksmd running (root)" },
+    { .name = "ksm-pages-to-scan", .kind = K_UINT,
+      .off = OFF(ksm_pages_to_scan), .imin = 1, .imax = 1000000,
+      .meta = "N", .help = "pages ksmd scans per wake-up (--ksm)" },
+    { .name = "ksm-sleep-ms", .kind = K_UINT, .off = OFF(ksm_sleep_ms),
+      .imin = 1, .imax = 600000, .meta = "N",
+      .help = "ksmd's sleep between scans (--ksm)" },
+    { .name = "identical-pages", .kind = K_FLAG, .off = OFF(identical_pages),
+      .help = "count copied pages equal to the master's" },
+    { .name = "identical-diff", .kind = K_FLAG, .off = OFF(identical_diff),
+      .help = "diffs.csv: differing words by field, at the end" },
+    { .name = "refork-after", .kind = K_LIST, .off = OFF(refork_after),
+      .imin = 1, .imax = LONG_MAX, .meta = "N[,N2..]",
+      .help = "after N requests a worker is the mold" },
+    { .name = "refork-select", .kind = K_CHOICE, .off = OFF(refork_select),
+      .choices = refork_choices, .values = refork_values, .meta = "HOW",
+      .help = "mold: first to N, or least-copied" },
+    { .name = "max-copied-pct", .kind = K_DOUBLE, .off = OFF(max_copied_pct),
+      .dmin = 0, .dmax = 100, .meta = "P",
+      .help = "replace a worker past P% heap copied" },
+    { .name = "reload-on-rss", .kind = K_UINT, .off = OFF(reload_on_rss_mb),
+      .imin = 0, .imax = 16777216, .meta = "MIB",
+      .help = "recycle a worker past MIB of RSS" },
     { .name = "check-config", .kind = K_FLAG, .off = OFF(check_config),
       .cli_only = 1, .help = "print the resolved config as JSON, exit 0" },
     { .name = "quiet", .short_name = 'q', .kind = K_FLAG,
@@ -268,6 +298,9 @@ cfg_defaults(cfg_t *c)
     c->header_timeout_ms = lim.header_timeout_ms;
     c->keepalive_timeout_ms = lim.keepalive_timeout_ms;
     c->max_connections = lim.max_connections;
+    c->ksm_pages_to_scan = 5000;
+    c->ksm_sleep_ms = 20;
+    c->refork_select = CFG_REFORK_FIRST;
 }
 
 void
@@ -378,6 +411,11 @@ expected(const opt_t *o, int json, char *buf, size_t len)
     case K_THRESH:
         snprintf(buf, len, json ? "an array of three integers >= 0"
                                 : "three integers >= 0 as A,B,C");
+        break;
+    case K_LIST:
+        snprintf(buf, len, json ? "an array of at most %d integers >= 1"
+                                : "0, or at most %d integers >= 1 as N,N2,...",
+                 CFG_MAX_REFORK);
         break;
     case K_CHOICE: {
         size_t n = 0;
@@ -596,6 +634,26 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v,
             c->gc_threshold[i] = (long)json_integer_value(
                 json_array_get(v, i));
         return 0;
+    case K_LIST: {
+        long *dst = FIELD(c, o, long);
+        if (!json_is_array(v) || json_array_size(v) > CFG_MAX_REFORK)
+            return json_bad(src, ptr, o, v);
+        for (i = 0; i < json_array_size(v); i++) {
+            json_t *e = json_array_get(v, i);
+            char want[80];
+
+            if (json_is_integer(e) && in_range_ll(o, json_integer_value(e)))
+                continue;
+            snprintf(eptr, sizeof eptr, "%s", ptr);
+            jpos_path_append_index(eptr, sizeof eptr, i);
+            emsg_expect_int(want, sizeof want, o->imin, o->imax);
+            return emsg_bad_value(src, eptr, want, e);
+        }
+        for (i = 0; i < json_array_size(v); i++)
+            dst[i] = (long)json_integer_value(json_array_get(v, i));
+        c->refork_after_n = (int)json_array_size(v);
+        return 0;
+    }
     case K_CONFIG: case K_STR: case K_HOST:
         if (json_is_null(v) && o->unset != NULL)
             s = NULL;
@@ -781,6 +839,32 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
         for (k = 0; k < 3; k++)
             c->gc_threshold[k] = (long)t[k];
         return 0;
+    case K_LIST: {
+        long vals[CFG_MAX_REFORK];
+        int n = 0;
+
+        if (strcmp(arg, "0") == 0) {            /* off */
+            c->refork_after_n = 0;
+            return 0;
+        }
+        p = arg;
+        for (;;) {
+            if (n == CFG_MAX_REFORK || !isdigit((unsigned char)*p))
+                return cli_bad(o, arg, err, errlen);
+            errno = 0;
+            iv = strtoll(p, &end, 10);
+            if (errno != 0 || !in_range_ll(o, iv)
+                || (*end != ',' && *end != '\0'))
+                return cli_bad(o, arg, err, errlen);
+            vals[n++] = (long)iv;
+            if (*end == '\0')
+                break;
+            p = end + 1;
+        }
+        memcpy(FIELD(c, o, long), vals, (size_t)n * sizeof(long));
+        c->refork_after_n = n;
+        return 0;
+    }
     case K_STR: case K_HOST:
         if (*arg == '\0' && o->unset != NULL) {
             arg = NULL;                 /* --out '' unsets */
@@ -897,6 +981,38 @@ bad_flag(int ch, int argc, char **argv, char *err, size_t errlen)
     }
     emsg_set(err, errlen, "unknown option '%s' (see --help)", arg);
     return -1;
+}
+
+/*
+ * Settings that cannot go together.  The fleet strategies measure copies
+ * of a pre-fork heap: with --lazy there is none to copy, compare or
+ * refork from.
+ */
+int
+cfg_check(const cfg_t *c, char *err, size_t errlen)
+{
+    static const struct {
+        size_t off;
+        const char *name;
+    } need_heap[] = {
+        { OFF(refork_after_n), "--refork-after" },
+        { OFF(identical_pages), "--identical-pages" },
+        { OFF(identical_diff), "--identical-diff" },
+    };
+    if (!c->lazy)
+        return 0;
+    for (size_t i = 0; i < sizeof need_heap / sizeof need_heap[0]; i++)
+        if (*(const int *)(const void *)((const char *)c + need_heap[i].off)) {
+            emsg_set(err, errlen, "%s needs a pre-fork heap: not with "
+                     "--lazy", need_heap[i].name);
+            return -1;
+        }
+    if (c->max_copied_pct > 0) {
+        emsg_set(err, errlen, "--max-copied-pct needs a pre-fork heap: not "
+                 "with --lazy");
+        return -1;
+    }
+    return 0;
 }
 
 int
@@ -1017,6 +1133,16 @@ cfg_to_json(const cfg_t *c)
         case K_HOST:
             v = json_string(c->host);
             break;
+        case K_LIST:
+            v = a = json_array();
+            for (k = 0; a != NULL && k < (size_t)c->refork_after_n; k++)
+                if (json_array_append_new(a, json_integer(
+                        CFIELD(c, o, long)[k])) < 0) {
+                    json_decref(a);
+                    v = NULL;
+                    break;
+                }
+            break;
         case K_CONFIG: case K_STR:
         default:
             s = *CFIELD(c, o, char *);
@@ -1106,6 +1232,9 @@ default_text(const cfg_t *d, const opt_t *o, char *buf, size_t len)
         break;
     case K_HOST:
         snprintf(buf, len, "%s", d->host);
+        break;
+    case K_LIST:
+        snprintf(buf, len, "%s", d->refork_after_n ? "on" : "off");
         break;
     case K_CONFIG: case K_STR:
     default:

@@ -9,14 +9,17 @@
  *   integers  workers port max_requests max_requests_jitter sample_ms
  *             requests limit_header_bytes limit_url_bytes
  *             limit_body_bytes header_timeout_ms keepalive_timeout_ms
- *             max_connections
+ *             max_connections ksm_pages_to_scan ksm_sleep_ms reload_on_rss
  *   numbers   scale timeout graceful_timeout duration pagemap_gc_fraction
- *             sample_budget
- *   booleans  freeze immortal lazy type_census quiet
+ *             sample_budget max_copied_pct
+ *   booleans  freeze immortal lazy type_census quiet ksm identical_pages
+ *             identical_diff
  *   strings   host; workload out run_id policy_name (or null = unset)
  *   "gc": "on" | "off" (or true | false)
  *   "gc_threshold": [A, B, C]
  *   "exit": "finalize" | "skip"
+ *   "refork_after": [N, N2, ...] (integers >= 1; [] = off)
+ *   "refork_select": "first" | "least-copied"
  *   "python": "3.11" | "3.12"
  *   "prefork_gc": "import" | "collected"
  *   "config", "check_config": accepted so that the output of
@@ -38,6 +41,9 @@
 #define COWLAB_VERSION "0.1.0"
 
 typedef enum { CFG_EXIT_FINALIZE, CFG_EXIT_SKIP } cfg_exit_t;
+/* --refork-select: which worker becomes the mold */
+typedef enum { CFG_REFORK_FIRST, CFG_REFORK_LEAST_COPIED } cfg_refork_t;
+#define CFG_MAX_REFORK 16       /* values of --refork-after */
 /* The collector's state at fork (--prefork-gc): as an import leaves it
  * (collections ran by threshold all along the build), or collected (the
  * build paused the collector and ended with a full collection). */
@@ -85,6 +91,18 @@ typedef struct cfg {
     unsigned keepalive_timeout_ms; /* --keepalive-timeout-ms (5000; 0 =
                                       close after each response) */
     unsigned max_connections;      /* --max-connections (1000) */
+    /* Fleet strategies (README "Fleet"). */
+    int ksm;                /* --ksm: PR_SET_MEMORY_MERGE before fork, ksmd
+                               running (root) */
+    unsigned ksm_pages_to_scan; /* --ksm-pages-to-scan (5000) */
+    unsigned ksm_sleep_ms;  /* --ksm-sleep-ms (20) */
+    int identical_pages;    /* --identical-pages: heap_identical_pages */
+    int identical_diff;     /* --identical-diff: diffs.csv at the end */
+    long refork_after[CFG_MAX_REFORK]; /* --refork-after N[,N2,...] */
+    int refork_after_n;     /* values given; 0 = no reforking */
+    cfg_refork_t refork_select; /* --refork-select first|least-copied */
+    double max_copied_pct;  /* --max-copied-pct P (0 = off) */
+    unsigned reload_on_rss_mb; /* --reload-on-rss MiB (0 = off) */
     int check_config;       /* --check-config: print the config as JSON */
     int quiet;              /* -q/--quiet */
 } cfg_t;
@@ -119,6 +137,14 @@ int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen);
  */
 int cfg_parse_args(cfg_t *c, int argc, char **argv, int *exit_now,
                    char *err, size_t errlen);
+
+/*
+ * Settings that parse but cannot go together (each one names the flags):
+ * --refork-after, --identical-pages, --identical-diff and
+ * --max-copied-pct need a pre-fork heap, so not --lazy.  0, or -1 with
+ * the message in err.  main() calls it after cfg_parse_args().
+ */
+int cfg_check(const cfg_t *c, char *err, size_t errlen);
 
 /*
  * Every field as a new JSON object, under the config file's key names

@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum { SLOT_FREE, SLOT_STARTING, SLOT_SERVING, SLOT_STOPPING, SLOT_DONE };
+enum { SLOT_FREE, SLOT_STARTING, SLOT_SERVING, SLOT_STOPPING, SLOT_DONE,
+       SLOT_MOLD };                 /* a mold: forks, serves nothing */
 
 typedef struct srv_slot {
     _Atomic int state;

@@ -9,7 +9,11 @@
  * each request with the collections inside it subtracted.
  *
  * Stopping: SIGTERM drains (stop accepting, finish in-flight requests),
- * SIGINT/SIGQUIT close at once, --max-requests drains after N requests.
+ * SIGINT/SIGQUIT close at once; --max-requests, --reload-on-rss and
+ * --max-copied-pct drain (recycle, "Recycling" below).  With
+ * --refork-after the master may tell the worker to become the mold
+ * (refork.h): it drains the same way, then runs srv_mold_main() instead
+ * of the exit policy.
  * Then the exit policy: finalize (rt_finalize: the whole heap torn down,
  * timed) or skip (rt_skip_exit: _exit right away).  Counters are already in
  * the shared slot, so nothing needs flushing.
@@ -17,6 +21,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +38,7 @@
 #include "http.h"
 #include "mem.h"
 #include "procstat.h"
+#include "refork.h"
 
 typedef struct worker {
     const srv_worker_args_t *a;
@@ -60,6 +66,12 @@ typedef struct worker {
     uint64_t copied_gc, copied_req, copied_unattr, gc_measured;
     uint8_t *seen;              /* teardown: pages already counted */
     uint64_t copied_teardown;
+    int recycle;                /* a recycling limit was passed */
+    uv_poll_t ctl_poll;         /* the master's messages (refork.h) */
+    int ctl_active;
+    int becoming_mold;          /* RF_MOLD came: drain, then the mold */
+    unsigned mold_gen;
+    int stop_signal;            /* a stop signal came: no mold then */
 } worker_t;
 
 static worker_t W;
@@ -122,6 +134,48 @@ publish_copies(void)
     atomic_store(&s->gc_measured, W.gc_measured);
 }
 
+/*
+ * Recycling.  A worker past one of these limits drains and exits cleanly
+ * after the response in hand, and the master forks a fresh one (as
+ * --max-requests does; runs.csv counts them in recycles):
+ *   --reload-on-rss MiB  its RSS, read after every request from
+ *                        /proc/self/statm, as uWSGI's reload-on-rss does;
+ *                        RSS counts shared pages as well as copied ones,
+ *                        so it sees new memory, never copy-on-write;
+ *   --max-copied-pct P   its exact heap copies (pagemap, the counter of
+ *                        heap_copied_pages) past P% of the heap pages it
+ *                        was forked with, checked at every measurement of
+ *                        "Copied pages by cause" (about once a second of
+ *                        requests, and around full collections).
+ */
+static void
+check_copied(size_t copied)
+{
+    double pct = W.a->cfg->max_copied_pct;
+    size_t pages = ps_snap_pages(W.a->snap);
+    if (pct > 0 && pages > 0
+        && 100.0 * (double)copied > pct * (double)pages)
+        W.recycle = 1;
+}
+
+static long
+rss_kb(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    long size, resident;
+    if (sscanf(buf, "%ld %ld", &size, &resident) != 2)
+        return -1;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 static int
 measure(size_t *copied)
 {
@@ -133,6 +187,7 @@ measure(size_t *copied)
         return -1;
     }
     W.last_measure_ns = clk_now_ns();
+    check_copied(*copied);
     return 0;
 }
 
@@ -322,7 +377,12 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
     }
     uint64_t n = atomic_fetch_add(&s->requests, 1) + 1;
     atomic_store(&s->busy_since_ns, 0);
-    if (W.max_requests > 0 && (long)n >= W.max_requests && !W.stopping) {
+    if (W.max_requests > 0 && (long)n >= W.max_requests)
+        W.recycle = 1;
+    if (W.a->cfg->reload_on_rss_mb > 0
+        && rss_kb() > (long)W.a->cfg->reload_on_rss_mb * 1024)
+        W.recycle = 1;
+    if (W.recycle && !W.stopping) {
         /* Recycle (uWSGI max-requests): drain after this response. */
         resp->close = 1;
         uv_timer_start(&W.stop_timer, on_stop_timer, 0, 0);
@@ -365,6 +425,10 @@ http_done(void *arg)
     uv_close((uv_handle_t *)&W.sig_quit, close_cb);
     uv_close((uv_handle_t *)&W.stop_timer, close_cb);
     uv_close((uv_handle_t *)&W.publish_timer, close_cb);
+    if (W.ctl_active) {
+        W.ctl_active = 0;
+        uv_close((uv_handle_t *)&W.ctl_poll, close_cb);
+    }
 }
 
 static void
@@ -388,7 +452,51 @@ static void
 on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
+    W.stop_signal = 1;
     begin_stop(signum == SIGTERM);
+}
+
+/* A message from the master (refork.h): RF_MOLD is the only one a
+ * worker takes.  The master gone (EOF): PDEATHSIG ends us anyway. */
+static void
+on_ctl(uv_poll_t *h, int status, int events)
+{
+    srv_rf_msg_t m;
+    int fds[2];
+    (void)events;
+    int r = status < 0 ? -1 : srv_rf_recv(W.a->ctl_fd, &m, fds);
+    for (int i = 0; r > 0 && i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (r == -EAGAIN)
+        return;
+    if (r <= 0) {
+        uv_poll_stop(h);
+        return;
+    }
+    if (m.type == RF_MOLD && !W.stopping) {
+        W.becoming_mold = 1;
+        W.mold_gen = m.generation;
+        begin_stop(1);
+    }
+}
+
+/* Drained after RF_MOLD: hand the heap over to the mold's loop. */
+static _Noreturn void
+become_mold(void)
+{
+    srv_mold_args_t ma = {
+        .cfg = W.a->cfg, .heap = W.heap, .app = W.app, .spec = W.a->spec,
+        .slots = W.a->slots, .nslots = W.a->nslots, .own = W.slot,
+        .ctl_fd = W.a->ctl_fd, .master = W.a->master,
+        .generation = W.mold_gen,
+    };
+    publish_gc_stats();
+    publish_responses();
+    gc_set_callback(NULL, NULL);
+    ps_pagemap_close(&W.pm);
+    uv_loop_close(&W.loop);         /* every handle is closed: no fd left */
+    srv_mold_main(&ma);
 }
 
 /* The allocator's release hook, for the worker's whole life: pages it
@@ -488,6 +596,11 @@ srv_worker_main(const srv_worker_args_t *a)
     W.slot = a->slot;
     W.heap = a->heap;
     W.app = a->app;
+    /* A mold's worker: its parent exits right after fork(), and the
+     * master (a child subreaper) adopts it.  PDEATHSIG follows the parent
+     * of the moment, so it is set once the master is that parent. */
+    for (int i = 0; a->reparent && getppid() != a->master && i < 5000; i++)
+        usleep(1000);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != a->master)
         _exit(1);                   /* the master died before prctl */
@@ -572,7 +685,12 @@ srv_worker_main(const srv_worker_args_t *a)
     uv_timer_start(&W.publish_timer, on_publish_timer, PUBLISH_MS,
                    PUBLISH_MS);
     uv_unref((uv_handle_t *)&W.publish_timer);  /* never keeps the loop */
+    if (a->ctl_fd >= 0 && uv_poll_init(&W.loop, &W.ctl_poll, a->ctl_fd) == 0
+        && uv_poll_start(&W.ctl_poll, UV_READABLE, on_ctl) == 0)
+        W.ctl_active = 1;
     atomic_store(&W.slot->state, SLOT_SERVING);
     uv_run(&W.loop, UV_RUN_DEFAULT);
+    if (W.becoming_mold && !W.stop_signal)
+        become_mold();
     exit_policy();
 }

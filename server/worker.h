@@ -24,6 +24,14 @@ typedef struct srv_worker_args {
     uint64_t seed;
     pid_t master;
     const struct ps_snap *snap; /* heap pages present at fork; NULL: none */
+    int ctl_fd;                 /* --refork-after: its end of the master's
+                                   socketpair (refork.h); -1: none */
+    unsigned generation;        /* 0: forked by the master; g: by mold g */
+    int reparent;               /* forked by a mold's child: wait to be
+                                   the master's child first */
+    srv_slot_t *slots;          /* the whole stats region, for a worker
+                                   that becomes a mold */
+    unsigned nslots;
     uint8_t *released;          /* shared with the master: snapshot pages
                                    this worker gave back (one bit each) */
 } srv_worker_args_t;

@@ -45,14 +45,14 @@ teardown(void)
 static int
 parse(int *exit_now, ...)
 {
-    char *argv[64];
+    char *argv[128];
     int argc = 0, rc, i;
     const char *a;
     va_list ap;
 
     argv[argc++] = strdup("cowlab");
     va_start(ap, exit_now);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 63)
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 127)
         argv[argc++] = strdup(a);
     va_end(ap);
     argv[argc] = NULL;
@@ -183,7 +183,11 @@ START_TEST(config_every_flag_parsed)
              "--pagemap-gc-fraction", "1", "--limit-header-bytes", "1024",
              "--limit-url-bytes", "512", "--limit-body-bytes", "0",
              "--header-timeout-ms", "1", "--keepalive-timeout-ms", "0",
-             "--max-connections", "2", "--check-config", "--quiet");
+             "--max-connections", "2", "--check-config", "--quiet",
+             "--ksm", "--ksm-pages-to-scan", "7", "--ksm-sleep-ms", "9",
+             "--identical-pages", "--identical-diff", "--refork-after",
+             "3,5", "--refork-select", "least-copied", "--max-copied-pct",
+             "40", "--reload-on-rss", "300");
     settings_are("{\"config\": null, \"workload\": \"wl.json\", "
                  "\"scale\": 0.5, \"workers\": 7, \"host\": \"::1\", "
                  "\"port\": 0, \"gc\": \"off\", "
@@ -199,8 +203,19 @@ START_TEST(config_every_flag_parsed)
                  "\"limit_header_bytes\": 1024, \"limit_url_bytes\": 512, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 1, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 2, "
-                 "\"check_config\": true, \"quiet\": true}");
+                 "\"check_config\": true, \"quiet\": true, \"ksm\": true, "
+                 "\"ksm_pages_to_scan\": 7, \"ksm_sleep_ms\": 9, "
+                 "\"identical_pages\": true, \"identical_diff\": true, "
+                 "\"refork_after\": [3, 5], "
+                 "\"refork_select\": \"least-copied\", "
+                 "\"max_copied_pct\": 40, \"reload_on_rss\": 300}");
     ck_assert_int_eq(cfg.check_config, 1);
+    ck_assert_int_eq(cfg.refork_after_n, 2);
+    /* parsed, but --lazy has no pre-fork heap to refork from */
+    ck_assert_int_eq(cfg_check(&cfg, err, sizeof err), -1);
+    ASSERT_ERR("--refork-after needs a pre-fork heap: not with --lazy");
+    cfg.lazy = 0;
+    ck_assert_int_eq(cfg_check(&cfg, err, sizeof err), 0);
 }
 END_TEST
 
@@ -246,7 +261,12 @@ START_TEST(config_file_every_key)
                  "\"limit_header_bytes\": 16384, \"limit_url_bytes\": 2048, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 2000, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 64, "
-                 "\"check_config\": false, \"quiet\": true}");
+                 "\"check_config\": false, \"quiet\": true, "
+                 "\"ksm\": true, \"ksm_pages_to_scan\": 100, "
+                 "\"ksm_sleep_ms\": 50, \"identical_pages\": true, "
+                 "\"identical_diff\": false, \"refork_after\": [1000], "
+                 "\"refork_select\": \"first\", \"max_copied_pct\": 0, "
+                 "\"reload_on_rss\": 512}");
 }
 END_TEST
 
@@ -401,6 +421,12 @@ static const bad_t bad[] = {
          "unknown key, did you mean 'gc_threshold'?"),
     TEXT("{\"a/b~c\": 1}", "=@:1:2: field 'a/b~c': unknown key (cowlab "
          "--help lists the settings)"),
+    TEXT("{\"refork_after\": [100, 0]}", "=@:1:24: field "
+         "'refork_after[1]': expected an integer >= 1, found 0"),
+    TEXT("{\"refork_after\": 100}", "field 'refork_after': expected an "
+         "array of at most 16 integers >= 1, found 100"),
+    TEXT("{\"refork_select\": \"least\"}", "field 'refork_select': "
+         "expected \"first\" or \"least-copied\", found"),
     /* a file given on the command line */
     LOAD_ARGS("out_of_range.json", -EINVAL, "=@:2:16: field 'workers': "
               "expected an integer from 1 to 256, found 300",
@@ -461,6 +487,19 @@ static const bad_t bad[] = {
     ARGS("--max-connections: expected", "--max-connections", "0"),
     ARGS("--out: expected a directory name in UTF-8, got bytes that are "
          "not UTF-8", "--out", "\xff\xfe"),
+    ARGS("=--refork-after: expected 0, or at most 16 integers >= 1 as "
+         "N,N2,..., got '10,0'", "--refork-after", "10,0"),
+    ARGS("--refork-after: expected 0, or", "--refork-after", "10,"),
+    ARGS("--refork-after: expected 0, or", "--refork-after",
+         "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"),
+    ARGS("=--refork-select: expected first or least-copied, got 'last'",
+         "--refork-select", "last"),
+    ARGS("=--max-copied-pct: expected a number from 0 to 100, got '101'",
+         "--max-copied-pct", "101"),
+    ARGS("--ksm-pages-to-scan: expected an integer from 1 to",
+         "--ksm-pages-to-scan", "0"),
+    ARGS("--reload-on-rss: expected an integer from 0 to",
+         "--reload-on-rss", "-1"),
     /* flags themselves */
     ARGS("=unknown or ambiguous option '--wokers' (did you mean "
          "'--workers'?)", "--wokers", "3"),
@@ -755,11 +794,15 @@ START_TEST(config_to_json_fields)
     ck_assert(json_real_value(json_object_get(j, "scale")) == 1.0);
     ck_assert_int_eq(json_integer_value(json_object_get(j,
                      "limit_body_bytes")), 1048576);
+    ck_assert(json_is_array(json_object_get(j, "refork_after"))
+              && json_array_size(json_object_get(j, "refork_after")) == 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "refork_select")),
+                     "first");
     ck_assert_str_eq(json_string_value(json_object_get(j, "python")),
                      "3.12");
     ck_assert_str_eq(json_string_value(json_object_get(j, "prefork_gc")),
                      "import");
-    ck_assert_int_eq(json_object_size(j), 35);  /* one key per setting */
+    ck_assert_int_eq(json_object_size(j), 44);  /* one key per setting */
     json_decref(j);
 }
 END_TEST

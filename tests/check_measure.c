@@ -74,7 +74,8 @@ readme_block(const char *marker)
 START_TEST(measure_readme_tables_are_the_column_tables)
 {
     const ms_table_t *t[] = { &ms_samples_table, &ms_runs_table,
-                              &ms_types_table };
+                              &ms_types_table, &ms_totals_table,
+                              &ms_diffs_table };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         char marker[64];
         snprintf(marker, sizeof marker, "<!-- %s columns -->", t[i]->file);
@@ -119,10 +120,13 @@ START_TEST(measure_columns_keep_their_names)
         "faults_teardown,exit,scale,workload,gc,gc_threshold,freeze,immortal,"
         "lazy,respawns,duration_s,copied_by_teardown,sample_ms";
     const char *types =
-        "run_id,policy,worker,pid,type,objects,pages,copied_pages";
+        "run_id,policy,worker,pid,type,objects,pages,copied_pages,"
+        "identical_pages";
     char *h = header_of(&ms_samples_table);
     ck_assert_int_eq(strncmp(h, samples, strlen(samples)), 0);
-    ck_assert_str_eq(h + strlen(samples), ",heap_released_pages\n");
+    ck_assert_str_eq(h + strlen(samples), ",heap_released_pages,"
+                     "role,refork_generation,heap_identical_pages,"
+                     "ksm_merging_pages,heap_ksm_pages,heap_moved_pages\n");
     free(h);
     h = header_of(&ms_runs_table);
     ck_assert_int_eq(strncmp(h, runs, strlen(runs)), 0);
@@ -132,7 +136,9 @@ START_TEST(measure_columns_keep_their_names)
                      "fork_gc_count_2,fork_long_lived_pending,"
                      "fork_long_lived_total,first_full_gc_request,"
                      "workers_full_gc,teardown_collections,"
-                     "heap_released_pages\n");
+                     "heap_released_pages,"
+                     "refork_generation,reforks,recycles,ksm,ksmd_cpu_s,"
+                     "ksm_pages_sharing,heap_identical_pages,cpu_s\n");
     free(h);
     h = header_of(&ms_types_table);
     ck_assert_int_eq(strncmp(h, types, strlen(types)), 0);
@@ -173,11 +179,15 @@ START_TEST(measure_rows_keep_their_number_formats)
         .copied_unattributed = 2, .gc_measured = 3,
         .copied_by_master = 4, .heap_new_pages = 0,
         .heap_shared_pages = MS_U64_UNSET, .heap_released_pages = 11,
+        .role = "worker", .refork_generation = 1,
+        .heap_identical_pages = 10071, .ksm_merging_pages = MS_UNSET,
+        .heap_ksm_pages = MS_UNSET, .heap_moved_pages = 0,
     };
+    /* fleet columns: unmeasured ones (MS_UNSET) are empty */
     snprintf(want, sizeof want,
              "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
              "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
-             "%u,%llu,%llu,%llu,%llu,4,0,,11\n",
+             "%u,%llu,%llu,%llu,%llu,4,0,,11,worker,1,10071,,,0\n",
              "r1", "freeze+immortal", 3u, 4242, 1234.56, 2500ull, 120000L,
              33000L, 1L, 90000L, 0L, 3300L, 51234L, 0L, (size_t)28098,
              (size_t)21372, 23.93764, 104ull, 9ull, 1ull, 987654ull, 7ull,
@@ -201,11 +211,15 @@ START_TEST(measure_rows_keep_their_number_formats)
         .fork_long_lived_pending = 58884, .fork_long_lived_total = 292689,
         .first_full_gc_request = 290.25, .workers_full_gc = 3,
         .teardown_collections = 4, .heap_released_pages = 12.6,
+        .refork_generation = 2, .reforks = 2, .recycles = 5, .ksm = 1,
+        .ksmd_cpu_s = 12.3456, .ksm_pages_sharing = 10071,
+        .heap_identical_pages = MS_UNSET, .cpu_s = 99.5,
     };
     snprintf(want, sizeof want,
              "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
              "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u,7,1,,"
-             "3.11,import,572,2,7,58884,292689,290.2,3,4.0,13\n",
+             "3.11,import,572,2,7,58884,292689,290.2,3,4.0,13,"
+             "2,2,5,1,12.346,10071,,99.500\n",
              "r1", "default", 4, (size_t)1001421, 109.7578, 2345.67, 3.456,
              10000ull, 2171.94, 23.9312, 88470.5, 396.1234, 6455.5,
              "finalize", 0.05, "webapp", "on", 700L, 10L, 10L, 0, 1, 0, 2u,
@@ -238,7 +252,8 @@ START_TEST(measure_rows_keep_their_number_formats)
     r.heap_released_pages = MS_UNSET;
     free(got);
     got = row_of(&ms_runs_table, &r);
-    ck_assert_ptr_nonnull(strstr(got, ",7,1,12,,,,,,,,,,,\n"));
+    ck_assert_ptr_nonnull(strstr(got, ",7,1,12,,,,,,,,,,,,2,2,5,1,12.346,"
+                                      "10071,,99.500\n"));
     free(got);
     s.minflt = MS_I64_UNSET;
     got = row_of(&ms_samples_table, &s);
@@ -247,9 +262,10 @@ START_TEST(measure_rows_keep_their_number_formats)
 
     ms_type_row_t t = { .run_id = "r1", .policy = "lazy", .worker = 1,
                         .pid = 77, .type = "object(__slots__)",
-                        .objects = 12, .pages = 5, .copied_pages = 4 };
+                        .objects = 12, .pages = 5, .copied_pages = 4,
+                        .identical_pages = MS_UNSET };
     got = row_of(&ms_types_table, &t);
-    ck_assert_str_eq(got, "r1,lazy,1,77,object(__slots__),12,5,4\n");
+    ck_assert_str_eq(got, "r1,lazy,1,77,object(__slots__),12,5,4,\n");
     free(got);
 }
 END_TEST

@@ -21,6 +21,9 @@
  *   urls       module app.urls: urlpatterns, a list of (path, handler,
  *              methods) tuples; the handlers are library functions
  *   templates  module app.templates: trees of dicts/lists of strings
+ *   objects    the workload's generic "objects" section, if it has one
+ *              (objects.c; without "heap" the steps above build nothing
+ *              but the fixed names and one pool identifier)
  * Every object is recorded in a malloc'd index (so a request picks one in
  * O(1)); the hot set is the names, module objects and globals, settings,
  * the URL table and the first tenth of the pool.  Everything hangs off
@@ -91,12 +94,7 @@ typedef struct build {
 static size_t
 scaled(long n, double scale)
 {
-    double x;
-
-    if (n <= 0)
-        return 0;
-    x = (double)n * scale + 0.5;
-    return x < 1.0 ? 1 : (size_t)x;
+    return wl__scaled(n, scale);
 }
 
 static size_t
@@ -134,7 +132,7 @@ wl_spec_objects(const wl_spec_t *s, double scale)
     total += scaled(h->models, scale) * (6 + 3 * (size_t)h->fields_per_model);
     nslots = ni / 100 * p + (ni % 100 < p ? ni % 100 : p);
     total += ni * 2 - nslots + ni * ((a + 3) / 4 + (a + 2) / 4);
-    return total;
+    return total + wl__objects_count(&s->objects, scale);
 }
 
 /* ---- recording -------------------------------------------------------- */
@@ -871,6 +869,9 @@ wl_build(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
         rc = build_urls(&b);
     if (rc == 0)
         rc = build_templates(&b);
+    if (rc == 0)
+        rc = wl__objects_build(app, &s->objects, scale, &b.rng, &b.cap,
+                               &b.hotcap, &b.containers);
     if (paused) {
         gc_enable();
         gc_collect(GC_GEN_OLDEST);

@@ -31,6 +31,29 @@
  *     instance_attrs            6  attributes: int, str, identifier, or a
  *                                  reference to an earlier instance
  *     slots_percent            50  of instances, __slots__ (else __dict__)
+ *   "objects": any heap shape (objects.c; scripts/heap_census.py writes
+ *   it from a live CPython heap).  Optional; a workload may have "heap",
+ *   "objects" or both; with "objects" and no "heap", the webapp generator
+ *   builds nothing (every scaled "heap" count 0, one pool identifier):
+ *     types         {}  objects per kind, scaled: dict list tuple set
+ *                       instance slots function class code str int float
+ *                       (a set is a dict of None values, code a bytes
+ *                       blob; a class adds its dict and interned name, an
+ *                       instance its dict)
+ *     sizes             per kind, a distribution of items (containers;
+ *                       class: dict entries) or bytes (str, code): weights
+ *                       of the values 0, 1, 2-3, 4-7, ... (bucket k >= 1:
+ *                       2^(k-1) to 2^k - 1), at most 21; defaults small
+ *     modules       10  scaled, >= 1: modules whose "__objects__" lists
+ *                       hold the roots (objects no item refers to)
+ *     interned     0.2  share of str interned (dict keys come from them)
+ *     ref_container 0.3 share of items that refer to an earlier container
+ *     ref_distance      how far back, in containers: weights of 1, 2-3,
+ *                       4-7, ... (bucket k: 2^k to 2^(k+1) - 1)
+ *     ref_shared   0.5  share of atom items that refer to an atom made
+ *                       earlier (else to a fresh one nothing refers to)
+ *     cycle_fraction 0.05 of lists, dicts and instances, in cycles
+ *     cycle_size        members per cycle, buckets as sizes (first 0)
  *   "routes": 1 to 1024 objects, one per URL path:
  *     path            (required) "/..." matched exactly
  *     reads                     0  shared objects picked and walked
@@ -108,6 +131,8 @@ const char *wl_spec_name(const wl_spec_t *s);
  *   instances  = I * 2 - I_slots + I * ((A + 3) / 4 + (A + 2) / 4)
  *                I = sc(instances), A = instance_attrs,
  *                I_slots = I / 100 * P + min(I % 100, P), P slots_percent
+ *   objects    = 4 * sc(modules) + 5 + sum over kinds of sc(types[kind])
+ *                * (3 for class, 2 for instance, else 1); 0 without it
  * The sum is what rt_heap_objects() grows by and wl_app_objects().
  */
 size_t wl_spec_objects(const wl_spec_t *s, double scale);

@@ -92,8 +92,12 @@ test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, th
 	    COWLAB_BIN=$(SERVER) scripts/test_experiment.sh || exit 1; \
 	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
 	    scripts/test_realserver.sh || exit 1; \
+	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
+	    scripts/test_census.sh || exit 1; \
 	else COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_experiment \
 	    "the runner is tested with the release build (make test)"; \
+	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_census \
+	    "the heap census is tested with the release build (make test)"; \
 	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_realserver \
 	    "the real-server runner is tested with the release build (make test)"; fi
 	@tests/skips.sh report $(SKIPS)

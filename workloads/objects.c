@@ -22,11 +22,12 @@
  *              recent atom nothing refers to yet ("fresh");
  *            keys (dict, set, instance, class) are distinct strs made
  *            earlier: interned ones when there are enough, else any
- *   cycles   cycle_fraction of the lists, dicts and instances, taken in
- *            plan order, in groups of cycle_size: member i gets one more
- *            item, member i + 1 (the last: the first), so each group is
- *            one strongly connected component (items otherwise only
- *            point back, so no two groups merge)
+ *   cycles   cycle_fraction of the lists, dicts, instances and classes,
+ *            taken in plan order, shared among cycle_size's buckets by
+ *            weight and cut into groups of sizes within each bucket:
+ *            member i gets one more item, member i + 1 (the last: the
+ *            first), so each group is one strongly connected component
+ *            (items otherwise only point back, so no two groups merge)
  *   roots    every object no item refers to goes into a module's
  *            "__objects__" list (round robin), so all of it lives on
  *
@@ -519,7 +520,7 @@ plan(obuild_t *b, double scale)
     }
 }
 
-/* Add one item to a list, dict or instance: a reference to dst. */
+/* Add one item to a list, dict, instance or class: a reference to dst. */
 static int
 ring_edge(obuild_t *b, size_t src, size_t dst)
 {
@@ -529,22 +530,31 @@ ring_edge(obuild_t *b, size_t src, size_t dst)
     case WL_OK_LIST:
         return rt_list_append(o, to);
     case WL_OK_INSTANCE:
-        o = rt_instance_dict(o);
-        /* fall through */
+        return rt_dict_set(rt_instance_dict(o), b->cycle_key, to);
+    case WL_OK_CLASS:
+        return rt_dict_set(rt_class_dict(o), b->cycle_key, to);
     default:
         return rt_dict_set(o, b->cycle_key, to);
     }
 }
 
 static int
+cycle_member(int k)
+{
+    return k == WL_OK_LIST || k == WL_OK_DICT || k == WL_OK_INSTANCE
+           || k == WL_OK_CLASS;
+}
+
+static int
 build_cycles(obuild_t *b)
 {
-    size_t nmut = 0, want, left, i, *sel, nsel = 0;
+    const wl_hist_t *cs = &b->os->cycle_size;
+    size_t nmut = 0, want, left, i, *sel, nsel = 0, k;
+    double sum = 0;
     int rc = 0;
 
     for (i = 0; i < b->n; i++)
-        nmut += b->kind[i] == WL_OK_LIST || b->kind[i] == WL_OK_DICT
-                || b->kind[i] == WL_OK_INSTANCE;
+        nmut += cycle_member(b->kind[i]);
     want = (size_t)(b->os->cycle_fraction * (double)nmut + 0.5);
     if (want == 0)
         return 0;
@@ -554,25 +564,37 @@ build_cycles(obuild_t *b)
      * nmut, each equally likely, kept in plan order. */
     left = nmut;
     for (i = 0; i < b->n && nsel < want; i++) {
-        int k = b->kind[i];
-
-        if (k != WL_OK_LIST && k != WL_OK_DICT && k != WL_OK_INSTANCE)
+        if (!cycle_member(b->kind[i]))
             continue;
         if ((double)(want - nsel) > wl__unit(b->rng) * (double)left)
             sel[nsel++] = i;
         left--;
     }
-    for (i = 0; i < nsel && rc == 0;) {
-        size_t s = hist_value(b, &b->os->cycle_size), j;
+    /* The members go to the size buckets in proportion to the weights
+     * (the last bucket takes the rounding), then each bucket's share is
+     * cut into groups of sizes drawn within the bucket (its last group
+     * takes what is left).  After this loop, i members are in rings. */
+    for (k = 0; k < cs->n; k++)
+        sum += cs->w[k];
+    i = 0;
+    for (k = 1; k < cs->n && rc == 0; k++) {
+        size_t share = k + 1 == cs->n ? nsel - i
+                       : (size_t)((double)nsel * cs->w[k] / sum + 0.5);
+        size_t lo = (size_t)1 << (k - 1), end;
 
-        if (s < 1)
-            s = 1;
-        if (s > nsel - i)
-            s = nsel - i;
-        for (j = 0; j < s && rc == 0; j++)
-            rc = ring_edge(b, sel[i + j], sel[i + (j + 1) % s]) < 0
-                 ? -ENOMEM : 0;
-        i += s;
+        if (share > nsel - i)
+            share = nsel - i;
+        end = i + share;
+        while (i < end && rc == 0) {
+            size_t s = lo + pick(b, lo), j;
+
+            if (s > end - i)
+                s = end - i;
+            for (j = 0; j < s && rc == 0; j++)
+                rc = ring_edge(b, sel[i + j], sel[i + (j + 1) % s]) < 0
+                     ? -ENOMEM : 0;
+            i += s;
+        }
     }
     free(sel);
     return rc;

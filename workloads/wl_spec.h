@@ -82,8 +82,8 @@ typedef struct wl_objects_spec {
     wl_hist_t ref_distance;     /* how far back (in containers) */
     double ref_shared;          /* share of atom items -> an atom already
                                    referenced (else a fresh one) */
-    double cycle_fraction;      /* of lists, dicts and instances */
-    wl_hist_t cycle_size;       /* members per cycle */
+    double cycle_fraction;      /* of lists, dicts, instances, classes */
+    wl_hist_t cycle_size;       /* members, by the size of their cycle */
 } wl_objects_spec_t;
 
 /* The kind names, for messages and JSON ("dict", "list", ...). */

@@ -52,8 +52,11 @@
  *                       4-7, ... (bucket k: 2^k to 2^(k+1) - 1)
  *     ref_shared   0.5  share of atom items that refer to an atom made
  *                       earlier (else to a fresh one nothing refers to)
- *     cycle_fraction 0.05 of lists, dicts and instances, in cycles
- *     cycle_size        members per cycle, buckets as sizes (first 0)
+ *     cycle_fraction 0.05 of lists, dicts, instances and classes, in
+ *                       cycles (each cycle one strongly connected
+ *                       component)
+ *     cycle_size        how many of those members are in cycles of 1,
+ *                       2-3, 4-7, ... members (weights; first 0)
  *   "routes": 1 to 1024 objects, one per URL path:
  *     path            (required) "/..." matched exactly
  *     reads                     0  shared objects picked and walked

@@ -40,6 +40,7 @@ SERVER    = $(BUILD)/cowlab
 EMBEDDED  = $(GEN)/wl_embedded.h
 
 .PHONY: all layers test debug asan bench clean help experiment validate \
+        validate-app \
         test-experiment small-arenas valgrind fuzz fuzz-replay chaos \
         readme-columns
 all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
@@ -144,6 +145,10 @@ experiment:                  ## the policy matrix under wrk load into results/<t
 
 validate:                    ## the same experiment with CPython itself, side by side with the model
 	scripts/experiment --validate $(EXPERIMENT_ARGS)
+
+VALIDATE_APP_ARGS ?=
+validate-app: $(SERVER)      ## the census Django app under CPython vs cowlab serving its census, per policy
+	python3 scripts/validate_app.py --bin $(SERVER) $(VALIDATE_APP_ARGS)
 
 test-experiment: $(SERVER)   ## the experiment runner end to end in --quick mode (~15 s)
 	COWLAB_BIN=$(SERVER) scripts/test_experiment.sh

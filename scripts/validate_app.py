@@ -262,15 +262,19 @@ def cowlab_cell(binary, workload, policy, exit_policy, requests, out,
 
 # ---- the harness -------------------------------------------------------------
 
-def interpreters(spec):
+def interpreters(spec, py311, py312):
+    """(version, interpreter, environment) per --pythons entry: 3.11 is
+    Debian's python3 (with python3-django); 3.12 is --python312, else
+    pyenv's, else python3.12 on PATH, given Debian's dist-packages (Django
+    3.2 is pure Python)."""
     out = []
     for v in spec.split(","):
         if v == "3.11":
-            out.append(("3.11", "/usr/bin/python3", {}))
+            out.append(("3.11", py311, {}))
         elif v == "3.12":
-            py = shutil.which("python3.12")
+            py = py312 or shutil.which("python3.12")
             root = os.path.expanduser("~/.pyenv/versions")
-            if os.path.isdir(root):
+            if not py312 and os.path.isdir(root):
                 for d in sorted(os.listdir(root)):
                     if d.startswith("3.12"):
                         py = os.path.join(root, d, "bin", "python3.12")
@@ -309,6 +313,13 @@ def pct(pages, total):
     return 100.0 * pages / total if total else 0.0
 
 
+def copied_pct(side, k):
+    """% of the heap copied after k requests (keys are ints, or strs once
+    through JSON)."""
+    c = side["copied"]
+    return pct(c.get(k, c.get(str(k), 0)), side["heap_pages"])
+
+
 def table(results):
     lines = []
     hdr = "%-6s %-8s %-22s %12s %12s %12s" % ("python", "policy", "figure",
@@ -322,9 +333,7 @@ def table(results):
             continue
         c, m = r["cpython"], r["cowlab"]
         for k in CHECKPOINTS:
-            a = pct(c["copied"].get(str(k), c["copied"].get(k, 0)),
-                    c["heap_pages"])
-            b = pct(m["copied"].get(k, 0), m["heap_pages"])
+            a, b = copied_pct(c, k), copied_pct(m, k)
             lines.append("%-6s %-8s %-22s %11.1f%% %11.1f%% %+10.1f pp"
                          % (ver, pol, "copied after %d" % k, a, b, b - a))
         a, b = c["first_full"], m["first_full"]
@@ -342,22 +351,51 @@ def table(results):
                 "teardown_" + how) else float("nan")
             lines.append("%-6s %-8s %-22s %12d %12.0f %+12.0f" % (
                 ver, pol, "teardown faults " + how, a, b, b - a))
+    # The ordering of the policies by heap copied after the last
+    # checkpoint reached, per interpreter.
+    for ver in sorted({v for v, _ in results}):
+        rows = [(p, r) for (v, p), r in results.items()
+                if v == ver and "skipped" not in r]
+        if len(rows) < 2:
+            continue
+        k = max(CHECKPOINTS)
+
+        def order(side):
+            return [p for p, _ in sorted(
+                rows, key=lambda pr: copied_pct(pr[1][side], k))]
+        a, b = order("cpython"), order("cowlab")
+        lines.append("%-6s policies by copied after %d: CPython %s, cowlab "
+                     "%s: %s" % (ver, k, " < ".join(a), " < ".join(b),
+                                 "same order" if a == b
+                                 else "different order"))
     return "\n".join(lines) + "\n"
 
 
 def main(argv):
     ap = argparse.ArgumentParser(prog="validate_app.py",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pythons", default="3.11,3.12")
-    ap.add_argument("--policies", default=",".join(POLICIES))
-    ap.add_argument("--requests", type=int, default=10000)
+    ap.add_argument("--pythons", default="3.11,3.12",
+                    help="interpreters to compare: 3.11, 3.12 [%(default)s]")
+    ap.add_argument("--python311", default="/usr/bin/python3",
+                    metavar="PATH", help="the 3.11 interpreter, with "
+                    "Django importable [%(default)s]")
+    ap.add_argument("--python312", default=None, metavar="PATH",
+                    help="the 3.12 interpreter [pyenv's, else python3.12]")
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help="policies: default, gc-off, freeze [all]")
+    ap.add_argument("--requests", type=int, default=10000,
+                    help="requests per worker [%(default)s]")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "release",
-                                                  "cowlab"))
-    ap.add_argument("--out", default=None)
+                                                  "cowlab"),
+                    help="the cowlab binary [build/release/cowlab]")
+    ap.add_argument("--out", default=None,
+                    help="results folder [results/validate-app-<time>]")
     ap.add_argument("--cpython-cell", nargs=3,
                     metavar=("POLICY", "MIX", "REQUESTS"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.requests < 1:
+        ap.error("--requests: expected at least 1")
     if a.cpython_cell:
         cpython_cell(a.cpython_cell[0], a.cpython_cell[1],
                      int(a.cpython_cell[2]))
@@ -372,7 +410,7 @@ def main(argv):
                                 + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     results = {}
-    for ver, py, env in interpreters(a.pythons):
+    for ver, py, env in interpreters(a.pythons, a.python311, a.python312):
         vout = os.path.join(out, ver)
         os.makedirs(vout, exist_ok=True)
         try:

@@ -17,7 +17,7 @@ APPPY=/usr/bin/python3
 BIN=$(realpath "${COWLAB_BIN:-bin/cowlab}" 2>/dev/null || echo bin/cowlab)
 pass=0
 fail=0
-ok()  { pass=$((pass + 1)); echo "ok   $1"; }
+ok()  { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 skip() { tests/skips.sh add "$@"; }
 
@@ -90,7 +90,8 @@ replay() {
     want=$(( $(expected_objects "$wl") + base ))
     serve "$wl"
     if [ -n "$got" ] && [ "$got" = "$want" ]; then
-        ok "$name: cowlab loads it and builds exactly $want objects ($base of them the runtime's own)"
+        ok "$name: cowlab loads it and builds exactly $want objects" \
+            "($base of them the runtime's own)"
     else
         bad "$name: cowlab builds ${got:-nothing}, expected $want objects"
         sed 's/^/     /' "$tmp/srv.err" | head -5
@@ -167,13 +168,16 @@ refused() {             # refused NAME MESSAGE ARGS...
         bad "$name: exit $rc, stderr: $(head -c 300 "$tmp/bad.err")"
     fi
 }
-refused "unknown module" "heap_census: --import no_such_module_x: ModuleNotFoundError" \
+refused "unknown module" \
+    "heap_census: --import no_such_module_x: ModuleNotFoundError" \
     --import no_such_module_x --out "$tmp/x.json"
 refused "request without a colon" "--request: expected MOD:FUNC" \
     --import json --request json.dumps --out "$tmp/x.json"
-refused "request not found" "heap_census: --request json:no_such_fn: AttributeError" \
+refused "request not found" \
+    "heap_census: --request json:no_such_fn: AttributeError" \
     --import json --request json:no_such_fn --out "$tmp/x.json"
-refused "failing request" "--request failed in the profile child: ZeroDivisionError" \
+refused "failing request" \
+    "--request failed in the profile child: ZeroDivisionError" \
     --import json --setup 'import json; json.boom = lambda: 1 / 0' \
     --request json:boom --out "$tmp/x.json"
 refused "no --out" "the following arguments are required: --out" \

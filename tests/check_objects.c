@@ -345,7 +345,7 @@ lists_on_cycles(const wl_app_t *app, size_t *lists, size_t *longest)
             continue;                   /* "__objects__" roots, urls... */
         (*lists)++;
         while (p->type == &rt_list_type && rt_list_len(p) == 1
-               && steps < 64) {
+               && steps < 1024) {
             p = rt_list_get(p, 0);
             steps++;
             if (p == o)
@@ -392,6 +392,31 @@ START_TEST(objects_cycles_exact)
     app = build(s, 1.0, 9, NULL);
     ck_assert_uint_eq(lists_on_cycles(app, &lists, &longest), 0);
     ck_assert_uint_ge(lists, 200);
+    wl_app_free(app);
+    wl_spec_free(s);
+}
+END_TEST
+
+START_TEST(objects_cycle_size_weighs_members)
+{
+    /* Half the members in cycles of 1 (self-references), half in cycles
+     * of 128 to 255: 150 self-loops, and one or two rings for the rest. */
+    wl_spec_t *s = load("{\"objects\": {\"types\": {\"list\": 300}, "
+                        "\"sizes\": {\"list\": [1]}, \"ref_container\": 0,"
+                        " \"cycle_fraction\": 1, \"cycle_size\": [0, 1, 0, "
+                        "0, 0, 0, 0, 0, 1]}, " ROUTES "}");
+    wl_app_t *app = build(s, 1.0, 4, NULL);
+    size_t lists, longest, selfs = 0;
+
+    ck_assert_uint_eq(lists_on_cycles(app, &lists, &longest), 300);
+    ck_assert_uint_ge(longest, 128);
+    for (size_t i = 0; i < wl_app_objects(app); i++) {
+        rt_obj_t *o = wl_app_object(app, i);
+
+        selfs += o->type == &rt_list_type && rt_list_len(o) == 1
+                 && rt_list_get(o, 0) == o;
+    }
+    ck_assert_uint_eq(selfs, 150);
     wl_app_free(app);
     wl_spec_free(s);
 }
@@ -481,6 +506,7 @@ main(void)
     tcase_add_test(tc, objects_sizes_as_specified);
     tcase_add_test(tc, objects_interned_share);
     tcase_add_test(tc, objects_cycles_exact);
+    tcase_add_test(tc, objects_cycle_size_weighs_members);
     tcase_add_test(tc, objects_deterministic);
     tcase_add_test(tc, objects_requests_served);
     suite_add_tcase(s, tc);

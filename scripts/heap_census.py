@@ -63,14 +63,20 @@ it, so that its copies are the requests' own):
   retained    objects alive after n more requests and a collection minus
               before them, per request; a second n requests tell whether
               it is bounded (a cache that fills) or not
+  promoted    with the collector on, n more requests: the survivors of
+              each generation-1 collection (objects in generations 0 and
+              1 at its start minus those it collected), per request: the
+              objects that bring the first full collection
   temporaries tracemalloc's peak over the request minus its start, in
               bytes, divided by the census's mean container size
 The route: reads = P1 / --pages-per-read, spread = the pages copied after
 N requests over the pre-fork heap's pages (the part of the heap requests
 touch at all), hot 0, walk_depth 1, walk_width 4,
 temporaries, cyclic_garbage = garbage / 2 (cowlab leaves pairs), retain =
-retained / 3 (cowlab's entries are 3 objects), retain_max from the
-bounded/unbounded test.  --pages-per-read is a calibration constant (how
+the larger of retained / 3 (cowlab's entries are 3 objects) and promoted
+times the ratio of the objects cowlab's collector will hold for this heap
+to those CPython's holds (an entry is one tracked object: its list),
+retain_max from the bounded/unbounded test.  --pages-per-read is a calibration constant (how
 many pages one of cowlab's reads writes): calibrate it on one request mix,
 compare on another (make validate-app).
 
@@ -229,6 +235,29 @@ def profile_child(fn, n, wfd):
         gc.collect()
         res["retained"] = mid - before
         res["retained2"] = len(gc.get_objects()) - mid
+        # Objects promoted to the oldest generation per request (what
+        # brings the first full collection: CPython collects generation 2
+        # once those exceed a quarter of the objects it holds): the
+        # survivors of each generation-1 collection, with the collector on.
+        promoted = {"n": 0, "before": None}
+
+        def count_promoted(phase, info):
+            if info["generation"] != 1:
+                return
+            if phase == "start":
+                promoted["before"] = (len(gc.get_objects(generation=0))
+                                      + len(gc.get_objects(generation=1)))
+            elif promoted["before"] is not None:
+                promoted["n"] += promoted["before"] - info["collected"]
+                promoted["before"] = None
+        gc.collect()
+        gc.callbacks.append(count_promoted)
+        gc.enable()
+        for _ in range(n):
+            fn()
+        gc.disable()
+        gc.callbacks.remove(count_promoted)
+        res["promoted"] = promoted["n"]
         import tracemalloc
         tracemalloc.start()
         peak = 0
@@ -295,6 +324,7 @@ class Scan:
         self.interned = 0
         self.cont_bytes = 0
         self.ncont = 0
+        self.untracked = {"tuple": 0, "dict": 0}
 
 
 def class_dict(cls):
@@ -398,6 +428,8 @@ def scan(tracked, is_interned):
         if k == "dict" and id(o) in owned:
             return "owned"
         s.count[k] += 1
+        if k in ("tuple", "dict") and not gc.is_tracked(o):
+            s.untracked[k] += 1
         if k == "str":
             s.strs += 1
             if is_interned is not None and is_interned(o):
@@ -579,7 +611,7 @@ def holds(prefixes, mods):
 
 # ---- the workload ----------------------------------------------------------
 
-def route_from(prof, mean_bytes, pages_per_read):
+def route_from(prof, mean_bytes, pages_per_read, tracked_ratio):
     """The route that stands for the request callable (see the top of the
     file): reads from the first request's pages, the window they fall in
     from the pages all requests copy in the end."""
@@ -592,6 +624,13 @@ def route_from(prof, mean_bytes, pages_per_read):
     spread = min(1.0, max(0.01, spread))
     retained = max(0, prof["retained"]) / n
     bounded = prof["retained2"] <= max(3, prof["retained"] * 0.1)
+    # cowlab's cache entries are what its requests promote to the old
+    # generation: an entry is 3 objects, of which the collector tracks one
+    # (the list), so one entry per object CPython promotes, scaled by how
+    # many more objects cowlab's collector will hold for this heap
+    # (tracked_ratio): the first full collection then comes after as many
+    # requests.  Or, if more, the net growth in entries of 3 objects.
+    promoted = max(0, prof.get("promoted", 0)) / n * tracked_ratio
     route = {
         "path": "/",
         "reads": int(round(p1 / pages_per_read)),
@@ -602,7 +641,7 @@ def route_from(prof, mean_bytes, pages_per_read):
         "walk_width": WALK_WIDTH,
         "temporaries": int(round(prof["temp_bytes"] / mean_bytes)),
         "cyclic_garbage": int(prof["garbage"] / n / 2 + 0.5),
-        "retain": int(retained / 3 + 0.5),
+        "retain": int(max(retained / 3, promoted) + 0.5),
         "retain_max": (max(1, int(retained * n / 3 + 0.5))
                        if bounded else 1000000),
         "response_items": 10,
@@ -610,7 +649,9 @@ def route_from(prof, mean_bytes, pages_per_read):
     return route, {"p1_pages": p1, "final_pages": curve[n],
                    "new_pages_per_request": s,
                    "retained_per_request": retained,
-                   "retained_bounded": bounded}
+                   "retained_bounded": bounded,
+                   "promoted_per_request": promoted,
+                   "tracked_ratio": tracked_ratio}
 
 
 def parse_args(argv):
@@ -736,8 +777,19 @@ def main(argv):
         objects["cycle_size"] = h
     mean_bytes = s.cont_bytes / s.ncont if s.ncont else 64.0
     extra = {}
+    # Objects cowlab's collector will hold for this heap over those
+    # CPython's holds: every object of a kind the runtime tracks, less the
+    # tuples and dicts CPython had untracked (the runtime untracks them
+    # too), plus the instance dicts CPython had not made and each module's
+    # roots list.
+    est = (count["list"] + count["set"] + count["slots"]
+           + count["function"] + 2 * count["class"] + 2 * count["instance"]
+           + count["tuple"] - s.untracked["tuple"]
+           + count["dict"] - s.untracked["dict"] + 3 * len(modlist))
+    tracked_ratio = est / len(tracked) if tracked else 1.0
     if prof is not None:
-        route, extra = route_from(prof, mean_bytes, a.pages_per_read)
+        route, extra = route_from(prof, mean_bytes, a.pages_per_read,
+                                  tracked_ratio)
     else:
         route = {"path": "/", "reads": 0}
     name = a.name or os.path.splitext(os.path.basename(a.out))[0]
@@ -771,6 +823,7 @@ def main(argv):
         "holds": held,
         "profile": prof,
         "route_inputs": extra,
+        "tracked_ratio": round(tracked_ratio, 4),
     }
     if a.report:
         with open(a.report, "w") as f:

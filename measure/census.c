@@ -58,8 +58,9 @@ on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
 {
     ms_census_t *c = arg;
     tstat_t *t = NULL;
+    const rt_type_t *kind = rt_kind(o);   /* instances: per class types */
     for (size_t i = 0; i < c->ntypes; i++)
-        if (c->t[i].type == o->type) {
+        if (c->t[i].type == kind) {
             t = &c->t[i];
             break;
         }
@@ -67,7 +68,7 @@ on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
         if (c->ntypes == MAX_TYPES)
             return;
         t = &c->t[c->ntypes];
-        t->type = o->type;
+        t->type = kind;
         t->pages = calloc(c->total / 8 + 1, 1);
         if (t->pages == NULL) {
             c->oom = 1;
@@ -75,8 +76,10 @@ on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
         }
         c->ntypes++;
     }
-    if (block == (const void *)o
-        || block == (const void *)((const char *)o - 16))
+    /* The object's own block starts at most 32 bytes before it (gc head,
+     * pre-header); its other blocks are allocations of their own. */
+    if ((uintptr_t)block <= (uintptr_t)o
+        && (uintptr_t)o - (uintptr_t)block <= 32)
         t->objects++;
     if (len == 0)
         len = 1;

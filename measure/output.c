@@ -56,7 +56,7 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, heap_copied_pages, "heap_copied_pages", "pages",
                "of those, copied by this worker"),
     MS_COL_FIXED(S, heap_shared_pct, 3, "heap_shared_pct", "%",
-                 "100 × (1 − copied / heap_pages)"),
+                 "100 × (1 − (copied + released) / heap_pages)"),
     MS_COL_U64(S, gc_collections_0, "gc_collections_0", "",
                "this worker's generation-0 collections"),
     MS_COL_U64(S, gc_collections_1, "gc_collections_1", "",
@@ -94,6 +94,11 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, heap_shared_pages, "heap_shared_pages", "pages",
                "`cowlab attach`: heap pages on the same page frame as the "
                "master's now; empty without page frames"),
+    MS_COL_U64(S, heap_released_pages, "heap_released_pages", "pages",
+               "heap pages present at fork that this worker gave back "
+               "since (an arena or chunk unmapped): neither shared nor "
+               "copied, and not counted as copies if their address is "
+               "mapped again"),
 };
 #undef S
 
@@ -163,6 +168,31 @@ static const ms_column_t run_cols[] = {
                "`--max-connections`, 505, the handler's)"),
     MS_COL_FIXED(R, copied_by_master, 0, "copied_by_master", "pages",
                  "`cowlab attach`: mean over workers of their last sample"),
+    MS_COL_TEXT(R, python, "python", "", "`--python`: 3.11 or 3.12"),
+    MS_COL_TEXT(R, prefork_gc, "prefork_gc", "",
+                "`--prefork-gc`: import or collected"),
+    MS_COL_I64(R, fork_gc_count[0], "fork_gc_count_0", "",
+               "`gc.get_count()[0]` in the master at fork (after the "
+               "policy)"),
+    MS_COL_I64(R, fork_gc_count[1], "fork_gc_count_1", "",
+               "`gc.get_count()[1]` at fork"),
+    MS_COL_I64(R, fork_gc_count[2], "fork_gc_count_2", "",
+               "`gc.get_count()[2]` at fork"),
+    MS_COL_U64(R, fork_long_lived_pending, "fork_long_lived_pending", "",
+               "objects promoted to generation 2 since the last full "
+               "collection, at fork"),
+    MS_COL_U64(R, fork_long_lived_total, "fork_long_lived_total", "",
+               "survivors of the last full collection before fork"),
+    MS_COL_FIXED(R, first_full_gc_request, 1, "first_full_gc_request", "",
+                 "mean over the workers that ran one of the request during "
+                 "which their first full collection ran (1 = the first); "
+                 "empty if none did"),
+    MS_COL_U64(R, workers_full_gc, "workers_full_gc", "",
+               "workers that ran a full collection"),
+    MS_COL_FIXED(R, teardown_collections, 1, "teardown_collections", "",
+                 "mean full collections finalize ran"),
+    MS_COL_FIXED(R, heap_released_pages, 0, "heap_released_pages", "pages",
+                 "mean over workers of their last sample"),
 };
 #undef R
 

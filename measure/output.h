@@ -34,6 +34,8 @@ typedef struct ms_sample {
     uint64_t gc_measured;
     /* cowlab attach's page frames (MS_U64_UNSET where not measured) */
     uint64_t copied_by_master, heap_new_pages, heap_shared_pages;
+    /* heap pages given back since fork (MS_U64_UNSET where not known) */
+    uint64_t heap_released_pages;
 } ms_sample_t;
 
 /* runs.csv: one row per server run.  MS_UNSET doubles are empty. */
@@ -55,6 +57,15 @@ typedef struct ms_run {
     uint64_t sample_ms;
     uint64_t responses_4xx, responses_5xx;
     double copied_by_master;                    /* MS_UNSET: not measured */
+    /* The runtime's mode and the collector at fork (NULL, MS_I64_UNSET,
+     * MS_U64_UNSET, MS_UNSET: not known, as in cowlab attach's rows). */
+    const char *python, *prefork_gc;
+    int64_t fork_gc_count[3];
+    uint64_t fork_long_lived_pending, fork_long_lived_total;
+    double first_full_gc_request;               /* MS_UNSET: none ran */
+    uint64_t workers_full_gc;
+    double teardown_collections;                /* MS_UNSET: none */
+    double heap_released_pages;
 } ms_run_t;
 
 /* types.csv (--type-census): one row per worker per object type. */

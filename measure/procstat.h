@@ -149,6 +149,21 @@ int ps_copied_bitmap_fd(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *bits,
  * it, then the rest once at the end. */
 int ps_count_new_copies(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *seen,
                         uintptr_t start, uintptr_t end, size_t *out);
+/*
+ * Released pages: a snapshot page the process gave back after fork (an
+ * arena or a large-block chunk unmapped) is neither shared nor copied,
+ * and when a later mapping reuses its address, its new pages are no
+ * copies either.  A process marks what it releases in a bitmap like
+ * ps_copied_bitmap_fd()'s (ps_snap_mark: the snapshot pages in [start,
+ * end) not marked yet; returns how many it marked), and the counters
+ * leave those pages out: ps_count_copied_excl() counts the copied pages
+ * not released, and the released ones into *nreleased (may be NULL).
+ */
+size_t ps_snap_mark(const ps_snap_t *s, uint8_t *bits, uintptr_t start,
+                    uintptr_t end);
+int ps_count_copied_excl(const ps_snap_t *s, ps_pagemap_t *pm,
+                         const uint8_t *released, size_t *copied,
+                         size_t *nreleased);
 /* 1 if page index (in snapshot order) was present at snapshot time. */
 int ps_snap_present(const ps_snap_t *s, size_t index);
 

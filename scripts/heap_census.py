@@ -47,8 +47,8 @@ How each figure is measured (README, "Model your own app", says the same):
               strongly connected components of the tracked objects'
               references (Tarjan, iterative): objects in components of 2
               or more (or with a reference to themselves), over the lists,
-              dicts, instances and classes (the builder closes cycles
-              through those); members by the size of their component
+              dicts and classes (the builder closes cycles through those,
+              not instances); members by the size of their component
   modules     modules in sys.modules
   holds       per imported top-level package: objects reachable from its
               modules, and those reachable from no other module (report)
@@ -744,8 +744,10 @@ def main(argv):
     count["str"] = max(0, count["str"] - count["class"])
     if count["function"] > 0 and count["code"] == 0:
         count["code"] = 1
-    mutable = (count["list"] + count["dict"] + count["instance"]
-               + count["class"])
+    # The builder closes cycles through lists, dicts and classes (an
+    # instance's attributes live in its class's shared keys, which may not
+    # take one more name): the members over those kinds.
+    mutable = count["list"] + count["dict"] + count["class"]
     in_cycles = sum(comps) + selfs
     cyc_hist = [0] * NBUCKETS
     for m in comps:

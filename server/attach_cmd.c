@@ -580,6 +580,11 @@ write_runs_row(attach_t *a)
         .sample_ms = a->sampler.interval_ms,
         .responses_4xx = MS_U64_UNSET, .responses_5xx = MS_U64_UNSET,
         .copied_by_master = n && a->method == ATT_PFN ? bym / n : MS_UNSET,
+        .fork_gc_count = { MS_I64_UNSET, MS_I64_UNSET, MS_I64_UNSET },
+        .fork_long_lived_pending = MS_U64_UNSET,
+        .fork_long_lived_total = MS_U64_UNSET,
+        .first_full_gc_request = MS_UNSET, .workers_full_gc = MS_U64_UNSET,
+        .teardown_collections = MS_UNSET, .heap_released_pages = MS_UNSET,
     };
     int r = ms_csv_open(&w, out_path(a, "runs.csv", path, sizeof path),
                         &ms_runs_table);
@@ -837,6 +842,7 @@ round_once(attach_t *a)
             .copied_by_master = pfn ? c.by_master : MS_U64_UNSET,
             .heap_new_pages = c.new_pages,
             .heap_shared_pages = pfn ? c.shared : MS_U64_UNSET,
+            .heap_released_pages = MS_U64_UNSET,
         };
         ms_csv_add(&a->samples, &row);
     }

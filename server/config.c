@@ -38,7 +38,8 @@ typedef enum {
     K_FLAG,         /* int, 0 or 1; JSON boolean */
     K_GC,           /* int gc_enabled: on | off */
     K_EXIT,         /* cfg_exit_t: finalize | skip */
-    K_THRESH        /* long[3]: A,B,C */
+    K_THRESH,       /* long[3]: A,B,C */
+    K_CHOICE        /* int: one of .choices, stored as .values[i] */
 } kind_t;
 
 typedef struct opt {
@@ -56,7 +57,35 @@ typedef struct opt {
     int cli_only;               /* in a file: type-checked, then ignored */
     const char *meta;           /* argument name in --help, NULL: a flag */
     const char *help;
+    const char *const *choices; /* K_CHOICE: the names, NULL-terminated */
+    const int *values;          /* K_CHOICE: the value of each name */
 } opt_t;
+
+static const char *const python_names[] = { "3.11", "3.12", NULL };
+static const int python_values[] = { 311, 312 };
+static const char *const prefork_names[] = { "import", "collected", NULL };
+static const int prefork_values[] = { CFG_PREFORK_IMPORT,
+                                      CFG_PREFORK_COLLECTED };
+
+/* Index of name among o->choices, or -1. */
+static int
+choice_index(const opt_t *o, const char *name)
+{
+    for (int i = 0; o->choices[i] != NULL; i++)
+        if (strcmp(o->choices[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* The name of the value a K_CHOICE field holds. */
+static const char *
+choice_name(const opt_t *o, int value)
+{
+    for (int i = 0; o->choices[i] != NULL; i++)
+        if (o->values[i] == value)
+            return o->choices[i];
+    return "?";
+}
 
 static int
 name_char(int ch)
@@ -113,6 +142,14 @@ static const opt_t opts[] = {
       .help = "build the heap in each worker (no sharing)" },
     { .name = "exit", .kind = K_EXIT, .off = OFF(exit_policy),
       .meta = "finalize|skip", .help = "worker teardown" },
+    { .name = "python", .kind = K_CHOICE, .off = OFF(python),
+      .choices = python_names, .values = python_values,
+      .meta = "3.11|3.12",
+      .help = "CPython the heap mirrors (layouts, immortals)" },
+    { .name = "prefork-gc", .kind = K_CHOICE, .off = OFF(prefork_gc),
+      .choices = prefork_names, .values = prefork_values,
+      .meta = "MODE",
+      .help = "GC state at fork: import or collected" },
     { .name = "max-requests", .kind = K_LONG, .off = OFF(max_requests),
       .imin = 0, .imax = LONG_MAX, .meta = "N",
       .help = "recycle a worker after N requests; 0 = never" },
@@ -218,6 +255,8 @@ cfg_defaults(cfg_t *c)
     c->gc_threshold[1] = GC_THRESHOLD1_DEFAULT;
     c->gc_threshold[2] = GC_THRESHOLD2_DEFAULT;
     c->exit_policy = CFG_EXIT_FINALIZE;
+    c->python = 312;
+    c->prefork_gc = CFG_PREFORK_IMPORT;
     c->timeout_s = 30;
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
@@ -340,6 +379,17 @@ expected(const opt_t *o, int json, char *buf, size_t len)
         snprintf(buf, len, json ? "an array of three integers >= 0"
                                 : "three integers >= 0 as A,B,C");
         break;
+    case K_CHOICE: {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (int i = 0; o->choices[i] != NULL && n < len; i++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s%s%s",
+                                  i == 0 ? "" : o->choices[i + 1] ? ", "
+                                                                  : " or ",
+                                  json ? "\"" : "", o->choices[i],
+                                  json ? "\"" : "");
+        break;
+    }
     case K_CONFIG: case K_STR: case K_HOST:
         snprintf(buf, len, "%s%s", o->expect,
                  json && o->unset != NULL ? " or null" : "");
@@ -520,6 +570,14 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v,
         else
             return json_bad(src, ptr, o, v);
         return 0;
+    case K_CHOICE: {
+        int ci = json_is_string(v) ? choice_index(o, json_string_value(v))
+                                   : -1;
+        if (ci < 0)
+            return json_bad(src, ptr, o, v);
+        *FIELD(c, o, int) = o->values[ci];
+        return 0;
+    }
     case K_THRESH:
         if (!json_is_array(v) || json_array_size(v) != 3)
             return json_bad(src, ptr, o, v);
@@ -701,6 +759,11 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
             c->exit_policy = CFG_EXIT_SKIP;
         else
             return cli_bad(o, arg, err, errlen);
+        return 0;
+    case K_CHOICE:
+        if ((k = choice_index(o, arg)) < 0)
+            return cli_bad(o, arg, err, errlen);
+        *FIELD(c, o, int) = o->values[k];
         return 0;
     case K_THRESH:
         /* Exactly three strict integers separated by single commas. */
@@ -938,6 +1001,9 @@ cfg_to_json(const cfg_t *c)
             v = json_string(c->exit_policy == CFG_EXIT_SKIP ? "skip"
                                                             : "finalize");
             break;
+        case K_CHOICE:
+            v = json_string(choice_name(o, *CFIELD(c, o, int)));
+            break;
         case K_THRESH:
             v = a = json_array();
             for (k = 0; a != NULL && k < 3; k++)
@@ -1030,6 +1096,9 @@ default_text(const cfg_t *d, const opt_t *o, char *buf, size_t len)
     case K_EXIT:
         snprintf(buf, len, "%s", d->exit_policy == CFG_EXIT_SKIP
                                  ? "skip" : "finalize");
+        break;
+    case K_CHOICE:
+        snprintf(buf, len, "%s", choice_name(o, *CFIELD(d, o, int)));
         break;
     case K_THRESH:
         snprintf(buf, len, "%ld,%ld,%ld", d->gc_threshold[0],

@@ -17,6 +17,8 @@
  *   "gc": "on" | "off" (or true | false)
  *   "gc_threshold": [A, B, C]
  *   "exit": "finalize" | "skip"
+ *   "python": "3.11" | "3.12"
+ *   "prefork_gc": "import" | "collected"
  *   "config", "check_config": accepted so that the output of
  *             --check-config loads back, but ignored (command-line actions)
  * Unknown keys, duplicate keys, wrong types and out-of-range values are
@@ -36,6 +38,10 @@
 #define COWLAB_VERSION "0.1.0"
 
 typedef enum { CFG_EXIT_FINALIZE, CFG_EXIT_SKIP } cfg_exit_t;
+/* The collector's state at fork (--prefork-gc): as an import leaves it
+ * (collections ran by threshold all along the build), or collected (the
+ * build paused the collector and ended with a full collection). */
+enum { CFG_PREFORK_IMPORT, CFG_PREFORK_COLLECTED };
 
 typedef struct cfg {
     char *config_path;      /* -c/--config FILE: the file loaded, or NULL */
@@ -52,6 +58,9 @@ typedef struct cfg {
     int lazy;               /* --lazy: build the heap in each worker after
                                fork; --freeze/--immortal then apply there */
     cfg_exit_t exit_policy; /* --exit finalize|skip (default finalize) */
+    int python;             /* --python 3.11|3.12: 311 or 312 (default) */
+    int prefork_gc;         /* --prefork-gc import|collected (default
+                               import): CFG_PREFORK_* */
     long max_requests;      /* --max-requests N (0 = never recycle) */
     long max_requests_jitter; /* --max-requests-jitter N (default 0) */
     double timeout_s;       /* --timeout S: kill a worker stuck this long in

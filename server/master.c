@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +38,7 @@
 #include "census.h"
 #include "clock.h"
 #include "gc.h"
+#include "heapsize.h"
 #include "http.h"
 #include "mem.h"
 #include "object.h"
@@ -92,6 +94,15 @@ typedef struct master {
     unsigned final_n;
     double copied_teardown_sum;
     ms_sampler_t sampler;       /* interval in force, next round */
+    /* The collector at fork, and released-page bitmaps shared with the
+     * workers (one per slot): see "Released pages" in procstat.h. */
+    long fork_count[3];
+    size_t fork_pending, fork_total;
+    uint8_t *released;
+    size_t released_bytes;
+    double first_full_sum, final_released_sum, teardown_colls_sum;
+    unsigned first_full_n;
+    size_t build_bytes;         /* allocator bytes the build added */
 } master_t;
 
 static int sigpipe_fds[2] = { -1, -1 };
@@ -159,12 +170,24 @@ write_meta(const master_t *m)
         .config = cfg_to_json(m->cfg), .workload = wl_spec_to_json(m->spec),
         .heap_pages = m->heap_pages, .heap_objects = m->heap_objects,
         .build_ms = m->build_ms,
+        .extra = json_pack(
+            "{s:s, s:I, s:{s:[I,I,I], s:I, s:I}}",
+            "python", m->cfg->python == 311 ? "3.11" : "3.12",
+            "build_heap_bytes", (json_int_t)m->build_bytes,
+            "gc_at_fork", "count", (json_int_t)m->fork_count[0],
+            (json_int_t)m->fork_count[1], (json_int_t)m->fork_count[2],
+            "long_lived_pending", (json_int_t)m->fork_pending,
+            "long_lived_total", (json_int_t)m->fork_total),
     };
-    int r = meta.config && meta.workload
+    if (meta.extra && m->heap != NULL)
+        json_object_set_new(meta.extra, "heap_by_type",
+                            ms_heap_by_type(m->heap));
+    int r = meta.config && meta.workload && meta.extra
         ? ms_meta_write(out_path(m, "meta.json", path, sizeof path), &meta)
         : -ENOMEM;
     json_decref(meta.config);
     json_decref(meta.workload);
+    json_decref(meta.extra);
     return r;
 }
 
@@ -187,7 +210,11 @@ spawn(master_t *m, unsigned index)
         .slot = &m->slots.slot[slot], .listen_fd = m->listen_fds[index],
         .index = index, .seed = (uint64_t)clk_now_ns() ^ (index * 0x9e37u),
         .master = getpid(), .snap = m->snap,
+        .released = m->released ? m->released + (size_t)slot
+                                  * m->released_bytes : NULL,
     };
+    if (a.released)
+        memset(a.released, 0, m->released_bytes);
     fflush(NULL);
     /* Signals stay blocked across fork(): the child must not run the
      * master's handler (its pipe is the master's) before it has its own. */
@@ -263,19 +290,28 @@ sample(master_t *m, int final)
         if (p->pid == 0 || p->retiring)
             continue;
         srv_slot_t *s = &m->slots.slot[p->slot];
-        if (atomic_load(&s->state) < SLOT_SERVING)
+        int state = atomic_load(&s->state);
+        if (state < SLOT_SERVING)
             continue;               /* still building (lazy) */
+        if (state > SLOT_SERVING && !final)
+            continue;               /* stopping or done: its teardown is
+                                       not the time series' */
         ps_smaps_t sm;
         ps_stat_t st;
-        size_t copied = 0;
+        size_t copied = 0, released = 0;
+        const uint8_t *rel = m->released ? m->released + (size_t)p->slot
+                                           * m->released_bytes : NULL;
         if (ps_read_smaps_rollup(p->pid, &sm) < 0
             || ps_read_stat(p->pid, &st) < 0)
             continue;               /* it just died: SIGCHLD will tell */
         if (m->snap && p->pm.fd >= 0
-            && ps_count_copied_fd(m->snap, &p->pm, &copied) < 0)
+            && ps_count_copied_excl(m->snap, &p->pm, rel, &copied,
+                                    &released) < 0)
             continue;
+        /* Released pages are neither shared nor copied. */
         double shared_pct = m->heap_pages
-            ? 100.0 * (1.0 - (double)copied / (double)m->heap_pages) : 0.0;
+            ? 100.0 * (1.0 - (double)(copied + released)
+                             / (double)m->heap_pages) : 0.0;
         uint64_t fgc = atomic_load(&s->faults_gc);
         uint64_t freq = atomic_load(&s->faults_request);
         long other = st.minflt - (long)fgc - (long)freq;
@@ -285,7 +321,13 @@ sample(master_t *m, int final)
         if (final) {
             m->final_shared_sum += shared_pct;
             m->final_pd_sum += (double)sm.private_dirty_kb;
+            m->final_released_sum += (double)released;
             m->final_n++;
+            uint64_t ff = atomic_load(&s->first_full_gc_request);
+            if (ff) {
+                m->first_full_sum += (double)ff;
+                m->first_full_n++;
+            }
         }
         if (m->samples.fd < 0)
             continue;
@@ -315,6 +357,7 @@ sample(master_t *m, int final)
             .copied_by_master = MS_U64_UNSET,   /* cowlab attach's */
             .heap_new_pages = MS_U64_UNSET,
             .heap_shared_pages = MS_U64_UNSET,
+            .heap_released_pages = released,
         };
         ms_csv_add(&m->samples, &row);
     }
@@ -346,6 +389,8 @@ reap(master_t *m)
             m->faults_teardown_sum += (double)atomic_load(&s->faults_teardown);
             m->copied_teardown_sum +=
                 (double)atomic_load(&s->copied_by_teardown);
+            m->teardown_colls_sum +=
+                (double)atomic_load(&s->teardown_collections);
             m->teardown_n++;
         }
         unsigned index = p->index;
@@ -504,6 +549,19 @@ write_runs_row(master_t *m)
         .responses_4xx = m->responses_4xx_done,
         .responses_5xx = m->responses_5xx_done,
         .copied_by_master = MS_UNSET,           /* cowlab attach's */
+        .python = cfg->python == 311 ? "3.11" : "3.12",
+        .prefork_gc = cfg->prefork_gc == CFG_PREFORK_COLLECTED ? "collected"
+                                                               : "import",
+        .fork_gc_count = { m->fork_count[0], m->fork_count[1],
+                           m->fork_count[2] },
+        .fork_long_lived_pending = m->fork_pending,
+        .fork_long_lived_total = m->fork_total,
+        .first_full_gc_request = m->first_full_n
+            ? m->first_full_sum / m->first_full_n : MS_UNSET,
+        .workers_full_gc = m->first_full_n,
+        .teardown_collections = MS_UNSET,
+        .heap_released_pages = m->final_n
+            ? m->final_released_sum / m->final_n : 0.0,
     };
     if (cfg->lazy && m->nprocs)
         row.heap_objects = atomic_load(&m->slots.slot[0].heap_objects);
@@ -511,6 +569,7 @@ write_runs_row(master_t *m)
         row.teardown_ms = m->teardown_ms_sum / m->teardown_n;
         row.faults_teardown = m->faults_teardown_sum / m->teardown_n;
         row.copied_by_teardown = m->copied_teardown_sum / m->teardown_n;
+        row.teardown_collections = m->teardown_colls_sum / m->teardown_n;
     }
     int r = ms_csv_open(&w, out_path(m, "runs.csv", path, sizeof path),
                         &ms_runs_table);
@@ -556,7 +615,7 @@ build_heap(master_t *m)
 {
     char err[512];
     uint64_t t0 = clk_now_ns();
-    m->heap = rt_heap_new();
+    m->heap = srv_heap_new(m->cfg);
     if (m->heap == NULL) {
         fprintf(stderr, "cowlab: cannot start the runtime\n");
         return -1;
@@ -564,7 +623,8 @@ build_heap(master_t *m)
     srv_apply_gc_thresholds(m->cfg);
     wl_build_stats_t bs;
     memset(&bs, 0, sizeof bs);
-    if (wl_build(m->heap, m->spec, m->cfg->scale, 42, &m->app, &bs) < 0) {
+    if (wl_build_gc(m->heap, m->spec, m->cfg->scale, 42,
+                    srv_build_gc(m->cfg), &m->app, &bs) < 0) {
         snprintf(err, sizeof err, "cowlab: building the heap failed "
                  "(out of memory?)\n");
         fputs(err, stderr);
@@ -576,6 +636,9 @@ build_heap(master_t *m)
         return -1;
     }
     m->build_ms = (double)(clk_now_ns() - t0) / 1e6;
+    m->build_bytes = bs.heap_bytes;
+    gc_get_count(m->fork_count);
+    gc_get_long_lived(&m->fork_pending, &m->fork_total);
     m->heap_objects = rt_heap_objects(m->heap);
     int r = srv_snapshot_heap(&m->snap);
     if (r < 0) {
@@ -584,6 +647,13 @@ build_heap(master_t *m)
         return -1;
     }
     m->heap_pages = ps_snap_pages(m->snap);
+    /* One released-page bitmap per slot, shared with the workers. */
+    m->released_bytes = (ps_snap_total_pages(m->snap) + 7) / 8 + 1;
+    m->released = mmap(NULL, m->released_bytes * (size_t)m->cfg->workers * 2,
+                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                       -1, 0);
+    if (m->released == MAP_FAILED)
+        m->released = NULL;         /* then released pages count as now */
     say(m, "heap built: %zu objects, %zu pages (%.1f MiB) in %.0f ms",
         m->heap_objects, m->heap_pages,
         (double)m->heap_pages * 4096.0 / 1048576.0, m->build_ms);
@@ -751,6 +821,8 @@ out:
     srv_slots_unmap(&m.slots);
     free(m.procs);
     ps_snap_free(m.snap);
+    if (m.released)
+        munmap(m.released, m.released_bytes * (size_t)cfg->workers * 2);
     /* Every worker is gone: the heap may be written again. */
     if (m.app)
         wl_app_free(m.app);

@@ -38,6 +38,10 @@ typedef struct srv_slot {
     _Atomic uint64_t copied_by_teardown;
     _Atomic uint64_t copied_measured;   /* their sum at the last measure */
     _Atomic uint64_t gc_measured;       /* collections bracketed */
+    _Atomic uint64_t first_full_gc_request; /* the request during which
+                                           its first full collection ran
+                                           (1 = the first); 0: none yet */
+    _Atomic uint64_t teardown_collections; /* finalize's collections */
     char pad[16];
 } srv_slot_t;
 

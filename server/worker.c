@@ -64,6 +64,22 @@ typedef struct worker {
 
 static worker_t W;
 
+rt_heap_t *
+srv_heap_new(const cfg_t *cfg)
+{
+    rt_opts_t o;
+    rt_opts_default(&o);
+    o.python = cfg->python == 311 ? RT_PY_311 : RT_PY_312;
+    return rt_heap_new_opts(&o);
+}
+
+wl_gc_t
+srv_build_gc(const cfg_t *cfg)
+{
+    return cfg->prefork_gc == CFG_PREFORK_COLLECTED ? WL_GC_COLLECTED
+                                                    : WL_GC_IMPORT;
+}
+
 void
 srv_apply_gc_thresholds(const cfg_t *cfg)
 {
@@ -111,7 +127,8 @@ measure(size_t *copied)
 {
     if (W.pm.fd < 0)
         return -1;
-    if (ps_count_copied_fd(W.a->snap, &W.pm, copied) < 0) {
+    if (ps_count_copied_excl(W.a->snap, &W.pm, W.a->released, copied,
+                             NULL) < 0) {
         ps_pagemap_close(&W.pm);    /* stop measuring, never guess */
         return -1;
     }
@@ -143,6 +160,10 @@ on_gc(int phase, int gen, long collected, void *arg)
     (void)collected;
     (void)arg;
     if (phase == 0) {
+        if (gen == GC_GEN_OLDEST
+            && atomic_load(&W.slot->first_full_gc_request) == 0)
+            atomic_store(&W.slot->first_full_gc_request,
+                         atomic_load(&W.slot->requests) + 1);
         if (W.pm.fd >= 0) {
             int bracket = gen == GC_GEN_OLDEST
                           || (W.young_every
@@ -370,19 +391,38 @@ on_signal(uv_signal_t *h, int signum)
     begin_stop(signum == SIGTERM);
 }
 
+/* The allocator's release hook, for the worker's whole life: pages it
+ * gives back are marked released (in the bitmap the master reads too),
+ * so that no counter takes them for shared, nor their address, once a new
+ * mapping reuses it, for copies.  During a finalize teardown the copies
+ * in them are counted first (copied_by_teardown). */
 static void
-count_released(void *arg, uintptr_t start, uintptr_t end)
+on_release(void *arg, uintptr_t start, uintptr_t end)
 {
     size_t n = 0;
     (void)arg;
-    if (ps_count_new_copies(W.a->snap, &W.pm, W.seen, start, end, &n) == 0)
+    if (W.seen != NULL
+        && ps_count_new_copies(W.a->snap, &W.pm, W.seen, start, end,
+                               &n) == 0)
         W.copied_teardown += n;
+    if (W.a->snap != NULL && W.a->released != NULL) {
+        ps_snap_mark(W.a->snap, W.a->released, start, end);
+        if (W.seen != NULL)
+            ps_snap_mark(W.a->snap, W.seen, start, end);
+    }
 }
 
 static void
 count_rest(void *arg)
 {
-    count_released(arg, 0, UINTPTR_MAX);
+    size_t n = 0;
+    (void)arg;
+    if (W.seen != NULL
+        && ps_count_new_copies(W.a->snap, &W.pm, W.seen, 0, UINTPTR_MAX,
+                               &n) == 0)
+        W.copied_teardown += n;
+    free(W.seen);
+    W.seen = NULL;              /* the rest is released uncounted */
 }
 
 /* The exit policy; never returns. */
@@ -400,18 +440,25 @@ exit_policy(void)
         memset(&st, 0, sizeof st);
         if (W.pm.fd >= 0) {
             close_gap();
-            /* Pages copied before teardown are marked seen; arenas the
-             * teardown releases are counted just before their munmap. */
+            /* Pages copied (or released) before teardown are marked seen;
+             * what the teardown releases is counted just before its
+             * munmap (on_release), the rest at the end (count_rest). */
             size_t bytes = (ps_snap_total_pages(W.a->snap) + 7) / 8 + 1;
             size_t c;
-            W.seen = malloc(bytes);
-            if (W.seen && ps_copied_bitmap_fd(W.a->snap, &W.pm, W.seen,
-                                              &c) == 0) {
-                mem_set_release_hook(count_released, NULL);
+            uint8_t *seen = malloc(bytes);
+            if (seen && ps_copied_bitmap_fd(W.a->snap, &W.pm, seen,
+                                            &c) == 0) {
+                for (size_t i = 0; W.a->released && i + 1 < bytes; i++)
+                    seen[i] |= W.a->released[i];
+                W.seen = seen;
                 st.before_release = count_rest;
+            } else {
+                free(seen);
             }
         }
-        t0 = clk_now_ns();              /* the measuring above is not teardown */
+        /* Py_Finalize's work, timed by the runtime: the release of what
+         * is left (the kernel's work) and the measuring above and in the
+         * release hook are not in it. */
         if (rt_finalize(W.heap, &st) < 0) {
             /* Its figures would be those of a partial teardown: report
              * none, and fail (the master says so and exits non-zero). */
@@ -423,7 +470,8 @@ exit_policy(void)
         }
         atomic_store(&s->copied_by_teardown, W.copied_teardown);
         atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
-        atomic_store(&s->teardown_us, (clk_now_ns() - t0) / 1000);
+        atomic_store(&s->teardown_collections, st.collections);
+        atomic_store(&s->teardown_us, (uint64_t)(st.wall_ms * 1000.0));
         atomic_store(&s->state, SLOT_DONE);
         _exit(0);
     }
@@ -456,11 +504,11 @@ srv_worker_main(const srv_worker_args_t *a)
     if (a->heap == NULL) {          /* lazy: no sharing, the baseline */
         uint64_t t0 = clk_now_ns();
         char err[512];
-        W.heap = rt_heap_new();
+        W.heap = srv_heap_new(a->cfg);
         srv_apply_gc_thresholds(a->cfg);
         if (W.heap == NULL
-            || wl_build(W.heap, a->spec, a->cfg->scale, a->seed, &W.app,
-                        NULL) < 0) {
+            || wl_build_gc(W.heap, a->spec, a->cfg->scale, a->seed,
+                           srv_build_gc(a->cfg), &W.app, NULL) < 0) {
             snprintf(err, sizeof err, "worker %u: heap build failed\n",
                      a->index);
             fputs(err, stderr);
@@ -490,6 +538,8 @@ srv_worker_main(const srv_worker_args_t *a)
         publish_copies();
     }
     gc_set_callback(on_gc, NULL);
+    if (a->snap != NULL && a->heap != NULL)
+        mem_set_release_hook(on_release, NULL);
     W.max_requests = a->cfg->max_requests;
     if (W.max_requests > 0 && a->cfg->max_requests_jitter > 0)
         W.max_requests += (long)(a->seed % (uint64_t)

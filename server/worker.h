@@ -24,6 +24,8 @@ typedef struct srv_worker_args {
     uint64_t seed;
     pid_t master;
     const struct ps_snap *snap; /* heap pages present at fork; NULL: none */
+    uint8_t *released;          /* shared with the master: snapshot pages
+                                   this worker gave back (one bit each) */
 } srv_worker_args_t;
 
 /* A worker's exit status when its finalize teardown failed (out of
@@ -39,6 +41,10 @@ _Noreturn void srv_worker_main(const srv_worker_args_t *a);
  * after its own build.  0, or -ENOMEM if the heap could not be made
  * immortal (it is then partly immortal: stop, do not measure it). */
 int srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h);
+/* A heap in the configured mode (--python), or NULL. */
+rt_heap_t *srv_heap_new(const cfg_t *cfg);
+/* The build's collector mode (--prefork-gc). */
+wl_gc_t srv_build_gc(const cfg_t *cfg);
 /* Set thresholds as configured (gc off = threshold 0). */
 void srv_apply_gc_thresholds(const cfg_t *cfg);
 

@@ -173,7 +173,8 @@ START_TEST(config_every_flag_parsed)
     PARSE_OK("--workload", "wl.json", "--scale", "0.5", "--workers", "7",
              "--host", "::1", "--port", "0", "--gc", "off",
              "--gc-threshold", "1000,5,0", "--freeze", "--immortal",
-             "--lazy", "--exit", "skip", "--max-requests", "500",
+             "--lazy", "--exit", "skip", "--python", "3.11",
+             "--prefork-gc", "collected", "--max-requests", "500",
              "--max-requests-jitter", "20", "--timeout", "0",
              "--graceful-timeout", "2.5", "--sample-ms", "10",
              "--sample-budget", "50",
@@ -188,6 +189,7 @@ START_TEST(config_every_flag_parsed)
                  "\"port\": 0, \"gc\": \"off\", "
                  "\"gc_threshold\": [1000, 5, 0], \"freeze\": true, "
                  "\"immortal\": true, \"lazy\": true, \"exit\": \"skip\", "
+                 "\"python\": \"3.11\", \"prefork_gc\": \"collected\", "
                  "\"max_requests\": 500, \"max_requests_jitter\": 20, "
                  "\"timeout\": 0, \"graceful_timeout\": 2.5, "
                  "\"sample_ms\": 10, \"sample_budget\": 50, "
@@ -233,7 +235,8 @@ START_TEST(config_file_every_key)
                  "\"workers\": 16, \"host\": \"0.0.0.0\", \"port\": 0, "
                  "\"gc\": \"off\", \"gc_threshold\": [7000, 20, 30], "
                  "\"freeze\": true, \"immortal\": true, \"lazy\": true, "
-                 "\"exit\": \"skip\", \"max_requests\": 1000, "
+                 "\"exit\": \"skip\", \"python\": \"3.11\", "
+                 "\"prefork_gc\": \"collected\", \"max_requests\": 1000, "
                  "\"max_requests_jitter\": 50, \"timeout\": 12.5, "
                  "\"graceful_timeout\": 7, \"sample_ms\": 100, "
                  "\"sample_budget\": 1, \"duration\": 60, "
@@ -369,6 +372,10 @@ static const bad_t bad[] = {
          "1"),
     TEXT("{\"exit\": \"fast\"}", "field 'exit': expected \"finalize\" or "
          "\"skip\""),
+    TEXT("{\"python\": 3}", "=@:1:12: field 'python': expected \"3.11\" or "
+         "\"3.12\", found 3"),
+    TEXT("{\"prefork_gc\": \"lazy\"}", "field 'prefork_gc': expected "
+         "\"import\" or \"collected\""),
     TEXT("{\"out\": 5}", "field 'out': expected a directory name or null, "
          "found 5"),
     TEXT("{\"host\": \"\"}", "field 'host': expected a host name or "
@@ -423,6 +430,10 @@ static const bad_t bad[] = {
     ARGS("--gc-threshold: expected three", "--gc-threshold", "700,-1,10"),
     ARGS("--gc-threshold: expected three", "--gc-threshold", "700,,10"),
     ARGS("=--exit: expected finalize or skip, got 'now'", "--exit", "now"),
+    ARGS("=--python: expected 3.11 or 3.12, got '3.10'", "--python", "3.10"),
+    ARGS("=--python: expected 3.11 or 3.12, got ''", "--python", ""),
+    ARGS("=--prefork-gc: expected import or collected, got 'frozen'",
+         "--prefork-gc", "frozen"),
     ARGS("--max-requests: expected an integer >= 0", "--max-requests",
          "-5"),
     ARGS("--max-requests-jitter: expected", "--max-requests-jitter", "x"),
@@ -681,7 +692,8 @@ START_TEST(config_help_sets_exit_now)
 {
     const char *want[] = {
         "usage: cowlab", "-w, --workers N", "[4]", "--gc-threshold A,B,C",
-        "[700,10,10]", "--exit finalize|skip", "--max-requests N",
+        "[700,10,10]", "--exit finalize|skip", "--python 3.11|3.12",
+        "--max-requests N",
         "--limit-body-bytes N", "[1048576]", "--check-config", "--version",
         "SIGTERM", "--graceful-timeout", "SIGINT, SIGQUIT", "SIGHUP",
         "SIGKILL", "respawn", "\"gc_threshold\"",
@@ -743,7 +755,11 @@ START_TEST(config_to_json_fields)
     ck_assert(json_real_value(json_object_get(j, "scale")) == 1.0);
     ck_assert_int_eq(json_integer_value(json_object_get(j,
                      "limit_body_bytes")), 1048576);
-    ck_assert_int_eq(json_object_size(j), 33);  /* one key per setting */
+    ck_assert_str_eq(json_string_value(json_object_get(j, "python")),
+                     "3.12");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "prefork_gc")),
+                     "import");
+    ck_assert_int_eq(json_object_size(j), 35);  /* one key per setting */
     json_decref(j);
 }
 END_TEST

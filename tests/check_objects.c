@@ -172,10 +172,16 @@ END_TEST
 
 START_TEST(objects_counts_exact)
 {
-    /* By hand: 4 * 3 modules + 5 fixed, then per kind (class 3 objects,
-     * instance 2): 10 + 20 + 5 + 3 + 4*2 + 2 + 6 + 2*3 + 6 + 30 + 7 + 3
-     * = 106; and the webapp's fixed 54 plus its one pool identifier. */
-    const size_t want = 12 + 5 + 106 + 54 + 1;
+    /* By hand: 4 * 3 modules, the base class (9) and the 2 keys; per
+     * kind (a class 9 objects: name, bases, dict, class, mro, 2
+     * descriptors, weakref and its key; a code entry 5: blob, code, its
+     * consts and names tuples, kinds bytes; an instance 1, its attributes
+     * inline): 10 + 20 + 5 + 3 + 4 + 2 + 6 + 2*9 + 6*5 + 30 + 7 + 3 =
+     * 138; the __slots__ classes of the default slots sizes (buckets 1,
+     * 2, 3: 1, 2 and 5 names), 8 + n each, and their 5 names: 9 + 10 +
+     * 13 + 5 = 37; "x", code's local name (no heap code made it); and
+     * the webapp's fixed 99 plus its one pool identifier. */
+    const size_t want = 12 + 9 + 2 + 138 + 37 + 1 + 99 + 1;
     wl_spec_t *s = load(mix);
     size_t before = rt_heap_objects(heap);
     wl_build_stats_t st;
@@ -185,14 +191,17 @@ START_TEST(objects_counts_exact)
     ck_assert_uint_eq(wl_spec_objects(s, 1.0), want);
     ck_assert_uint_eq(st.objects, want);
     ck_assert_uint_eq(rt_heap_objects(heap) - before, want);
-    ck_assert_uint_eq(wl_app_objects(app), want);
+    /* the index: not a class's mro, descriptors, bases, weakref or key,
+     * nor a code's parts */
+    ck_assert_uint_lt(wl_app_objects(app), want);
     /* a full collection frees nothing: the roots hold every object */
     ck_assert_int_eq(gc_collect(GC_GEN_OLDEST), 0);
     ck_assert_uint_eq(rt_heap_objects(heap) - before, want);
     ck_assert_msg(gc_check_heap(msg, sizeof msg) == 0, "%s", msg);
-    /* at scale 10 every count times 10, the pool's one identifier too */
+    /* at scale 10 every count times 10, the pool's one identifier too;
+     * the __slots__ classes, "x" and the fixed objects stay */
     ck_assert_uint_eq(wl_spec_objects(s, 10.0),
-                      4 * 30 + 5 + 1060 + 54 + 10);
+                      4 * 30 + 9 + 2 + 1380 + 37 + 1 + 99 + 10);
     wl_app_free(app);
     wl_spec_free(s);
 }
@@ -216,7 +225,7 @@ START_TEST(objects_with_heap_adds_up)
     text = json_dumps(j, 0);
     both = load(text);
     /* at 0.01: 1 module (of the default 10), 100 lists, 100 strs */
-    want = wl_spec_objects(web, 0.01) + 4 * 1 + 5 + 200;
+    want = wl_spec_objects(web, 0.01) + 4 * 1 + 9 + 2 + 200;
     ck_assert_uint_eq(wl_spec_objects(both, 0.01), want);
     before = rt_heap_objects(heap);
     app = build(both, 0.01, 3, &st);
@@ -270,8 +279,8 @@ START_TEST(objects_sizes_as_specified)
     wl_app_t *app = build(s, 1.0, 11, NULL);
     int distinct;
 
-    /* the webapp part makes 4 one-item bases tuples, no bytes, and strs
-     * of under 16 bytes */
+    /* the webapp part indexes 4 one-item bases tuples, no bytes, and strs
+     * of under 16 bytes; a code's tuples and kinds bytes are not indexed */
     ck_assert_uint_eq(count_len(app, &rt_tuple_type, 0, SIZE_MAX,
                                 &distinct), 54);
     ck_assert_uint_eq(count_len(app, &rt_tuple_type, 8, 15, &distinct), 50);
@@ -299,7 +308,7 @@ interned_strs(const wl_app_t *app)
 
         if (o->type != &rt_str_type || rt_str_data(o)[0] != '~'
             || rt_str_data(o)[1] == 'C' || rt_str_data(o)[1] == 'B')
-            continue;                   /* class names are always interned */
+            continue;                   /* class names: the class's own */
         in = rt_str_intern(heap, rt_str_data(o), rt_str_len(o));
         n += in == o;
         rt_decref(in);
@@ -422,6 +431,129 @@ START_TEST(objects_cycle_size_weighs_members)
 }
 END_TEST
 
+/* The section's instances (class "~...") by attributes: in [lo, hi]
+ * inline (no dict), and how many have a dict; slots instances by
+ * length. */
+static void
+instances(const wl_app_t *app, size_t lo, size_t hi, size_t *inl,
+          size_t *dicts, size_t *outside)
+{
+    *inl = *dicts = *outside = 0;
+    for (size_t i = 0; i < wl_app_objects(app); i++) {
+        rt_obj_t *o = wl_app_object(app, i), *cls;
+        size_t n;
+
+        if (rt_kind(o) != &rt_instance_type)
+            continue;
+        cls = rt_instance_class(o);
+        if (rt_str_data(rt_class_name(cls))[0] != '~')
+            continue;                   /* the webapp part's */
+        if (rt_instance_has_dict(o)) {
+            (*dicts)++;
+            continue;
+        }
+        n = rt_dict_len(rt_instance_dict(o));   /* made now, to count */
+        if (n >= lo && n <= hi)
+            (*inl)++;
+        else
+            (*outside)++;
+    }
+}
+
+START_TEST(objects_instances_inline)
+{
+    /* 100 instances: 75 of 4..7 attributes, inline; 25 of 32..63, more
+     * than a class's shared keys hold (30 names, 29 for the first
+     * instance), with a dict each.  Objects, by hand: 10 modules (40),
+     * the base class (9), 2 keys, 3 classes (27), 100 instances, 2000
+     * strs, the 25 dicts; the webapp's fixed 99 and its identifier.
+     * A class's first instance takes its names among the strs made
+     * before it (with 200 strs, some find fewer than they need and have
+     * fewer attributes: the control below then fails). */
+    static const char fmt[] =
+        "{\"objects\": {\"types\": {\"class\": 3, \"instance\": 100, "
+        "\"str\": 2000}, \"interned\": 1, \"sizes\": {\"instance\": "
+        "%s}}, " ROUTES "}";
+    char json[512];
+    wl_spec_t *s;
+    wl_app_t *app;
+    size_t before, inl, dicts, outside;
+
+    snprintf(json, sizeof json, fmt, "[0, 0, 0, 3, 0, 0, 1]");
+    s = load(json);
+    ck_assert_uint_eq(wl_spec_objects(s, 1.0),
+                      40 + 9 + 2 + 27 + 100 + 2000 + 25 + 99 + 1);
+    before = rt_heap_objects(heap);
+    app = build(s, 1.0, 21, NULL);
+    ck_assert_uint_eq(rt_heap_objects(heap) - before,
+                      wl_spec_objects(s, 1.0));
+    instances(app, 4, 7, &inl, &dicts, &outside);
+    ck_assert_uint_eq(inl, 75);
+    ck_assert_uint_eq(dicts, 25);
+    ck_assert_uint_eq(outside, 0);
+    wl_app_free(app);
+    wl_spec_free(s);
+
+    /* the control: 16..31 drawn as 16..29, all inline */
+    rt_heap_free(heap);
+    heap = rt_heap_new();
+    snprintf(json, sizeof json, fmt, "[0, 0, 0, 0, 0, 1]");
+    s = load(json);
+    ck_assert_uint_eq(wl_spec_objects(s, 1.0),
+                      40 + 9 + 2 + 27 + 100 + 2000 + 99 + 1);
+    before = rt_heap_objects(heap);
+    app = build(s, 1.0, 21, NULL);
+    ck_assert_uint_eq(rt_heap_objects(heap) - before,
+                      wl_spec_objects(s, 1.0));
+    instances(app, 16, 29, &inl, &dicts, &outside);
+    ck_assert_uint_eq(inl, 100);
+    ck_assert_uint_eq(dicts, 0);
+    wl_app_free(app);
+    wl_spec_free(s);
+}
+END_TEST
+
+START_TEST(objects_slots_classes)
+{
+    /* Sizes in buckets 2 (2-3) and 4 (8-15): a __slots__ class each, of
+     * the buckets' middle values, 2 and 11 names; objects by hand: 10
+     * modules (40), base (9), 2 keys, 40 slots instances, the classes
+     * (8 + 2, 8 + 11) and their 11 names, the webapp's 99 + 1. */
+    wl_spec_t *s = load("{\"objects\": {\"types\": {\"slots\": 40}, "
+                        "\"sizes\": {\"slots\": [0, 0, 1, 0, 1]}}, "
+                        ROUTES "}");
+    size_t before = rt_heap_objects(heap), two = 0, eleven = 0, other = 0;
+    wl_app_t *app;
+
+    ck_assert_uint_eq(wl_spec_objects(s, 1.0),
+                      40 + 9 + 2 + 40 + 10 + 19 + 11 + 99 + 1);
+    app = build(s, 1.0, 8, NULL);
+    ck_assert_uint_eq(rt_heap_objects(heap) - before,
+                      wl_spec_objects(s, 1.0));
+    for (size_t i = 0; i < wl_app_objects(app); i++) {
+        rt_obj_t *o = wl_app_object(app, i);
+        size_t n, set = 0;
+
+        if (rt_kind(o) != &rt_slots_type
+            || rt_str_data(rt_class_name(rt_instance_class(o)))[0] != '~')
+            continue;
+        n = rt_slots_len(o);
+        for (size_t j = 0; j < n; j++)
+            set += rt_slots_get(o, j) != NULL;
+        ck_assert_uint_eq(set, n);      /* every slot set */
+        two += n == 2;
+        eleven += n == 11;
+        other += n != 2 && n != 11;
+    }
+    ck_assert_uint_eq(two + eleven, 40);
+    ck_assert_uint_gt(two, 0);
+    ck_assert_uint_gt(eleven, 0);
+    ck_assert_uint_eq(other, 0);
+    wl_app_free(app);
+    wl_spec_free(s);
+}
+END_TEST
+
 /* A digest of the heap the build made: types, lengths and texts. */
 static uint64_t
 fingerprint(const wl_app_t *app)
@@ -507,6 +639,8 @@ main(void)
     tcase_add_test(tc, objects_interned_share);
     tcase_add_test(tc, objects_cycles_exact);
     tcase_add_test(tc, objects_cycle_size_weighs_members);
+    tcase_add_test(tc, objects_instances_inline);
+    tcase_add_test(tc, objects_slots_classes);
     tcase_add_test(tc, objects_deterministic);
     tcase_add_test(tc, objects_requests_served);
     suite_add_tcase(s, tc);

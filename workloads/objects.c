@@ -9,10 +9,24 @@
  * The build, in order:
  *   modules  M modules "objects.mod_N", each with a list "__objects__" in
  *            its globals: the roots (objects nothing else refers to)
+ *   slots    one __slots__ class per size bucket the slots kind uses,
+ *            with n names "~s0".."~s<n-1>" (interned, shared), n the
+ *            bucket's middle value (0, 1, 2, 5, 11, ...; at most
+ *            SLOTS_NAMES_MAX)
  *   plan     one entry per object, kinds in a seeded random order (the
  *            order decides which objects share a page, as allocation
  *            order does in CPython); the first code object is moved
- *            before the first function, which needs one
+ *            before the first function, which needs one.  Each instance
+ *            gets its class (one made before it, else the base class)
+ *            and its size: the sizes are shared among the buckets by
+ *            weight (exact counts), drawn within them (at most
+ *            INLINE_MAX below bucket 6) and shuffled; then a class's
+ *            first instance swaps sizes with its largest, so that, as
+ *            when __init__ sets the same names in every instance, the
+ *            first one teaches the class's shared keys every name the
+ *            others use (names it picks among the strs made before it:
+ *            where there are fewer, its class's instances get fewer
+ *            attributes)
  *   objects  in plan order; a container's items (a dict's values, an
  *            instance's attributes, a class's dict entries, slots) refer:
  *              with probability ref_container, to an earlier container
@@ -22,7 +36,7 @@
  *              recent atom nothing refers to yet ("fresh");
  *            keys (dict, set, instance, class) are distinct strs made
  *            earlier: interned ones when there are enough, else any
- *   cycles   cycle_fraction of the lists, dicts, instances and classes,
+ *   cycles   cycle_fraction of the lists, dicts and classes,
  *            taken in plan order, shared among cycle_size's buckets by
  *            weight and cut into groups of sizes within each bucket:
  *            member i gets one more item, member i + 1 (the last: the
@@ -31,11 +45,21 @@
  *   roots    every object no item refers to goes into a module's
  *            "__objects__" list (round robin), so all of it lives on
  *
- * Mapping to the runtime (which has no set or code type): a set is a dict
- * whose values are None; a code object is a bytes blob; a class is the
- * class, its dict and its interned name; an instance is the instance and
- * its dict.  The counts are exact (wl__objects_count()); the PRNG picks
- * sizes, targets and texts, never how many objects a step makes.
+ * Mapping to the runtime, object for object what CPython makes: a set is
+ * a dict whose values are None (the runtime has no set type); a code
+ * entry is its bytecode (a bytes blob of the size) and rt_code_new()'s
+ * code object, constants and local names tuples and kinds bytes (5); a
+ * class is type(name, (), {}): its name, bases, dict, mro, __dict__ and
+ * __weakref__ descriptors, the weak reference in object's subclass table
+ * and its key (9); an instance keeps its attributes inline in a values
+ * block, no dict object, while its class's shared keys hold its names
+ * (CPython: 30 names, 29 for the first instance): one of more than
+ * INLINE_MAX attributes (bucket 6 and up) has a dict of its own; a slots
+ * instance is an instance of its bucket's __slots__ class, every slot
+ * set.  An instance is no cycle member: a ring edge would need a name
+ * its class's shared keys may no longer take.  The counts are exact
+ * (wl__objects_count()); the PRNG picks sizes, targets and texts, never
+ * how many objects a step makes.
  */
 #include "workload.h"
 
@@ -48,6 +72,12 @@
 
 #define CODE_SCRATCH    (1u << 20)  /* random bytes code blobs copy from */
 #define SIZE_MAX_ITEMS  (1u << 20)  /* WL_HIST_MAX buckets: 2^20 - 1 */
+#define INLINE_MAX      29          /* attributes a first instance keeps
+                                       inline (CPython's shared keys: 30
+                                       names, one taken by its values
+                                       block's shrink) */
+#define DICT_BUCKET     6           /* instance sizes 32 and up: a dict */
+#define SLOTS_NAMES_MAX 1024        /* names of one __slots__ class */
 
 /* The section's state while it builds; plan entries are numbered in
  * build order and the arrays below hold plan numbers. */
@@ -68,6 +98,14 @@ typedef struct obuild {
     size_t *ints, nints;        /* interned str entries made so far */
     size_t *classes, nclasses;
     size_t *codes, ncodes, code_next;
+    size_t *isize;              /* per entry: an instance's attributes */
+    size_t *icls;               /* per entry: an instance's class, 0 the
+                                   base, i > 0 the class entry
+                                   classes[i - 1] */
+    rt_obj_t ***inames;         /* per class (as icls): its attribute
+                                   names, set by its first instance */
+    size_t *ninames;
+    rt_obj_t *slots_cls[WL_HIST_MAX];   /* per size bucket, or NULL */
     rt_obj_t **mods;            /* module dicts (borrowed) */
     rt_obj_t **roots;           /* each module's "__objects__" (borrowed) */
     size_t nmods;
@@ -91,23 +129,84 @@ wl__scaled(long n, double scale)
 static size_t
 per_kind(int k)
 {
-    return k == WL_OK_CLASS ? 3 : k == WL_OK_INSTANCE ? 2 : 1;
+    return k == WL_OK_CLASS ? 9 : k == WL_OK_CODE ? 5 : 1;
 }
 
-/* The modules (module, globals, interned name, "__objects__" list: 4
- * each), the base class (3), the interned "__objects__" and "__cycle__"
- * keys (2), and each entry's objects. */
-size_t
-wl__objects_count(const wl_objects_spec_t *os, double scale)
+/* total shared among hs's buckets by weight: share[k] = round(total *
+ * w[k] / sum), the last bucket of non-zero weight taking what is left
+ * (all of it to bucket 0 when every weight is 0). */
+static void
+hist_shares(const wl_hist_t *hs, size_t total, size_t share[WL_HIST_MAX])
 {
-    size_t total;
+    double sum = 0;
+    size_t k, last = 0, given = 0;
+
+    for (k = 0; k < WL_HIST_MAX; k++)
+        share[k] = 0;
+    for (k = 0; k < hs->n; k++) {
+        sum += hs->w[k];
+        if (hs->w[k] > 0)
+            last = k;
+    }
+    for (k = 0; sum > 0 && k < last; k++) {
+        share[k] = (size_t)((double)total * hs->w[k] / sum + 0.5);
+        if (share[k] > total - given)
+            share[k] = total - given;
+        given += share[k];
+    }
+    share[last] = total - given;
+}
+
+/* Whether the __slots__ class of size bucket k is made, and its names. */
+static int
+slots_bucket_used(const wl_hist_t *hs, size_t k)
+{
+    double sum = 0;
+
+    for (size_t j = 0; j < hs->n; j++)
+        sum += hs->w[j];
+    return sum > 0 ? k < hs->n && hs->w[k] > 0 : k == 0;
+}
+
+static size_t
+slots_bucket_names(size_t k)
+{
+    size_t n = k == 0 ? 0 : (3 * ((size_t)1 << (k - 1)) - 1) / 2;
+
+    return n < SLOTS_NAMES_MAX ? n : SLOTS_NAMES_MAX;
+}
+
+/* The modules (module, globals, name, "__objects__" list: 4 each), the
+ * base class (9), the interned "__objects__" and "__cycle__" keys (2),
+ * each entry's objects, the instances with a dict, the __slots__ classes
+ * (names tuple, name, bases, dict, class, mro, weakref, key and a
+ * descriptor per name: 8 + n) and their names (the largest n), and "x"
+ * (a code object's local name) unless the heap's code made it. */
+size_t
+wl__objects_count(const wl_objects_spec_t *os, double scale, int heap_code)
+{
+    size_t total, share[WL_HIST_MAX], names = 0, k;
 
     if (!os->present)
         return 0;
-    total = 4 * wl__scaled(os->modules, scale) + 3 + 2;
-    for (int k = 0; k < WL_OK_COUNT; k++)
-        total += wl__scaled(os->count[k], scale) * per_kind(k);
-    return total;
+    total = 4 * wl__scaled(os->modules, scale) + 9 + 2;
+    for (k = 0; k < WL_OK_COUNT; k++)
+        total += wl__scaled(os->count[k], scale) * per_kind((int)k);
+    hist_shares(&os->size[WL_OK_INSTANCE],
+                wl__scaled(os->count[WL_OK_INSTANCE], scale), share);
+    for (k = DICT_BUCKET; k < WL_HIST_MAX; k++)
+        total += share[k];
+    if (wl__scaled(os->count[WL_OK_SLOTS], scale) > 0)
+        for (k = 0; k < WL_HIST_MAX; k++)
+            if (slots_bucket_used(&os->size[WL_OK_SLOTS], k)) {
+                size_t n = slots_bucket_names(k);
+
+                total += 8 + n;
+                names = n > names ? n : names;
+            }
+    if (!heap_code && wl__scaled(os->count[WL_OK_CODE], scale) > 0)
+        total += 1;
+    return total + names;
 }
 
 /* ---- randomness -------------------------------------------------------- */
@@ -320,10 +419,41 @@ text(obuild_t *b, size_t e, size_t len, int interned)
     return s;
 }
 
+/* The class icls[e] names (see obuild_t). */
 static rt_obj_t *
-class_for(obuild_t *b)
+class_of(obuild_t *b, size_t e)
 {
-    return b->nclasses ? b->obj[b->classes[pick(b, b->nclasses)]] : b->base;
+    size_t c = b->icls[e];
+
+    return c == 0 ? b->base : b->obj[b->classes[c - 1]];
+}
+
+/* An instance's attributes, inline: its class's names (the first
+ * instance picks them), one item each; more than INLINE_MAX, a dict. */
+static int
+fill_instance(obuild_t *b, size_t e, rt_obj_t *o)
+{
+    size_t c = b->icls[e], n = b->isize[e], j;
+    int rc = 0;
+
+    if (b->inames[c] == NULL) {
+        if ((b->inames[c] = malloc((n + 1) * sizeof **b->inames)) == NULL)
+            return -ENOMEM;
+        b->ninames[c] = n;
+        keys(b, b->inames[c], &b->ninames[c]);
+    }
+    if (n > b->ninames[c])
+        n = b->ninames[c];
+    for (j = 0; j < n && rc == 0; j++) {
+        rt_obj_t *v = item(b);
+
+        rc = rt_instance_setattr(o, b->inames[c][j], v) < 0 ? -ENOMEM : 0;
+        rt_decref(v);
+    }
+    if (rc == 0 && b->isize[e] > INLINE_MAX && rt_instance_dict(o) == NULL)
+        rc = -ENOMEM;                   /* made by now unless names ran
+                                           short */
+    return rc;
 }
 
 /* Make entry e (its kind from the plan): its object in b->obj[e], our
@@ -334,7 +464,8 @@ make(obuild_t *b, size_t e)
     rt_heap_t *h = b->h;
     const wl_objects_spec_t *os = b->os;
     int k = b->kind[e];
-    size_t n = wl__obj_kind_sized(k) ? hist_value(b, &os->size[k]) : 0, j;
+    size_t n = wl__obj_kind_sized(k) && k != WL_OK_INSTANCE
+               && k != WL_OK_SLOTS ? hist_value(b, &os->size[k]) : 0, j;
     rt_obj_t *o = NULL;
     char name[48];
 
@@ -356,8 +487,17 @@ make(obuild_t *b, size_t e)
     }
     case WL_OK_CODE: {
         size_t off = pick(b, CODE_SCRATCH - n + 1);
+        rt_obj_t *blob, *cname = NULL;
 
-        if ((o = keep(b, rt_bytes_new(h, b->scratch + off, n))) == NULL)
+        j = 1;
+        keys(b, &cname, &j);            /* a name made earlier, if any */
+        if (j == 0)
+            cname = rt_class_name(b->base);
+        if ((blob = keep(b, rt_bytes_new(h, b->scratch + off, n))) == NULL)
+            return -ENOMEM;
+        o = keep(b, rt_code_new(h, cname, blob));
+        rt_decref(blob);                /* its constants tuple holds it */
+        if (o == NULL)
             return -ENOMEM;
         b->codes[b->ncodes++] = e;
         break;
@@ -391,17 +531,19 @@ make(obuild_t *b, size_t e)
             return -ENOMEM;
         break;
     case WL_OK_INSTANCE:
-        if ((o = keep(b, rt_instance_new(h, class_for(b)))) == NULL)
+        if ((o = keep(b, rt_instance_new(h, class_of(b, e)))) == NULL)
             return -ENOMEM;
         b->obj[e] = o;
-        if (keep(b, rt_instance_dict(o)) == NULL
-            || fill_dict(b, rt_instance_dict(o), n, 0) < 0)
+        if (fill_instance(b, e, o) < 0)
             return -ENOMEM;
         break;
-    case WL_OK_SLOTS:
-        if ((o = keep(b, rt_slots_new(h, class_for(b), n))) == NULL)
+    case WL_OK_SLOTS: {
+        rt_obj_t *cls = b->slots_cls[hist_bucket(b, &os->size[k])];
+
+        if ((o = keep(b, rt_slots_new(h, cls))) == NULL)
             return -ENOMEM;
         b->obj[e] = o;
+        n = rt_slots_len(o);
         for (j = 0; j < n; j++) {
             rt_obj_t *v = item(b);
             int rc = rt_slots_set(o, j, v);
@@ -411,6 +553,7 @@ make(obuild_t *b, size_t e)
                 return -ENOMEM;
         }
         break;
+    }
     case WL_OK_FUNCTION: {
         size_t c = b->code_next < b->ncodes ? b->codes[b->code_next++]
                    : b->codes[pick(b, b->ncodes)];
@@ -520,6 +663,109 @@ plan(obuild_t *b, double scale)
     }
 }
 
+/* Each instance's size and class (see the file comment); *first is the
+ * per-class scratch (nclasses + 1 entries, SIZE_MAX). */
+static void
+plan_instances(obuild_t *b, double scale, size_t *first)
+{
+    const wl_hist_t *hs = &b->os->size[WL_OK_INSTANCE];
+    size_t ni = wl__scaled(b->os->count[WL_OK_INSTANCE], scale);
+    size_t share[WL_HIST_MAX], *v = b->isize + b->n - ni, i = 0, j, k;
+    size_t seen = 0;
+
+    /* The sizes, drawn into the tail of isize (free until the loop
+     * below, which writes entries in order and reads ahead of them). */
+    hist_shares(hs, ni, share);
+    for (k = 0; k < WL_HIST_MAX; k++)
+        for (j = 0; j < share[k]; j++) {
+            size_t lo = k ? (size_t)1 << (k - 1) : 0, span = lo;
+
+            if (k < DICT_BUCKET && lo + span - 1 > INLINE_MAX)
+                span = INLINE_MAX - lo + 1;
+            v[i++] = k == 0 ? 0 : lo + pick(b, span);
+        }
+    for (i = ni; i > 1; i--) {          /* Fisher-Yates */
+        size_t t;
+
+        j = pick(b, i);
+        t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+    for (i = 0, j = 0; i < b->n; i++) {
+        if (b->kind[i] == WL_OK_CLASS) {
+            seen++;
+            continue;
+        }
+        if (b->kind[i] != WL_OK_INSTANCE)
+            continue;
+        b->isize[i] = v[j++];           /* v[j] is at i or after it */
+        k = seen ? 1 + pick(b, seen) : 0;
+        b->icls[i] = k;
+        if (first[k] == SIZE_MAX) {
+            first[k] = i;
+        } else if (b->isize[i] > b->isize[first[k]]) {
+            size_t t = b->isize[i];
+
+            b->isize[i] = b->isize[first[k]];
+            b->isize[first[k]] = t;
+        }
+    }
+}
+
+/* The __slots__ classes, one per size bucket used (with slots). */
+static int
+build_slots_classes(obuild_t *b, double scale)
+{
+    const wl_hist_t *hs = &b->os->size[WL_OK_SLOTS];
+    size_t k, i, most = 0;
+    rt_obj_t **names;
+    char name[48];
+    int rc = 0;
+
+    if (wl__scaled(b->os->count[WL_OK_SLOTS], scale) == 0)
+        return 0;
+    for (k = 0; k < WL_HIST_MAX; k++)
+        if (slots_bucket_used(hs, k) && slots_bucket_names(k) > most)
+            most = slots_bucket_names(k);
+    if ((names = calloc(most + 1, sizeof *names)) == NULL)
+        return -ENOMEM;
+    for (i = 0; i < most && rc == 0; i++) {
+        int len = snprintf(name, sizeof name, "~s%zu", i);
+
+        if ((names[i] = keep(b, rt_str_intern(b->h, name, (size_t)len)))
+            == NULL)
+            rc = -ENOMEM;
+    }
+    for (k = 0; k < WL_HIST_MAX && rc == 0; k++) {
+        size_t n = slots_bucket_names(k);
+        rt_obj_t *t, *c;
+
+        if (!slots_bucket_used(hs, k))
+            continue;
+        if ((t = rt_tuple_new(b->h, n)) == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            rt_incref(names[i]);
+            rt_tuple_set_steal(t, i, names[i]);
+        }
+        snprintf(name, sizeof name, "~S%zu", k);
+        c = rt_class_new_slots(b->h, name, NULL, t);
+        rt_decref(t);                   /* the class holds it */
+        if (keep(b, c) == NULL || keep(b, rt_class_dict(c)) == NULL
+            || keep(b, rt_class_name(c)) == NULL || hot(b, c) < 0
+            || rt_dict_set(b->mods[0], rt_class_name(c), c) < 0)
+            rc = -ENOMEM;
+        b->slots_cls[k] = c;            /* ours, dropped at the end */
+    }
+    for (i = 0; i < most; i++)
+        rt_xdecref(names[i]);           /* the interned dict holds them */
+    free(names);
+    return rc;
+}
+
 /* Add one item to a list, dict, instance or class: a reference to dst. */
 static int
 ring_edge(obuild_t *b, size_t src, size_t dst)
@@ -529,8 +775,6 @@ ring_edge(obuild_t *b, size_t src, size_t dst)
     switch (b->kind[src]) {
     case WL_OK_LIST:
         return rt_list_append(o, to);
-    case WL_OK_INSTANCE:
-        return rt_dict_set(rt_instance_dict(o), b->cycle_key, to);
     case WL_OK_CLASS:
         return rt_dict_set(rt_class_dict(o), b->cycle_key, to);
     default:
@@ -541,8 +785,7 @@ ring_edge(obuild_t *b, size_t src, size_t dst)
 static int
 cycle_member(int k)
 {
-    return k == WL_OK_LIST || k == WL_OK_DICT || k == WL_OK_INSTANCE
-           || k == WL_OK_CLASS;
+    return k == WL_OK_LIST || k == WL_OK_DICT || k == WL_OK_CLASS;
 }
 
 static int
@@ -644,6 +887,10 @@ wl__objects_build(wl_app_t *app, const wl_objects_spec_t *os, double scale,
         || (b.ints = malloc((b.n + 1) * sizeof *b.ints)) == NULL
         || (b.classes = malloc((b.n + 1) * sizeof *b.classes)) == NULL
         || (b.codes = malloc((b.n + 1) * sizeof *b.codes)) == NULL
+        || (b.isize = calloc(b.n + 1, sizeof *b.isize)) == NULL
+        || (b.icls = calloc(b.n + 1, sizeof *b.icls)) == NULL
+        || (b.inames = calloc(b.n + 2, sizeof *b.inames)) == NULL
+        || (b.ninames = malloc((b.n + 2) * sizeof *b.ninames)) == NULL
         || (b.scratch = malloc(CODE_SCRATCH)) == NULL)
         goto out;
     for (i = 0; i < CODE_SCRATCH; i += 8) {
@@ -664,7 +911,13 @@ wl__objects_build(wl_app_t *app, const wl_objects_spec_t *os, double scale,
     if (b.cycle_key == NULL)
         goto out;
     rt_decref(b.cycle_key);             /* the interned dict holds it */
+    if ((rc = build_slots_classes(&b, scale)) < 0)
+        goto out;
+    rc = -ENOMEM;
     plan(&b, scale);
+    for (i = 0; i < b.n + 2; i++)
+        b.ninames[i] = SIZE_MAX;        /* scratch: first instances */
+    plan_instances(&b, scale, b.ninames);
     for (i = 0; i < b.n; i++)
         if ((rc = make(&b, i)) < 0)
             goto out;
@@ -677,6 +930,14 @@ out:
     for (i = 0; b.obj != NULL && i < b.n; i++)
         rt_xdecref(b.obj[i]);
     rt_xdecref(b.base);
+    for (i = 0; i < WL_HIST_MAX; i++)
+        rt_xdecref(b.slots_cls[i]);
+    for (i = 0; b.inames != NULL && i < b.n + 2; i++)
+        free(b.inames[i]);
+    free(b.isize);
+    free(b.icls);
+    free(b.inames);
+    free(b.ninames);
     free(b.kind);
     free(b.refd);
     free(b.obj);

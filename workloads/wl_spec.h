@@ -118,7 +118,9 @@ int wl__obj_kind_sized(int kind);
 size_t wl__scaled(long n, double scale);
 
 /* Objects the "objects" section adds to the heap (0 without one); the
- * formula is in workload.h. */
-size_t wl__objects_count(const wl_objects_spec_t *os, double scale);
+ * formula is in workload.h.  heap_code: the "heap" section's code made
+ * the local name "x" already. */
+size_t wl__objects_count(const wl_objects_spec_t *os, double scale,
+                         int heap_code);
 
 #endif /* COWLAB_WL_SPEC_H */

@@ -29,7 +29,8 @@
  *     fields_per_model         12  field instances, each -> its model
  *     instances*            75000  model instances (model i % models)
  *     instance_attrs            6  attributes: int, str, identifier, or a
- *                                  reference to an earlier instance
+ *                                  reference to an earlier instance (at
+ *                                  most 29: a class's shared keys)
  *     slots_percent            50  of instances, __slots__ (else __dict__)
  *   "objects": any heap shape (objects.c; scripts/heap_census.py writes
  *   it from a live CPython heap).  Optional; a workload may have "heap",
@@ -37,13 +38,18 @@
  *   builds nothing (every scaled "heap" count 0, one pool identifier):
  *     types         {}  objects per kind, scaled: dict list tuple set
  *                       instance slots function class code str int float
- *                       (a set is a dict of None values, code a bytes
- *                       blob; a class adds its dict and interned name, an
- *                       instance its dict)
+ *                       (as CPython makes them, objects.c: a set is a
+ *                       dict of None values; code its code object, its
+ *                       tuples and a bytes blob; a class type()'s 9
+ *                       objects; an instance its attributes inline; a
+ *                       slots object of a __slots__ class per bucket)
  *     sizes             per kind, a distribution of items (containers;
  *                       class: dict entries) or bytes (str, code): weights
  *                       of the values 0, 1, 2-3, 4-7, ... (bucket k >= 1:
- *                       2^(k-1) to 2^k - 1), at most 21; defaults small
+ *                       2^(k-1) to 2^k - 1), at most 21; defaults small;
+ *                       instances: counts per bucket by weight, at most
+ *                       29 below bucket 6; slots: the bucket's middle
+ *                       value (0, 1, 2, 5, 11, ..., at most 1024)
  *     modules       10  scaled, >= 1: modules whose "__objects__" lists
  *                       hold the roots (objects no item refers to)
  *     interned     0.2  share of str interned (dict keys come from them)
@@ -52,7 +58,7 @@
  *                       4-7, ... (bucket k: 2^k to 2^(k+1) - 1)
  *     ref_shared   0.5  share of atom items that refer to an atom made
  *                       earlier (else to a fresh one nothing refers to)
- *     cycle_fraction 0.05 of lists, dicts, instances and classes, in
+ *     cycle_fraction 0.05 of lists, dicts and classes, in
  *                       cycles (each cycle one strongly connected
  *                       component)
  *     cycle_size        how many of those members are in cycles of 1,
@@ -119,24 +125,43 @@ const char *wl_spec_name(const wl_spec_t *s);
  * one whose interned strings do not yet include the builder's fixed names).
  * The formula, with sc(n) = 0 if n == 0 else max(1, floor(n * scale + .5))
  * for the counts marked "scaled" in webapp.json, and integer division:
- *   fixed      = 18 names + 4 modules * 3 + 22 model-module classes and
- *                bases tuples + 2 lists (urlpatterns, TEMPLATES)     = 54
+ *   fixed      = 99 (WL_FIXED_OBJECTS in wl_app.h: names, the runtime's
+ *                own interned names, the 4 app modules, the model
+ *                module's classes, 2 lists)
  *   strings    = S = max(sc(interned_strings), names one dict needs)
- *   modules    = sc(modules) * (3 + C * (3 + M * 2 + M / 3)
- *                + max(C - 1, 0) + F * 2 + K)
+ *   code names = 1 ("x", a code's local name; "n" is among the names)
+ *                if there is any function
+ *   modules    = sc(modules) * (3 + [C > 0] (9 + 7 (C - 1) + [C > 1])
+ *                + C * (6 M + M / 3) + 6 F + K)
  *                C classes_per_module, M methods_per_class,
- *                F functions_per_module, K constants_per_module
+ *                F functions_per_module, K constants_per_module; a root
+ *                class is 9 objects, a derived one 7 (see wl_app.h), a
+ *                function 6 (blob, code, its consts and local-name
+ *                tuples and kinds bytes, the function), every third
+ *                method a defaults tuple
  *   config     = sc(config_dicts) * (2 + N - N / 4)        N config_keys
  *   url        = sc(url_patterns) * 3
  *   templates  = sc(templates) * (2 * (f^0 + ... + f^(d-1)) + f^d)
  *                d template_depth, f template_fanout
- *   models     = sc(models) * (6 + 3 * fields_per_model)
- *   instances  = I * 2 - I_slots + I * ((A + 3) / 4 + (A + 2) / 4)
- *                I = sc(instances), A = instance_attrs,
- *                I_slots = I / 100 * P + min(I % 100, P), P slots_percent
- *   objects    = 4 * sc(modules) + 5 + sum over kinds of sc(types[kind])
- *                * (3 for class, 2 for instance, else 1); 0 without it
- * The sum is what rt_heap_objects() grows by and wl_app_objects().
+ *   models     = [sc(models) > 0] * 2 + sc(models) * (17 + A
+ *                + 2 * fields_per_model): _fields, the model class (7),
+ *                its Slots twin (its slots tuple and bases, 6, and a
+ *                member descriptor per slot), _instances; per field an
+ *                instance and a column name
+ *   instances  = I * (1 + (A + 3) / 4 + (A + 2) / 4)
+ *                I = sc(instances), A = instance_attrs: attributes sit in
+ *                values blocks, not objects
+ *   objects    = 0 without it, else 4 * sc(modules) + 9 + 2
+ *                + sum over kinds of sc(types[kind]) * (9 for class,
+ *                5 for code, else 1) + D + Z + [X]: objects.c's
+ *                wl__objects_count(); D instances with a dict (their
+ *                share of sizes in buckets >= 6), Z the __slots__
+ *                classes (8 + n each, one per size bucket used) and
+ *                their names (the largest n), X "x" if there is code
+ *                and the code names line above is 0
+ * The sum is what rt_heap_objects() grows by.  The app's index
+ * (wl_app_objects) holds the objects a request may pick, a subset: not a
+ * class's mro, weakref, descriptors or key, nor a code object's parts.
  */
 size_t wl_spec_objects(const wl_spec_t *s, double scale);
 
@@ -156,15 +181,27 @@ typedef struct wl_build_stats {
  * written after the build, so it shares cleanly across fork(). */
 typedef struct wl_app wl_app_t;
 
+/* What the collector does during the build (--prefork-gc). */
+typedef enum {
+    WL_GC_IMPORT,       /* collect by threshold all along, as an import
+                           does: generations 0 and 1 and the long-lived
+                           pending count end as they fall */
+    WL_GC_COLLECTED     /* pause, then one full collection: every survivor
+                           in the oldest generation, nothing pending */
+} wl_gc_t;
+
 /* Build the spec's heap in h (every count times scale, (0, 1000]) from a
- * seeded PRNG: the same spec, scale and seed give the same heap.  With the
- * collector on, automatic collection pauses during the build and one full
- * collection follows, so survivors end in the oldest generation as after
- * CPython's import; with it off (disabled or threshold 0) they stay in
- * generation 0.  st may be NULL.  -EINVAL for a bad scale, -ENOMEM (the
- * objects built so far stay in the heap, reachable from sys.modules). */
+ * seeded PRNG: the same spec, scale and seed give the same heap, the
+ * collector as WL_GC_IMPORT leaves it; with the collector off (disabled
+ * or threshold 0) the objects stay in generation 0.  st may be NULL.
+ * -EINVAL for a bad scale, -ENOMEM (the objects built so far stay in the
+ * heap, reachable from sys.modules). */
 int wl_build(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
              wl_app_t **out, wl_build_stats_t *st);
+/* The same, with the collector's part chosen. */
+int wl_build_gc(rt_heap_t *h, const wl_spec_t *s, double scale,
+                uint64_t seed, wl_gc_t gc, wl_app_t **out,
+                wl_build_stats_t *st);
 /* Free the malloc'd index; the heap objects go with the heap, so this may
  * run before or after rt_heap_free()/rt_finalize(). */
 void wl_app_free(wl_app_t *app);

@@ -109,24 +109,32 @@ def worker(fn, requests, ranges, count_copied):
     me = os.getpid()
     state = {"k": 0, "first_full": None, "by_gc": 0, "c0": None}
 
+    def copied_now():
+        # count_copied() gives (copied, released): released pages (given
+        # back to the system) are neither copied nor shared, as in cowlab
+        got = count_copied(me, ranges)
+        if got is None:
+            raise RuntimeError("pagemap unreadable")
+        return got[0]
+
     def bracket(phase, info):
         if info["generation"] < 1:
             return
         if phase == "start":
-            state["c0"] = count_copied(me, ranges)
+            state["c0"] = copied_now()
             if info["generation"] == 2 and state["first_full"] is None:
                 state["first_full"] = state["k"]
         elif state["c0"] is not None:
-            state["by_gc"] += count_copied(me, ranges) - state["c0"]
+            state["by_gc"] += copied_now() - state["c0"]
             state["c0"] = None
     gc.callbacks.append(bracket)
-    base = count_copied(me, ranges)
+    base = copied_now()
     copied = {}
     for k in range(1, requests + 1):
         state["k"] = k
         fn()
         if k in CHECKPOINTS:
-            copied[k] = count_copied(me, ranges) - base
+            copied[k] = copied_now() - base
     gc.callbacks.remove(bracket)
     return {"copied": copied, "first_full": state["first_full"],
             "by_gc": state["by_gc"], "teardown": {
@@ -193,14 +201,15 @@ def wait_requests(samples, k, timeout=10.0):
 
 
 def cowlab_cell(binary, workload, policy, exit_policy, requests, out,
-                checkpoints=CHECKPOINTS):
-    """Serve `requests` requests on "/" one at a time; the figures."""
+                python, checkpoints=CHECKPOINTS):
+    """Serve `requests` requests on "/" one at a time, the heap laid out
+    as CPython `python` ("3.11" or "3.12") lays it out; the figures."""
     if os.path.isdir(out):
         shutil.rmtree(out)
     args = [binary, "--workload", workload, "--port", "0", "-w", "1",
             "--sample-ms", str(SAMPLE_MS), "--sample-budget", "100",
             "--exit", exit_policy, "--out", out, "--run-id", "run",
-            "--pagemap-gc-fraction", "1"]
+            "--pagemap-gc-fraction", "1", "--python", python]
     if policy == "gc-off":
         args += ["--gc", "off"]
     elif policy == "freeze":
@@ -427,7 +436,8 @@ def main(argv):
         with open(wl_a) as f:
             reads_a = json.load(f)["routes"][0]["reads"]
         cal = cowlab_cell(a.bin, wl_a, "default", "skip", 1,
-                          os.path.join(vout, "calibrate"), checkpoints=(1,))
+                          os.path.join(vout, "calibrate"), ver,
+                          checkpoints=(1,))
         ppr = max(0.05, cal["copied"][1] / max(1, reads_a))
         log("%s: calibration on mix A: %d reads copied %d pages: "
             "--pages-per-read %.3f" % (ver, reads_a, cal["copied"][1], ppr))
@@ -447,7 +457,7 @@ def main(argv):
             for how in ("finalize", "skip"):
                 r = cowlab_cell(a.bin, wl_b, pol, how, a.requests,
                                 os.path.join(vout, "cowlab-%s-%s"
-                                             % (pol, how)))
+                                             % (pol, how)), ver)
                 if how == "finalize":
                     m.update(r)
                 m["teardown_" + how] = r["teardown"]

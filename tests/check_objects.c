@@ -562,7 +562,9 @@ fingerprint(const wl_app_t *app)
 
     for (size_t i = 0; i < wl_app_objects(app); i++) {
         rt_obj_t *o = wl_app_object(app, i);
-        uint64_t v = (uint64_t)(uintptr_t)o->type;
+        /* the static type: an instance's own type sits in its class,
+         * at an address that may differ from build to build */
+        uint64_t v = (uint64_t)(uintptr_t)rt_kind(o);
 
         if (o->type == &rt_str_type)
             for (size_t k = 0; k < rt_str_len(o); k++)

@@ -41,6 +41,7 @@ EMBEDDED  = $(GEN)/wl_embedded.h
 
 .PHONY: all layers test debug asan bench clean help experiment validate \
         experiment-fleet \
+        validate-app \
         test-experiment small-arenas valgrind fuzz fuzz-replay chaos \
         readme-columns
 all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
@@ -95,10 +96,14 @@ test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, th
 	    scripts/test_fleet.sh || exit 1; \
 	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
 	    scripts/test_realserver.sh || exit 1; \
+	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
+	    scripts/test_census.sh || exit 1; \
 	else COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_experiment \
 	    "the runner is tested with the release build (make test)"; \
 	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_fleet \
 	    "the fleet runner is tested with the release build (make test)"; \
+	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_census \
+	    "the heap census is tested with the release build (make test)"; \
 	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_realserver \
 	    "the real-server runner is tested with the release build (make test)"; fi
 	@tests/skips.sh report $(SKIPS)
@@ -148,6 +153,9 @@ validate:                    ## the same experiment with CPython itself, side by
 
 experiment-fleet:            ## the fleet strategies over time (KSM, refork, recycling) into results/<timestamp>-fleet/
 	scripts/experiment --fleet $(EXPERIMENT_ARGS)
+VALIDATE_APP_ARGS ?=
+validate-app: $(SERVER)      ## the census Django app under CPython vs cowlab serving its census, per policy
+	python3 scripts/validate_app.py --bin $(SERVER) $(VALIDATE_APP_ARGS)
 
 test-experiment: $(SERVER)   ## the experiment runner end to end in --quick mode (~15 s)
 	COWLAB_BIN=$(SERVER) scripts/test_experiment.sh

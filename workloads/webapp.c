@@ -21,6 +21,9 @@
  *   urls       module app.urls: urlpatterns, a list of (path, handler,
  *              methods) tuples; the handlers are library functions
  *   templates  module app.templates: trees of dicts/lists of strings
+ *   objects    the workload's generic "objects" section, if it has one
+ *              (objects.c; without "heap" the steps above build nothing
+ *              but the fixed names and one pool identifier)
  * Every object is recorded in a malloc'd index (so a request picks one in
  * O(1)); the hot set is the names, module objects and globals, settings,
  * the URL table and the first tenth of the pool.  Everything hangs off
@@ -91,12 +94,7 @@ typedef struct build {
 static size_t
 scaled(long n, double scale)
 {
-    double x;
-
-    if (n <= 0)
-        return 0;
-    x = (double)n * scale + 0.5;
-    return x < 1.0 ? 1 : (size_t)x;
+    return wl__scaled(n, scale);
 }
 
 static size_t
@@ -121,8 +119,10 @@ wl_spec_objects(const wl_spec_t *s, double scale)
     size_t nmod = scaled(h->modules, scale);
     size_t nmodels = scaled(h->models, scale);
     size_t total = WL_FIXED_OBJECTS + pool_size(h, scale);
+    int heap_code;
 
-    if (nmod > 0 && c * m + fn > 0)
+    heap_code = nmod > 0 && c * m + fn > 0;
+    if (heap_code)
         total += 1;                     /* "x", a code's local name ("n",
                                            the other, is a builder name) */
     total += nmod * (3 + (c > 0 ? 9 + 7 * (c - 1) + (c > 1) : 0)
@@ -138,7 +138,7 @@ wl_spec_objects(const wl_spec_t *s, double scale)
     if (nmodels > 0)
         total += 2 + nmodels * (17 + a + 2 * (size_t)h->fields_per_model);
     total += scaled(h->instances, scale) * (1 + (a + 3) / 4 + (a + 2) / 4);
-    return total;
+    return total + wl__objects_count(&s->objects, scale, heap_code);
 }
 
 /* ---- recording -------------------------------------------------------- */
@@ -956,6 +956,9 @@ wl_build_gc(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
         rc = build_urls(&b);
     if (rc == 0)
         rc = build_templates(&b);
+    if (rc == 0)
+        rc = wl__objects_build(app, &s->objects, scale, &b.rng, &b.cap,
+                               &b.hotcap, &b.containers);
     if (paused) {
         gc_enable();
         gc_collect(GC_GEN_OLDEST);

@@ -99,4 +99,14 @@ wl__pool(const wl_app_t *app, size_t i)
     return app->index[app->pool_start + i % app->npool];
 }
 
+/*
+ * Build the spec's "objects" section into app (objects.c), drawing from
+ * *rng; cap and hotcap are the capacities of app->index and app->hot
+ * (grown as needed), *containers counts the GC-able objects recorded.
+ * Called inside wl_build()'s collector pause.  0 or -ENOMEM.
+ */
+int wl__objects_build(wl_app_t *app, const wl_objects_spec_t *os,
+                      double scale, uint64_t *rng, size_t *cap,
+                      size_t *hotcap, size_t *containers);
+
 #endif /* COWLAB_WL_APP_H */

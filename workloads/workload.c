@@ -91,12 +91,57 @@ static const field_t route_fields[] = {
     INT("response_items", ROFF(response_items), 0, 1000000, 10),
 };
 
+/* "objects": the scalar keys (the nested "types", "sizes", "ref_distance"
+ * and "cycle_size" are parsed below). */
+#define OOFF(f) offsetof(wl_objects_spec_t, f)
+static const field_t objects_fields[] = {
+    INT("modules", OOFF(modules), 1, COUNT_MAX, 10),
+    NUM("interned", OOFF(interned), 0, 1, 0.2),
+    NUM("ref_container", OOFF(ref_container), 0, 1, 0.3),
+    NUM("ref_shared", OOFF(ref_shared), 0, 1, 0.5),
+    NUM("cycle_fraction", OOFF(cycle_fraction), 0, 1, 0.05),
+};
+#define N_OBJECTS (sizeof objects_fields / sizeof objects_fields[0])
+static const char *const objects_hist_keys[] = { "types", "sizes",
+                                                 "ref_distance",
+                                                 "cycle_size" };
+
+const char *const wl__obj_kind_names[WL_OK_COUNT] = {
+#define WL_OBJ_TEXT(id, text) text,
+    WL_OBJ_KINDS(WL_OBJ_TEXT)
+#undef WL_OBJ_TEXT
+};
+
+/* Default distributions (buckets as in wl_spec.h's wl_hist_t); a kind
+ * without a size has n == 0. */
+static const wl_hist_t default_sizes[WL_OK_COUNT] = {
+    [WL_OK_DICT] = { 5, { 1, 2, 3, 2, 1 } },            /* 0 .. 15 */
+    [WL_OK_LIST] = { 4, { 1, 2, 2, 1 } },               /* 0 .. 7 */
+    [WL_OK_TUPLE] = { 4, { 0, 1, 2, 1 } },              /* 1 .. 7 */
+    [WL_OK_SET] = { 3, { 1, 1, 1 } },                   /* 0 .. 3 */
+    [WL_OK_INSTANCE] = { 5, { 0, 0, 1, 2, 1 } },        /* 2 .. 15 */
+    [WL_OK_SLOTS] = { 4, { 0, 1, 2, 1 } },              /* 1 .. 7 */
+    [WL_OK_CLASS] = { 6, { 0, 0, 0, 1, 2, 1 } },        /* 4 .. 31 */
+    [WL_OK_CODE] = { 9, { 0, 0, 0, 0, 0, 0, 1, 2, 1 } },/* 32 .. 255 */
+    [WL_OK_STR] = { 7, { 0, 0, 0, 1, 2, 2, 1 } },       /* 4 .. 63 */
+};
+static const wl_hist_t default_ref_distance = { 8, { 1, 1, 1, 1, 1, 1, 1,
+                                                     1 } };
+static const wl_hist_t default_cycle_size = { 4, { 0, 1, 1, 1 } };
+
+int
+wl__obj_kind_sized(int kind)
+{
+    return kind != WL_OK_FUNCTION && kind != WL_OK_INT
+           && kind != WL_OK_FLOAT;
+}
+
 #define N_HEAP  (sizeof heap_fields / sizeof heap_fields[0])
 #define N_ROUTE (sizeof route_fields / sizeof route_fields[0])
 
 /* Keys that are not numbers, for "did you mean". */
 static const char *const top_keys[] = { "name", "description", "heap",
-                                        "routes" };
+                                        "objects", "routes" };
 static const char *const route_str_keys[] = { "path" };
 
 #define FLONG(base, f)   ((long *)(void *)((char *)(base) + (f)->off))
@@ -150,9 +195,9 @@ expected(const field_t *f, char *buf, size_t len)
 /* ---- parsing ---------------------------------------------------------- */
 
 static int
-unknown_key(const emsg_src_t *src, const char *ptr, const char *key,
-            const field_t *fields, size_t nfields,
-            const char *const *extra, size_t nextra)
+unknown_key_hint(const emsg_src_t *src, const char *ptr, const char *key,
+                 const field_t *fields, size_t nfields,
+                 const char *const *extra, size_t nextra, const char *hint)
 {
     emsg_near_t n;
     size_t i;
@@ -162,7 +207,15 @@ unknown_key(const emsg_src_t *src, const char *ptr, const char *key,
         emsg_near_try(&n, fields[i].key);
     for (i = 0; i < nextra; i++)
         emsg_near_try(&n, extra[i]);
-    return emsg_unknown_key(src, ptr, emsg_near_result(&n),
+    return emsg_unknown_key(src, ptr, emsg_near_result(&n), hint);
+}
+
+static int
+unknown_key(const emsg_src_t *src, const char *ptr, const char *key,
+            const field_t *fields, size_t nfields,
+            const char *const *extra, size_t nextra)
+{
+    return unknown_key_hint(src, ptr, key, fields, nfields, extra, nextra,
                             "workloads/webapp.json lists every key");
 }
 
@@ -270,6 +323,188 @@ parse_heap(wl_heap_spec_t *h, const json_t *obj, const emsg_src_t *src)
                            "templates of over %lld nodes", MAX_NODES);
     }
     return 0;
+}
+
+/* ---- "objects" -------------------------------------------------------- */
+
+/* A distribution: 1 to WL_HIST_MAX weights >= 0, at least one > 0 (and,
+ * with no_zero, a zero first weight: the value 0 is not allowed). */
+static int
+parse_hist(wl_hist_t *hs, const json_t *v, const emsg_src_t *src,
+           const char *ptr, int no_zero)
+{
+    char want[200], iptr[512];
+    double sum = 0;
+    size_t i;
+
+    snprintf(want, sizeof want, "an array of 1 to %d weights >= 0 "
+             "(power-of-two buckets, see workload.h)", WL_HIST_MAX);
+    if (!json_is_array(v) || json_array_size(v) == 0
+        || json_array_size(v) > WL_HIST_MAX)
+        return emsg_bad_value(src, ptr, want, v);
+    for (i = 0; i < json_array_size(v); i++) {
+        const json_t *w = json_array_get(v, i);
+        double x = json_is_number(w) ? json_number_value(w) : -1;
+
+        child_index(iptr, sizeof iptr, ptr, i);
+        if (!(x >= 0 && x <= 1e12))
+            return emsg_bad_value(src, iptr, "a weight from 0 to 1e12", w);
+        if (i == 0 && no_zero && x > 0)
+            return emsg_at(src, iptr, "the first bucket stands for 0 "
+                           "members: its weight must be 0");
+        hs->w[i] = x;
+        sum += x;
+    }
+    if (!(sum > 0))
+        return emsg_at(src, ptr, "every weight is 0: expected at least "
+                       "one > 0");
+    hs->n = json_array_size(v);
+    return 0;
+}
+
+static int
+obj_kind(const char *key)
+{
+    for (int k = 0; k < WL_OK_COUNT; k++)
+        if (strcmp(wl__obj_kind_names[k], key) == 0)
+            return k;
+    return -1;
+}
+
+static int
+unknown_kind(const emsg_src_t *src, const char *ptr, const char *key)
+{
+    emsg_near_t n;
+
+    emsg_near_init(&n, key);
+    for (int k = 0; k < WL_OK_COUNT; k++)
+        emsg_near_try(&n, wl__obj_kind_names[k]);
+    return emsg_unknown_key(src, ptr, emsg_near_result(&n),
+                            "kinds: dict list tuple set instance slots "
+                            "function class code str int float");
+}
+
+static int
+parse_types(wl_objects_spec_t *os, const json_t *obj, const emsg_src_t *src)
+{
+    const char *key;
+    json_t *v;
+    char ptr[512], want[96];
+
+    if (!json_is_object(obj))
+        return emsg_bad_value(src, "/objects/types", "an object of counts "
+                              "per kind", obj);
+    emsg_expect_int(want, sizeof want, 0, COUNT_MAX);
+    json_object_foreach((json_t *)obj, key, v) {
+        int k = obj_kind(key);
+
+        child_key(ptr, sizeof ptr, "/objects/types", key);
+        if (k < 0)
+            return unknown_kind(src, ptr, key);
+        if (!json_is_integer(v) || json_integer_value(v) < 0
+            || json_integer_value(v) > COUNT_MAX)
+            return emsg_bad_value(src, ptr, want, v);
+        os->count[k] = (long)json_integer_value(v);
+    }
+    return 0;
+}
+
+static int
+parse_sizes(wl_objects_spec_t *os, const json_t *obj, const emsg_src_t *src)
+{
+    const char *key;
+    json_t *v;
+    char ptr[512];
+    int rc;
+
+    if (!json_is_object(obj))
+        return emsg_bad_value(src, "/objects/sizes", "an object of "
+                              "distributions per kind", obj);
+    json_object_foreach((json_t *)obj, key, v) {
+        int k = obj_kind(key);
+
+        child_key(ptr, sizeof ptr, "/objects/sizes", key);
+        if (k < 0)
+            return unknown_kind(src, ptr, key);
+        if (!wl__obj_kind_sized(k))
+            return emsg_at(src, ptr, "%s has no size distribution (only "
+                           "containers, class, str and code do)", key);
+        if ((rc = parse_hist(&os->size[k], v, src, ptr, 0)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void
+objects_defaults(wl_objects_spec_t *os)
+{
+    memset(os, 0, sizeof *os);
+    for (size_t i = 0; i < N_OBJECTS; i++)
+        set_default(os, &objects_fields[i]);
+    memcpy(os->size, default_sizes, sizeof os->size);
+    os->ref_distance = default_ref_distance;
+    os->cycle_size = default_cycle_size;
+}
+
+static int
+parse_objects(wl_objects_spec_t *os, const json_t *obj,
+              const emsg_src_t *src)
+{
+    const char *key;
+    json_t *v;
+    char ptr[512];
+    int rc;
+
+    if (!json_is_object(obj))
+        return emsg_bad_value(src, "/objects", "an object describing a "
+                              "heap shape", obj);
+    objects_defaults(os);
+    os->present = 1;
+    json_object_foreach((json_t *)obj, key, v) {
+        const field_t *f = field_by_key(objects_fields, N_OBJECTS, key);
+
+        child_key(ptr, sizeof ptr, "/objects", key);
+        if (strcmp(key, "types") == 0)
+            rc = parse_types(os, v, src);
+        else if (strcmp(key, "sizes") == 0)
+            rc = parse_sizes(os, v, src);
+        else if (strcmp(key, "ref_distance") == 0)
+            rc = parse_hist(&os->ref_distance, v, src, ptr, 0);
+        else if (strcmp(key, "cycle_size") == 0)
+            rc = parse_hist(&os->cycle_size, v, src, ptr, 1);
+        else if (f != NULL)
+            rc = apply_field(os, f, v, src, ptr);
+        else
+            rc = unknown_key_hint(src, ptr, key, objects_fields,
+                                  N_OBJECTS, objects_hist_keys,
+                                  sizeof objects_hist_keys
+                                  / sizeof objects_hist_keys[0],
+                                  "workloads/workload.h lists every key");
+        if (rc < 0)
+            return rc;
+    }
+    if (os->count[WL_OK_FUNCTION] > 0 && os->count[WL_OK_CODE] == 0) {
+        v = json_object_get(obj, "types");
+        return emsg_at(src, v && json_object_get(v, "function")
+                            ? "/objects/types/function" : "/objects",
+                       "functions need code objects: 'code' is 0");
+    }
+    return 0;
+}
+
+/* Without "heap", a workload with "objects" builds no webapp: every
+ * scaled count of the generator is 0 (one pool identifier stays, which
+ * requests use as a key). */
+static void
+heap_off(wl_heap_spec_t *h)
+{
+    h->interned_strings = 1;
+    h->modules = h->config_dicts = h->url_patterns = 0;
+    h->templates = h->models = h->instances = 0;
+    /* the shapes would each need that many pool names */
+    h->functions_per_module = h->constants_per_module = 0;
+    h->methods_per_class = h->config_keys = h->fields_per_model = 0;
+    h->instance_attrs = 0;
 }
 
 static int
@@ -417,7 +652,7 @@ parse_text(const char *text, size_t len, const char *file, wl_spec_t **out,
     wl_spec_t *s = NULL;
     char ptr[512];
     size_t i;
-    int rc = -EINVAL;
+    int rc = -EINVAL, heap_seen = 0;
 
     if ((rc = emsg_parse_object(&src, "workload file", "a JSON object "
                                 "with \"heap\" and \"routes\"", &root)) < 0)
@@ -445,7 +680,11 @@ parse_text(const char *text, size_t len, const char *file, wl_spec_t **out,
             if ((s->description = strdup(json_string_value(v))) == NULL)
                 goto oom;
         } else if (strcmp(key, "heap") == 0) {
+            heap_seen = 1;
             if ((rc = parse_heap(&s->heap, v, &src)) < 0)
+                goto out;
+        } else if (strcmp(key, "objects") == 0) {
+            if ((rc = parse_objects(&s->objects, v, &src)) < 0)
                 goto out;
         } else if (strcmp(key, "routes") == 0) {
             if ((rc = parse_routes(s, v, &src)) < 0)
@@ -460,6 +699,8 @@ parse_text(const char *text, size_t len, const char *file, wl_spec_t **out,
         rc = emsg_at(&src, "", "missing required key 'routes'");
         goto out;
     }
+    if (s->objects.present && !heap_seen)
+        heap_off(&s->heap);
     if (s->name == NULL && (s->name = name_from_file(file)) == NULL)
         goto oom;
     *out = s;
@@ -586,6 +827,50 @@ fields_to_json(json_t *obj, const void *base, const field_t *fields,
     return 0;
 }
 
+static json_t *
+hist_to_json(const wl_hist_t *hs)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < hs->n; i++)
+        if (json_array_append_new(a, json_real(hs->w[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *
+objects_to_json(const wl_objects_spec_t *os)
+{
+    json_t *o = json_object(), *types = json_object(), *sizes = json_object();
+    int k, bad = o == NULL || types == NULL || sizes == NULL;
+
+    for (k = 0; k < WL_OK_COUNT && !bad; k++) {
+        bad = json_object_set_new(types, wl__obj_kind_names[k],
+                                  json_integer(os->count[k])) < 0;
+        if (!bad && wl__obj_kind_sized(k))
+            bad = json_object_set_new(sizes, wl__obj_kind_names[k],
+                                      hist_to_json(&os->size[k])) < 0;
+    }
+    if (!bad) {
+        bad = json_object_set(o, "types", types) < 0
+              || json_object_set(o, "sizes", sizes) < 0
+              || fields_to_json(o, os, objects_fields, N_OBJECTS) < 0
+              || json_object_set_new(o, "ref_distance",
+                                     hist_to_json(&os->ref_distance)) < 0
+              || json_object_set_new(o, "cycle_size",
+                                     hist_to_json(&os->cycle_size)) < 0;
+    }
+    json_decref(types);
+    json_decref(sizes);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 json_t *
 wl_spec_to_json(const wl_spec_t *s)
 {
@@ -615,6 +900,10 @@ wl_spec_to_json(const wl_spec_t *s)
         goto error;
     }
     heap = NULL;
+    if (s->objects.present
+        && json_object_set_new(root, "objects",
+                               objects_to_json(&s->objects)) < 0)
+        goto error;
     if (json_object_set_new(root, "routes", routes) < 0) {
         routes = NULL;
         goto error;

@@ -32,6 +32,37 @@
  *                                  reference to an earlier instance (at
  *                                  most 29: a class's shared keys)
  *     slots_percent            50  of instances, __slots__ (else __dict__)
+ *   "objects": any heap shape (objects.c; scripts/heap_census.py writes
+ *   it from a live CPython heap).  Optional; a workload may have "heap",
+ *   "objects" or both; with "objects" and no "heap", the webapp generator
+ *   builds nothing (every scaled "heap" count 0, one pool identifier):
+ *     types         {}  objects per kind, scaled: dict list tuple set
+ *                       instance slots function class code str int float
+ *                       (as CPython makes them, objects.c: a set is a
+ *                       dict of None values; code its code object, its
+ *                       tuples and a bytes blob; a class type()'s 9
+ *                       objects; an instance its attributes inline; a
+ *                       slots object of a __slots__ class per bucket)
+ *     sizes             per kind, a distribution of items (containers;
+ *                       class: dict entries) or bytes (str, code): weights
+ *                       of the values 0, 1, 2-3, 4-7, ... (bucket k >= 1:
+ *                       2^(k-1) to 2^k - 1), at most 21; defaults small;
+ *                       instances: counts per bucket by weight, at most
+ *                       29 below bucket 6; slots: the bucket's middle
+ *                       value (0, 1, 2, 5, 11, ..., at most 1024)
+ *     modules       10  scaled, >= 1: modules whose "__objects__" lists
+ *                       hold the roots (objects no item refers to)
+ *     interned     0.2  share of str interned (dict keys come from them)
+ *     ref_container 0.3 share of items that refer to an earlier container
+ *     ref_distance      how far back, in containers: weights of 1, 2-3,
+ *                       4-7, ... (bucket k: 2^k to 2^(k+1) - 1)
+ *     ref_shared   0.5  share of atom items that refer to an atom made
+ *                       earlier (else to a fresh one nothing refers to)
+ *     cycle_fraction 0.05 of lists, dicts and classes, in
+ *                       cycles (each cycle one strongly connected
+ *                       component)
+ *     cycle_size        how many of those members are in cycles of 1,
+ *                       2-3, 4-7, ... members (weights; first 0)
  *   "routes": 1 to 1024 objects, one per URL path:
  *     path            (required) "/..." matched exactly
  *     reads                     0  shared objects picked and walked
@@ -120,6 +151,14 @@ const char *wl_spec_name(const wl_spec_t *s);
  *   instances  = I * (1 + (A + 3) / 4 + (A + 2) / 4)
  *                I = sc(instances), A = instance_attrs: attributes sit in
  *                values blocks, not objects
+ *   objects    = 0 without it, else 4 * sc(modules) + 9 + 2
+ *                + sum over kinds of sc(types[kind]) * (9 for class,
+ *                5 for code, else 1) + D + Z + [X]: objects.c's
+ *                wl__objects_count(); D instances with a dict (their
+ *                share of sizes in buckets >= 6), Z the __slots__
+ *                classes (8 + n each, one per size bucket used) and
+ *                their names (the largest n), X "x" if there is code
+ *                and the code names line above is 0
  * The sum is what rt_heap_objects() grows by.  The app's index
  * (wl_app_objects) holds the objects a request may pick, a subset: not a
  * class's mro, weakref, descriptors or key, nor a code object's parts.

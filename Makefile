@@ -24,7 +24,7 @@ INC_workloads = -Iworkloads -Iruntime -Icommon -I$(GEN)
 INC_measure   = -Imeasure -Iruntime -Icommon
 INC_server    = -Iserver -Iworkloads -Imeasure -Iruntime -Icommon
 INC_tests     = $(INC_server) -Itests
-WHITEBOX      = check_gc check_gcfaith
+WHITEBOX      = check_gc check_gcfaith check_wset
 
 RT_SRC    = $(wildcard runtime/*.c)
 CM_SRC    = $(wildcard common/*.c)

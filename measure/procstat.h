@@ -151,5 +151,8 @@ int ps_count_new_copies(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *seen,
                         uintptr_t start, uintptr_t end, size_t *out);
 /* 1 if page index (in snapshot order) was present at snapshot time. */
 int ps_snap_present(const ps_snap_t *s, size_t index);
+/* The snapshot's bitmap itself: ps_snap_total_pages() bits, page i in
+ * word i / 64, bit i % 64; NULL for a NULL snapshot. */
+const uint64_t *ps_snap_bits(const ps_snap_t *s);
 
 #endif /* COWLAB_PROCSTAT_H */

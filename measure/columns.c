@@ -137,7 +137,9 @@ ms_fmt_u64(const ms_column_t *c, const void *row, ms_buf_t *out)
 void
 ms_fmt_i64(const ms_column_t *c, const void *row, ms_buf_t *out)
 {
-    ms_buf_printf(out, "%lld", (long long)FIELD(c, row, int64_t));
+    int64_t v = FIELD(c, row, int64_t);
+    if (v != MS_UNSET_I64)
+        ms_buf_printf(out, "%lld", (long long)v);
 }
 
 void

@@ -65,9 +65,12 @@ typedef struct ms_table {
 
 /* The value "not measured" of a double field: written as an empty field. */
 #define MS_UNSET NAN
+/* The same for an int64_t field. */
+#define MS_UNSET_I64 INT64_MIN
 
 /* Formatters.  The field types they read: */
 void ms_fmt_u64(const ms_column_t *c, const void *row, ms_buf_t *out);
+/* int64_t; MS_UNSET_I64: empty */
 void ms_fmt_i64(const ms_column_t *c, const void *row, ms_buf_t *out);
 /* double, prec decimals ("%.*f"); NaN: empty */
 void ms_fmt_fixed(const ms_column_t *c, const void *row, ms_buf_t *out);

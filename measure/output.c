@@ -83,6 +83,20 @@ static const ms_column_t sample_cols[] = {
                "collection"),
     MS_COL_U64(S, gc_measured, "gc_measured", "",
                "collections bracketed by pagemap reads"),
+    MS_COL_TEXT(S, attribution, "attribution", "",
+                "how this worker attributes copies: `write-sets` (exact), "
+                "`pagemap` (bracketing), `none`"),
+    MS_COL_U64(S, written_pages, "written_pages", "pages",
+               "write sets: heap pages written by the sampled requests "
+               "(copied before or not: the write rate), one request every "
+               "`--write-sample-ms`"),
+    MS_COL_U64(S, written_requests, "written_requests", "",
+               "requests sampled for written_pages"),
+    MS_COL_U64(S, wset_scans, "wset_scans", "",
+               "write-set scans done (PAGEMAP_SCAN over the heap)"),
+    MS_COL_U64(S, wset_skipped, "wset_skipped", "",
+               "scans skipped: no page fault since the last one, so no "
+               "copy"),
 };
 #undef S
 
@@ -148,6 +162,25 @@ static const ms_column_t run_cols[] = {
     MS_COL_U64(R, responses_5xx, "responses_5xx", "",
                "5xx answers of every worker process of the run (503 over "
                "`--max-connections`, 505, the handler's)"),
+    MS_COL_TEXT(R, attribution, "attribution", "",
+                "copy attribution of the run's workers: `write-sets`, "
+                "`pagemap`, `none`, or `mixed`"),
+    MS_COL_U64(R, written_pages, "written_pages", "pages",
+               "heap pages written by the sampled requests, all worker "
+               "processes"),
+    MS_COL_U64(R, written_requests, "written_requests", "",
+               "requests sampled"),
+    MS_COL_FIXED(R, written_per_request, 1, "written_per_request", "pages",
+                 "written_pages / written_requests"),
+    MS_COL_TEXT(R, top_copy_route, "top_copy_route", "",
+                "write sets: the route whose requests copied the most heap "
+                "pages (routes.csv)"),
+    MS_COL_FIXED(R, top_copy_route_pct, 1, "top_copy_route_pct", "%",
+                 "its share of the copies made by requests"),
+    MS_COL_FIXED(R, wset_check_pages, 0, "wset_check_pages", "pages",
+                 "write sets' self-check: at each worker's exit, its "
+                 "copies counted by write sets against the pagemap's count, "
+                 "summed |difference| (0: every copy was seen)"),
 };
 #undef R
 
@@ -171,18 +204,46 @@ static const ms_column_t type_cols[] = {
 };
 #undef T
 
+/* ---- routes.csv --------------------------------------------------------- */
+
+#define O ms_route_row_t
+static const ms_column_t route_cols[] = {
+    MS_COL_TEXT(O, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(O, policy, "policy", "", "policy label"),
+    MS_COL_U64(O, worker, "worker", "",
+               "logical worker number (its processes summed)"),
+    MS_COL_TEXT(O, route, "route", "",
+                "the workload's path, `/healthz`, `/stats`, `/sleep`, "
+                "`(other)` (unknown paths) or `(server)` (outside any "
+                "handler: the HTTP layer)"),
+    MS_COL_U64(O, requests, "requests", "", "requests served"),
+    MS_COL_FIXED(O, copied_pages, 0, "copied_pages", "pages",
+                 "heap pages its handler copied, collections excluded "
+                 "(empty without write sets)"),
+    MS_COL_FIXED(O, copied_by_gc, 0, "copied_by_gc", "pages",
+                 "heap pages copied by collections inside its requests"),
+    MS_COL_U64(O, written_requests, "written_requests", "",
+               "requests sampled (`--write-sample-ms`)"),
+    MS_COL_FIXED(O, written_pages, 0, "written_pages", "pages",
+                 "heap pages those requests wrote, copied before or not"),
+    MS_COL_FIXED(O, written_per_request, 1, "written_per_request", "pages",
+                 "written_pages / written_requests"),
+};
+#undef O
+
 #define TABLE(file, cols) { file, cols, sizeof cols / sizeof cols[0] }
 const ms_table_t ms_samples_table = TABLE("samples.csv", sample_cols);
 const ms_table_t ms_runs_table = TABLE("runs.csv", run_cols);
 const ms_table_t ms_types_table = TABLE("types.csv", type_cols);
+const ms_table_t ms_routes_table = TABLE("routes.csv", route_cols);
 
-const char ms_table_names[] = "samples|runs|types";
+const char ms_table_names[] = "samples|runs|types|routes";
 
 const ms_table_t *
 ms_table_find(const char *name)
 {
     const ms_table_t *all[] = { &ms_samples_table, &ms_runs_table,
-                                &ms_types_table };
+                                &ms_types_table, &ms_routes_table };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *f = all[i]->file;
         size_t stem = strlen(f) - strlen(".csv");
@@ -354,6 +415,11 @@ ms_meta_write(const char *path, const ms_meta_t *m)
     SET("heap_pages", json_integer((json_int_t)m->heap_pages));
     SET("heap_objects", json_integer((json_int_t)m->heap_objects));
     SET("build_ms", json_real(m->build_ms));
+    json_t *a = json_pack("{s:s, s:s?}", "method",
+                          m->attribution ? m->attribution : "none",
+                          "reason", m->attribution_why);
+    SET("attribution", a ? a : json_null());
+    bad |= a == NULL;
 #undef SET
     int r = bad ? -ENOMEM : 0;
     if (r == 0) {

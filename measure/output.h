@@ -32,6 +32,9 @@ typedef struct ms_sample {
     uint64_t sample_ms;
     uint64_t copied_by_gc, copied_by_request, copied_unattributed;
     uint64_t gc_measured;
+    const char *attribution;
+    uint64_t written_pages, written_requests;
+    uint64_t wset_scans, wset_skipped;
 } ms_sample_t;
 
 /* runs.csv: one row per server run.  MS_UNSET doubles are empty. */
@@ -52,6 +55,12 @@ typedef struct ms_run {
     double copied_by_teardown;                  /* MS_UNSET: none */
     uint64_t sample_ms;
     uint64_t responses_4xx, responses_5xx;
+    const char *attribution;
+    uint64_t written_pages, written_requests;
+    double written_per_request;                 /* MS_UNSET: none */
+    const char *top_copy_route;
+    double top_copy_route_pct;                  /* MS_UNSET: none */
+    double wset_check_pages;                    /* MS_UNSET: not checked */
 } ms_run_t;
 
 /* types.csv (--type-census): one row per worker per object type. */
@@ -63,14 +72,26 @@ typedef struct ms_type_row {
     uint64_t objects, pages, copied_pages;
 } ms_type_row_t;
 
+/* routes.csv: one row per logical worker per route. */
+typedef struct ms_route_row {
+    const char *run_id, *policy;
+    uint64_t worker;
+    const char *route;
+    uint64_t requests;
+    double copied_pages, copied_by_gc;          /* MS_UNSET: no write sets */
+    uint64_t written_requests;
+    double written_pages, written_per_request;  /* MS_UNSET: none sampled */
+} ms_route_row_t;
+
 extern const ms_table_t ms_samples_table;       /* rows: ms_sample_t */
 extern const ms_table_t ms_runs_table;          /* rows: ms_run_t */
 extern const ms_table_t ms_types_table;         /* rows: ms_type_row_t */
+extern const ms_table_t ms_routes_table;        /* rows: ms_route_row_t */
 
 /* The table of a file, by its name with or without ".csv" ("runs",
  * "runs.csv"); NULL if there is none. */
 const ms_table_t *ms_table_find(const char *name);
-/* "samples|runs|types", for usage messages. */
+/* "samples|runs|types|routes", for usage messages. */
 extern const char ms_table_names[];
 
 /*
@@ -113,6 +134,8 @@ typedef struct ms_meta {
     json_t *workload;           /* borrowed: the workload's description */
     uint64_t heap_pages, heap_objects;
     double build_ms;
+    const char *attribution;    /* the method: "write-sets", "pagemap", ... */
+    const char *attribution_why;    /* why not write sets; NULL: they run */
 } ms_meta_t;
 
 /*
@@ -120,7 +143,7 @@ typedef struct ms_meta {
  * (kernel release, transparent_hugepage, ksm_run, git_commit of the
  * working directory, date in UTC, cores, memory_kb, page_size, the
  * allocator's arena_size and pool_size), then heap_pages, heap_objects,
- * build_ms.  0 or -errno.
+ * build_ms, and "attribution": {"method", "reason"}.  0 or -errno.
  */
 int ms_meta_write(const char *path, const ms_meta_t *m);
 

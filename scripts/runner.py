@@ -453,6 +453,9 @@ def run_cell(o, c, i, progress, paths):
                "--out", cdir, "--run-id", c["run_id"],
                "--policy-name", c["policy"], "--sample-ms", str(o.sample_ms),
                "--sample-budget", "%g" % o.sample_budget,
+               # smaps_rollup at every sample: the plots' curves (the
+               # sampling budget bounds its cost)
+               "--smaps-ms", "0",
                # safety bounds only: the runner stops the server itself
                "--requests", str(2 * total + 10 * conns + 1000),
                "--duration", str(int(o.load_timeout + 300))]

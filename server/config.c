@@ -38,6 +38,7 @@ typedef enum {
     K_FLAG,         /* int, 0 or 1; JSON boolean */
     K_GC,           /* int gc_enabled: on | off */
     K_EXIT,         /* cfg_exit_t: finalize | skip */
+    K_ENUM,         /* int: the index of one of names[] */
     K_THRESH        /* long[3]: A,B,C */
 } kind_t;
 
@@ -53,6 +54,7 @@ typedef struct opt {
     size_t maxlen;              /* strings: 0 = no limit */
     const char *expect;         /* strings: what a valid value is */
     const char *unset;          /* strings: what NULL means (NULL: K_HOST) */
+    const char *const *names;   /* K_ENUM: the values, NULL-terminated */
     int cli_only;               /* in a file: type-checked, then ignored */
     const char *meta;           /* argument name in --help, NULL: a flag */
     const char *help;
@@ -78,6 +80,11 @@ host_char(int ch)
 }
 
 #define OFF(field) offsetof(cfg_t, field)
+
+/* K_ENUM values, in the order of their enums (config.h). */
+static const char *const attribution_names[] = {
+    "auto", "write-sets", "pagemap", "off", NULL
+};
 
 static const opt_t opts[] = {
     { .name = "config", .short_name = 'c', .kind = K_CONFIG,
@@ -157,6 +164,17 @@ static const opt_t opts[] = {
     { .name = "pagemap-gc-fraction", .kind = K_DOUBLE,
       .off = OFF(pagemap_gc_fraction), .dmin = 0, .dmax = 1, .meta = "F",
       .help = "fraction of GCs followed by a pagemap scan" },
+    { .name = "attribution", .kind = K_ENUM, .off = OFF(attribution),
+      .names = attribution_names, .meta = "M",
+      .help = "copies by cause: auto|write-sets|pagemap|off" },
+    { .name = "write-sample-ms", .kind = K_UINT, .off = OFF(write_sample_ms),
+      .imin = 0, .imax = 3600000, .meta = "N",
+      .help = "sample a request's write set every N ms" },
+    { .name = "write-kinds", .kind = K_FLAG, .off = OFF(write_kinds),
+      .help = "diagnostic: copies by kind of write (slower)" },
+    { .name = "smaps-ms", .kind = K_UINT, .off = OFF(smaps_ms),
+      .imin = 0, .imax = 3600000, .meta = "N",
+      .help = "smaps_rollup every N ms at most; 0: each sample" },
     { .name = "limit-header-bytes", .kind = K_SIZE,
       .off = OFF(max_header_bytes), .imin = 256, .imax = 16 << 20,
       .meta = "N", .help = "largest request head" },
@@ -222,6 +240,9 @@ cfg_defaults(cfg_t *c)
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
     c->pagemap_gc_fraction = 0.01;
+    c->attribution = CFG_ATTR_AUTO;
+    c->write_sample_ms = 1000;
+    c->smaps_ms = 5000;
     c->sample_budget_pct = 1.0;
     c->max_header_bytes = lim.max_header_bytes;
     c->max_url_bytes = lim.max_url_bytes;
@@ -336,6 +357,19 @@ expected(const opt_t *o, int json, char *buf, size_t len)
         snprintf(buf, len, json ? "\"finalize\" or \"skip\""
                                 : "finalize or skip");
         break;
+    case K_ENUM: {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; o->names[i] != NULL; i++) {
+            int w = snprintf(buf + n, len - n, "%s%s%s%s",
+                             i == 0 ? "" : o->names[i + 1] ? ", " : " or ",
+                             json ? "\"" : "", o->names[i], json ? "\"" : "");
+            if (w < 0 || (size_t)w >= len - n)
+                break;
+            n += (size_t)w;
+        }
+        break;
+    }
     case K_THRESH:
         snprintf(buf, len, json ? "an array of three integers >= 0"
                                 : "three integers >= 0 as A,B,C");
@@ -464,6 +498,16 @@ store_str(cfg_t *c, const opt_t *o, const char *s)
 
 /* ---- The config file ---- */
 
+/* The index of s among o's K_ENUM names, or -1. */
+static int
+enum_index(const opt_t *o, const char *s)
+{
+    for (int i = 0; o->names[i] != NULL; i++)
+        if (strcmp(s, o->names[i]) == 0)
+            return i;
+    return -1;
+}
+
 static int
 json_bad(const emsg_src_t *src, const char *ptr, const opt_t *o,
          const json_t *v)
@@ -520,6 +564,14 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v,
         else
             return json_bad(src, ptr, o, v);
         return 0;
+    case K_ENUM: {
+        int k = enum_index(o, json_is_string(v) ? json_string_value(v) : "");
+        if (k < 0)
+            return json_bad(src, ptr, o, v);
+        if (!o->cli_only)
+            *FIELD(c, o, int) = k;
+        return 0;
+    }
     case K_THRESH:
         if (!json_is_array(v) || json_array_size(v) != 3)
             return json_bad(src, ptr, o, v);
@@ -702,6 +754,13 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
         else
             return cli_bad(o, arg, err, errlen);
         return 0;
+    case K_ENUM: {
+        int e = enum_index(o, arg);
+        if (e < 0)
+            return cli_bad(o, arg, err, errlen);
+        *FIELD(c, o, int) = e;
+        return 0;
+    }
     case K_THRESH:
         /* Exactly three strict integers separated by single commas. */
         p = arg;
@@ -938,6 +997,9 @@ cfg_to_json(const cfg_t *c)
             v = json_string(c->exit_policy == CFG_EXIT_SKIP ? "skip"
                                                             : "finalize");
             break;
+        case K_ENUM:
+            v = json_string(o->names[*CFIELD(c, o, int)]);
+            break;
         case K_THRESH:
             v = a = json_array();
             for (k = 0; a != NULL && k < 3; k++)
@@ -1030,6 +1092,9 @@ default_text(const cfg_t *d, const opt_t *o, char *buf, size_t len)
     case K_EXIT:
         snprintf(buf, len, "%s", d->exit_policy == CFG_EXIT_SKIP
                                  ? "skip" : "finalize");
+        break;
+    case K_ENUM:
+        snprintf(buf, len, "%s", o->names[*CFIELD(d, o, int)]);
         break;
     case K_THRESH:
         snprintf(buf, len, "%ld,%ld,%ld", d->gc_threshold[0],

@@ -9,11 +9,12 @@
  *   integers  workers port max_requests max_requests_jitter sample_ms
  *             requests limit_header_bytes limit_url_bytes
  *             limit_body_bytes header_timeout_ms keepalive_timeout_ms
- *             max_connections
+ *             max_connections write_sample_ms smaps_ms
  *   numbers   scale timeout graceful_timeout duration pagemap_gc_fraction
  *             sample_budget
- *   booleans  freeze immortal lazy type_census quiet
+ *   booleans  freeze immortal lazy type_census write_kinds quiet
  *   strings   host; workload out run_id policy_name (or null = unset)
+ *   "attribution": "auto" | "write-sets" | "pagemap" | "off"
  *   "gc": "on" | "off" (or true | false)
  *   "gc_threshold": [A, B, C]
  *   "exit": "finalize" | "skip"
@@ -36,6 +37,14 @@
 #define COWLAB_VERSION "0.1.0"
 
 typedef enum { CFG_EXIT_FINALIZE, CFG_EXIT_SKIP } cfg_exit_t;
+
+/* --attribution: how copies are attributed to their cause. */
+enum {
+    CFG_ATTR_AUTO,          /* write sets where the kernel has them */
+    CFG_ATTR_WSET,          /* write sets, or refuse to start */
+    CFG_ATTR_PAGEMAP,       /* pagemap reads around collections */
+    CFG_ATTR_OFF            /* none (the baseline of its cost) */
+};
 
 typedef struct cfg {
     char *config_path;      /* -c/--config FILE: the file loaded, or NULL */
@@ -66,6 +75,12 @@ typedef struct cfg {
     char *policy_name;      /* --policy-name NAME (NULL: cfg_policy_label) */
     int type_census;        /* --type-census */
     double pagemap_gc_fraction; /* --pagemap-gc-fraction F in [0,1] (0.01) */
+    int attribution;        /* --attribution auto|write-sets|pagemap|off
+                               (CFG_ATTR_*; default auto) */
+    unsigned write_sample_ms;   /* --write-sample-ms N (1000; 0 = never) */
+    int write_kinds;        /* --write-kinds: copies by kind (a build of
+                               its own: bin/cowlab-kinds) */
+    unsigned smaps_ms;      /* --smaps-ms N (5000; 0 = every sample) */
     double sample_budget_pct;   /* --sample-budget PCT (1; 0 = no limit) */
     /* The HTTP limits; defaults and the meaning of 0: http.h. */
     size_t max_header_bytes;    /* --limit-header-bytes (8192) */

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,6 +46,7 @@
 #include "sampler.h"
 #include "slots.h"
 #include "worker.h"
+#include "wset.h"
 
 typedef struct proc {
     pid_t pid;                  /* 0: none */
@@ -57,6 +59,7 @@ typedef struct proc {
     double last_shared_pct;
     long last_private_dirty_kb;
     int sampled;
+    uint64_t smaps_ns;          /* when its smaps_rollup was last read */
 } proc_t;
 
 typedef struct master {
@@ -92,6 +95,20 @@ typedef struct master {
     unsigned final_n;
     double copied_teardown_sum;
     ms_sampler_t sampler;       /* interval in force, next round */
+    /* Copy attribution, resolved before the first fork. */
+    int attr;                   /* SRV_ATTR_* */
+    char attr_why[320];         /* why not write sets ("" when they run) */
+    unsigned attr_seen;         /* 1 << SRV_ATTR_* of every exited worker */
+    uint64_t written_done, written_requests_done;
+    uint64_t wset_check;        /* sum of the exited workers' checks */
+    unsigned wset_checked;      /* workers that made it */
+    /* routes.csv: per slot in shared memory, per logical worker summed
+     * here as its processes exit. */
+    srv_routes_t routes;
+    size_t nroutes;             /* the workload's, + SRV_ROUTE_EXTRA */
+    srv_route_t *route_sum;     /* [workers][nroutes] */
+    size_t own_len;             /* procs and route sums: one mapping */
+    unsigned char *route_wset;  /* [workers]: 1 all write sets, 2 not */
 } master_t;
 
 static int sigpipe_fds[2] = { -1, -1 };
@@ -158,7 +175,8 @@ write_meta(const master_t *m)
         .run_id = m->run_id, .policy = m->policy,
         .config = cfg_to_json(m->cfg), .workload = wl_spec_to_json(m->spec),
         .heap_pages = m->heap_pages, .heap_objects = m->heap_objects,
-        .build_ms = m->build_ms,
+        .build_ms = m->build_ms, .attribution = srv_attr_name(m->attr),
+        .attribution_why = m->attr_why[0] ? m->attr_why : NULL,
     };
     int r = meta.config && meta.workload
         ? ms_meta_write(out_path(m, "meta.json", path, sizeof path), &meta)
@@ -186,8 +204,10 @@ spawn(master_t *m, unsigned index)
         .cfg = m->cfg, .heap = m->heap, .app = m->app, .spec = m->spec,
         .slot = &m->slots.slot[slot], .listen_fd = m->listen_fds[index],
         .index = index, .seed = (uint64_t)clk_now_ns() ^ (index * 0x9e37u),
-        .master = getpid(), .snap = m->snap,
+        .master = getpid(), .snap = m->snap, .attribution = m->attr,
+        .routes = srv_routes_of(&m->routes, slot),
     };
+    memset(a.routes, 0, m->nroutes * sizeof(srv_route_t));
     fflush(NULL);
     /* Signals stay blocked across fork(): the child must not run the
      * master's handler (its pipe is the master's) before it has its own. */
@@ -268,11 +288,22 @@ sample(master_t *m, int final)
         ps_smaps_t sm;
         ps_stat_t st;
         size_t copied = 0;
-        if (ps_read_smaps_rollup(p->pid, &sm) < 0
+        /* smaps_rollup walks every page (PSS): the costliest read by far
+         * (about 10 ms per GiB), so at most every --smaps-ms; the rows in
+         * between leave its columns empty.  The final row has it. */
+        uint64_t every = (uint64_t)m->cfg->smaps_ms * 1000000u;
+        int smaps = final || every == 0 || p->smaps_ns == 0
+                    || t - p->smaps_ns >= every;
+        if ((smaps && ps_read_smaps_rollup(p->pid, &sm) < 0)
             || ps_read_stat(p->pid, &st) < 0)
             continue;               /* it just died: SIGCHLD will tell */
-        if (m->snap && p->pm.fd >= 0
-            && ps_count_copied_fd(m->snap, &p->pm, &copied) < 0)
+        if (smaps)
+            p->smaps_ns = t;
+        int attr = atomic_load(&s->attribution);
+        if (attr == SRV_ATTR_WSET)
+            copied = (size_t)atomic_load(&s->copied_measured);
+        else if (m->snap && p->pm.fd >= 0
+                 && ps_count_copied_fd(m->snap, &p->pm, &copied) < 0)
             continue;
         double shared_pct = m->heap_pages
             ? 100.0 * (1.0 - (double)copied / (double)m->heap_pages) : 0.0;
@@ -280,7 +311,8 @@ sample(master_t *m, int final)
         uint64_t freq = atomic_load(&s->faults_request);
         long other = st.minflt - (long)fgc - (long)freq;
         p->last_shared_pct = shared_pct;
-        p->last_private_dirty_kb = sm.private_dirty_kb;
+        if (smaps)
+            p->last_private_dirty_kb = sm.private_dirty_kb;
         p->sampled = 1;
         if (final) {
             m->final_shared_sum += shared_pct;
@@ -293,11 +325,12 @@ sample(master_t *m, int final)
             .run_id = m->run_id, .policy = m->policy,
             .worker = p->index, .pid = p->pid, .t_ms = t_ms,
             .requests = atomic_load(&s->requests),
-            .rss_kb = sm.rss_kb, .pss_kb = sm.pss_kb,
-            .shared_clean_kb = sm.shared_clean_kb,
-            .shared_dirty_kb = sm.shared_dirty_kb,
-            .private_clean_kb = sm.private_clean_kb,
-            .private_dirty_kb = sm.private_dirty_kb,
+            .rss_kb = smaps ? sm.rss_kb : MS_UNSET_I64,
+            .pss_kb = smaps ? sm.pss_kb : MS_UNSET_I64,
+            .shared_clean_kb = smaps ? sm.shared_clean_kb : MS_UNSET_I64,
+            .shared_dirty_kb = smaps ? sm.shared_dirty_kb : MS_UNSET_I64,
+            .private_clean_kb = smaps ? sm.private_clean_kb : MS_UNSET_I64,
+            .private_dirty_kb = smaps ? sm.private_dirty_kb : MS_UNSET_I64,
             .minflt = st.minflt, .majflt = st.majflt,
             .heap_pages = m->heap_pages, .heap_copied_pages = copied,
             .heap_shared_pct = shared_pct,
@@ -312,6 +345,11 @@ sample(master_t *m, int final)
             .copied_by_request = atomic_load(&s->copied_by_request),
             .copied_unattributed = atomic_load(&s->copied_unattributed),
             .gc_measured = atomic_load(&s->gc_measured),
+            .attribution = srv_attr_name(attr),
+            .written_pages = atomic_load(&s->written_pages),
+            .written_requests = atomic_load(&s->written_requests),
+            .wset_scans = atomic_load(&s->wset_scans),
+            .wset_skipped = atomic_load(&s->wset_skipped),
         };
         ms_csv_add(&m->samples, &row);
     }
@@ -321,6 +359,41 @@ sample(master_t *m, int final)
         m->samples_failed = 1;
         say(m, "cannot write samples.csv: %s", strerror(-r));
     }
+}
+
+/* A worker process is gone: add what it did per route to its logical
+ * worker's sums, and its written pages to the run's. */
+static void
+collect_routes(master_t *m, const proc_t *p)
+{
+    srv_slot_t *s = &m->slots.slot[p->slot];
+    const srv_route_t *r = srv_routes_of(&m->routes, p->slot);
+    srv_route_t *sum = m->route_sum + (size_t)p->index * m->nroutes;
+    int attr = atomic_load(&s->attribution);
+    m->attr_seen |= 1u << attr;
+    m->route_wset[p->index] |= attr == SRV_ATTR_WSET ? 1 : 2;
+    m->written_done += atomic_load(&s->written_pages);
+    if (atomic_load(&s->wset_checked)) {
+        m->wset_check += atomic_load(&s->wset_check);
+        m->wset_checked++;
+    }
+    m->written_requests_done += atomic_load(&s->written_requests);
+    for (size_t i = 0; i < m->nroutes; i++) {
+        atomic_fetch_add(&sum[i].requests, atomic_load(&r[i].requests));
+        atomic_fetch_add(&sum[i].copied, atomic_load(&r[i].copied));
+        atomic_fetch_add(&sum[i].copied_gc, atomic_load(&r[i].copied_gc));
+        atomic_fetch_add(&sum[i].written, atomic_load(&r[i].written));
+        atomic_fetch_add(&sum[i].written_requests,
+                         atomic_load(&r[i].written_requests));
+    }
+}
+
+static const char *
+route_name(const master_t *m, size_t i)
+{
+    size_t n = m->nroutes - SRV_ROUTE_EXTRA;
+    return i < n ? wl_spec_route_path(m->spec, i)
+                 : srv_route_extra_name((int)(i - n));
 }
 
 static void
@@ -336,6 +409,7 @@ reap(master_t *m)
         m->requests_done += atomic_load(&s->requests);
         m->responses_4xx_done += atomic_load(&s->responses_4xx);
         m->responses_5xx_done += atomic_load(&s->responses_5xx);
+        collect_routes(m, p);
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0
                     && atomic_load(&s->state) == SLOT_DONE;
         if (m->stopping && clean) {
@@ -468,6 +542,59 @@ check_timeouts(master_t *m)
     }
 }
 
+/* The run's attribution: the method every worker process used, or
+ * "mixed" (one fell back). */
+static const char *
+run_attribution(const master_t *m)
+{
+    unsigned seen = m->attr_seen ? m->attr_seen : 1u << m->attr;
+    for (int a = SRV_ATTR_NONE; a <= SRV_ATTR_WSET; a++)
+        if (seen == 1u << a)
+            return srv_attr_name(a);
+    return "mixed";
+}
+
+/* routes.csv: one row per logical worker and route that saw a request
+ * or a copy (the workload's routes always). */
+static void
+write_routes(master_t *m)
+{
+    char path[4096];
+    ms_csv_t w;
+    size_t nwl = m->nroutes - SRV_ROUTE_EXTRA;
+    int r = ms_csv_open(&w, out_path(m, "routes.csv", path, sizeof path),
+                        &ms_routes_table);
+    for (int k = 0; r == 0 && k < m->cfg->workers; k++) {
+        const srv_route_t *sum = m->route_sum + (size_t)k * m->nroutes;
+        int exact = m->route_wset[k] == 1;
+        for (size_t i = 0; i < m->nroutes; i++) {
+            uint64_t req = atomic_load(&sum[i].requests);
+            uint64_t cp = atomic_load(&sum[i].copied);
+            uint64_t gc = atomic_load(&sum[i].copied_gc);
+            uint64_t wr = atomic_load(&sum[i].written);
+            uint64_t wn = atomic_load(&sum[i].written_requests);
+            if (i >= nwl && req == 0 && cp == 0 && gc == 0)
+                continue;
+            ms_route_row_t row = {
+                .run_id = m->run_id, .policy = m->policy,
+                .worker = (uint64_t)k, .route = route_name(m, i),
+                .requests = req,
+                .copied_pages = exact ? (double)cp : MS_UNSET,
+                .copied_by_gc = exact ? (double)gc : MS_UNSET,
+                .written_requests = wn,
+                .written_pages = wn ? (double)wr : MS_UNSET,
+                .written_per_request = wn ? (double)wr / (double)wn
+                                          : MS_UNSET,
+            };
+            ms_csv_add(&w, &row);
+        }
+    }
+    if (r == 0)
+        r = ms_csv_close(&w);
+    if (r < 0)
+        say(m, "cannot write routes.csv: %s", strerror(-r));
+}
+
 static void
 write_runs_row(master_t *m)
 {
@@ -503,6 +630,36 @@ write_runs_row(master_t *m)
     };
     if (cfg->lazy && m->nprocs)
         row.heap_objects = atomic_load(&m->slots.slot[0].heap_objects);
+    row.attribution = run_attribution(m);
+    row.wset_check_pages = m->wset_checked ? (double)m->wset_check
+                                           : MS_UNSET;
+    if (m->wset_check)
+        fprintf(stderr, "cowlab: write sets missed %llu copied pages (their "
+                "count against the pagemap at worker exit)\n",
+                (unsigned long long)m->wset_check);
+    row.written_pages = m->written_done;
+    row.written_requests = m->written_requests_done;
+    row.written_per_request = m->written_requests_done
+        ? (double)m->written_done / (double)m->written_requests_done
+        : MS_UNSET;
+    row.top_copy_route_pct = MS_UNSET;
+    if (m->attr_seen == 1u << SRV_ATTR_WSET) {
+        /* Copies by requests, per route over every worker. */
+        uint64_t best = 0, all = 0;
+        for (size_t i = 0; i < m->nroutes; i++) {
+            uint64_t c = 0;
+            for (int k = 0; k < cfg->workers; k++)
+                c += atomic_load(&m->route_sum[(size_t)k * m->nroutes
+                                               + i].copied);
+            all += c;
+            if (c > best) {
+                best = c;
+                row.top_copy_route = route_name(m, i);
+            }
+        }
+        if (all)
+            row.top_copy_route_pct = 100.0 * (double)best / (double)all;
+    }
     if (m->teardown_n) {            /* empty when no worker reported one */
         row.teardown_ms = m->teardown_ms_sum / m->teardown_n;
         row.faults_teardown = m->faults_teardown_sum / m->teardown_n;
@@ -516,6 +673,7 @@ write_runs_row(master_t *m)
     }
     if (r < 0)
         say(m, "cannot write runs.csv: %s", strerror(-r));
+    write_routes(m);
 }
 
 int
@@ -586,6 +744,49 @@ build_heap(master_t *m)
     return 0;
 }
 
+/*
+ * Which copy attribution the workers use: exact write sets where this
+ * kernel and process may (probed here, once), pagemap bracketing where
+ * not, none with --attribution off or --lazy (nothing is shared).  A
+ * worker whose own start of write sets fails falls back and says so.
+ * -1 when --attribution write-sets cannot be had.
+ */
+static int
+resolve_attribution(master_t *m)
+{
+    const cfg_t *cfg = m->cfg;
+    char why[256];
+    m->attr_why[0] = '\0';
+    if (cfg->lazy || cfg->attribution == CFG_ATTR_OFF) {
+        m->attr = SRV_ATTR_NONE;
+        snprintf(m->attr_why, sizeof m->attr_why, "%s", cfg->lazy
+                 ? "--lazy: no heap is shared" : "--attribution off");
+        return 0;
+    }
+    if (cfg->attribution == CFG_ATTR_PAGEMAP) {
+        m->attr = SRV_ATTR_PAGEMAP;
+        snprintf(m->attr_why, sizeof m->attr_why, "--attribution pagemap");
+    } else if (ms_wset_probe(why, sizeof why) == 0) {
+        m->attr = SRV_ATTR_WSET;
+    } else if (cfg->attribution == CFG_ATTR_WSET) {
+        fprintf(stderr, "cowlab: --attribution write-sets: not available "
+                "here: %s\n", why);
+        return -1;
+    } else {
+        m->attr = SRV_ATTR_PAGEMAP;
+        snprintf(m->attr_why, sizeof m->attr_why, "write sets unavailable: "
+                 "%s", why);
+    }
+    if (m->attr == SRV_ATTR_WSET)
+        say(m, "copies attributed by exact write sets (userfaultfd "
+            "write-protect, PAGEMAP_SCAN)");
+    else
+        say(m, "copies attributed by pagemap bracketing "
+            "(--pagemap-gc-fraction %g): %s", cfg->pagemap_gc_fraction,
+            m->attr_why);
+    return 0;
+}
+
 int
 srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
 {
@@ -633,6 +834,10 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         sigaction(sigs[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (resolve_attribution(&m) < 0) {
+        rc = 2;
+        goto out;
+    }
     if (!cfg->lazy && build_heap(&m) < 0)
         goto out;
     if (cfg->lazy)
@@ -653,8 +858,26 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     printf("listening http://%s:%d\n", cfg->host, m.port);
     fflush(stdout);
     m.nprocs = (unsigned)cfg->workers * 2;
-    m.procs = calloc(m.nprocs, sizeof(proc_t));
-    if (m.procs == NULL || srv_slots_map(&m.slots, m.nprocs) < 0)
+    /*
+     * What the master writes after fork lives in pages of its own, never
+     * malloc()ed ones: a malloc chunk can share a page with a large block
+     * of the heap (its pages are heap pages), and the master's write
+     * would leave the worker that page alone: a copy it never made.
+     */
+    m.nroutes = wl_spec_route_count(spec) + SRV_ROUTE_EXTRA;
+    m.own_len = m.nprocs * sizeof(proc_t) + (size_t)cfg->workers
+                * (m.nroutes * sizeof(srv_route_t) + 1);
+    void *own = mmap(NULL, m.own_len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (own != MAP_FAILED) {
+        m.procs = own;
+        m.route_sum = (srv_route_t *)(void *)(m.procs + m.nprocs);
+        m.route_wset = (unsigned char *)(m.route_sum + (size_t)cfg->workers
+                                                       * m.nroutes);
+    }
+    if (m.procs == NULL
+        || srv_slots_map(&m.slots, m.nprocs) < 0
+        || srv_routes_map(&m.routes, m.nprocs, (unsigned)m.nroutes) < 0)
         goto out;
     if (cfg->out_dir && write_meta(&m) < 0)
         say(&m, "cannot write meta.json");
@@ -745,7 +968,9 @@ out:
         close(m.listen_fds[i]);
     free(m.listen_fds);
     srv_slots_unmap(&m.slots);
-    free(m.procs);
+    srv_routes_unmap(&m.routes);
+    if (m.procs)
+        munmap(m.procs, m.own_len);
     ps_snap_free(m.snap);
     /* Every worker is gone: the heap may be written again. */
     if (m.app)

@@ -24,6 +24,9 @@ typedef struct srv_worker_args {
     uint64_t seed;
     pid_t master;
     const struct ps_snap *snap; /* heap pages present at fork; NULL: none */
+    int attribution;            /* SRV_ATTR_*: what the master resolved */
+    srv_route_t *routes;        /* this slot's rows: workload routes, then
+                                   SRV_ROUTE_EXTRA (slots.h) */
 } srv_worker_args_t;
 
 /* A worker's exit status when its finalize teardown failed (out of

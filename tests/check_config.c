@@ -44,14 +44,14 @@ teardown(void)
 static int
 parse(int *exit_now, ...)
 {
-    char *argv[64];
+    char *argv[96];
     int argc = 0, rc, i;
     const char *a;
     va_list ap;
 
     argv[argc++] = strdup("cowlab");
     va_start(ap, exit_now);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 63)
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 95)
         argv[argc++] = strdup(a);
     va_end(ap);
     argv[argc] = NULL;
@@ -178,7 +178,9 @@ START_TEST(config_every_flag_parsed)
              "--sample-budget", "50",
              "--duration", "90", "--requests", "12345", "--out", "res/x",
              "--run-id", "r_1.a", "--policy-name", "p=1", "--type-census",
-             "--pagemap-gc-fraction", "1", "--limit-header-bytes", "1024",
+             "--pagemap-gc-fraction", "1", "--attribution", "pagemap",
+             "--write-sample-ms", "0", "--write-kinds", "--smaps-ms", "0",
+             "--limit-header-bytes", "1024",
              "--limit-url-bytes", "512", "--limit-body-bytes", "0",
              "--header-timeout-ms", "1", "--keepalive-timeout-ms", "0",
              "--max-connections", "2", "--check-config", "--quiet");
@@ -193,6 +195,8 @@ START_TEST(config_every_flag_parsed)
                  "\"duration\": 90, \"requests\": 12345, \"out\": \"res/x\", "
                  "\"run_id\": \"r_1.a\", \"policy_name\": \"p=1\", "
                  "\"type_census\": true, \"pagemap_gc_fraction\": 1, "
+                 "\"attribution\": \"pagemap\", \"write_sample_ms\": 0, "
+                 "\"write_kinds\": true, \"smaps_ms\": 0, "
                  "\"limit_header_bytes\": 1024, \"limit_url_bytes\": 512, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 1, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 2, "
@@ -239,6 +243,8 @@ START_TEST(config_file_every_key)
                  "\"requests\": 200000, \"out\": \"results/full\", "
                  "\"run_id\": \"run-1\", \"policy_name\": \"my+policy\", "
                  "\"type_census\": true, \"pagemap_gc_fraction\": 0.5, "
+                 "\"attribution\": \"off\", \"write_sample_ms\": 250, "
+                 "\"write_kinds\": true, \"smaps_ms\": 1000, "
                  "\"limit_header_bytes\": 16384, \"limit_url_bytes\": 2048, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 2000, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 64, "
@@ -368,6 +374,10 @@ static const bad_t bad[] = {
          "1"),
     TEXT("{\"exit\": \"fast\"}", "field 'exit': expected \"finalize\" or "
          "\"skip\""),
+    TEXT("{\"attribution\": true}", "field 'attribution': expected "
+         "\"auto\", \"write-sets\", \"pagemap\" or \"off\", found true"),
+    TEXT("{\"attribution\": \"exact\"}", "field 'attribution': expected "
+         "\"auto\""),
     TEXT("{\"out\": 5}", "field 'out': expected a directory name or null, "
          "found 5"),
     TEXT("{\"host\": \"\"}", "field 'host': expected a host name or "
@@ -422,6 +432,11 @@ static const bad_t bad[] = {
     ARGS("--gc-threshold: expected three", "--gc-threshold", "700,-1,10"),
     ARGS("--gc-threshold: expected three", "--gc-threshold", "700,,10"),
     ARGS("=--exit: expected finalize or skip, got 'now'", "--exit", "now"),
+    ARGS("=--attribution: expected auto, write-sets, pagemap or off, got "
+         "'Pagemap'", "--attribution", "Pagemap"),
+    ARGS("--write-sample-ms: expected an integer from 0 to 3600000",
+         "--write-sample-ms", "-1"),
+    ARGS("--smaps-ms: expected", "--smaps-ms", "1.5"),
     ARGS("--max-requests: expected an integer >= 0", "--max-requests",
          "-5"),
     ARGS("--max-requests-jitter: expected", "--max-requests-jitter", "x"),
@@ -742,7 +757,7 @@ START_TEST(config_to_json_fields)
     ck_assert(json_real_value(json_object_get(j, "scale")) == 1.0);
     ck_assert_int_eq(json_integer_value(json_object_get(j,
                      "limit_body_bytes")), 1048576);
-    ck_assert_int_eq(json_object_size(j), 33);  /* one key per setting */
+    ck_assert_int_eq(json_object_size(j), 37);  /* one key per setting */
     json_decref(j);
 }
 END_TEST

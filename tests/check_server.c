@@ -195,7 +195,7 @@ END_TEST
 
 START_TEST(server_bad_config_exits_2_naming_field)
 {
-    char path[128], out[4096];
+    char path[128], out[8192];
     snprintf(path, sizeof path, "%s/bad.json", tmpdir);
     FILE *f = fopen(path, "w");
     fputs("{\n  \"workers\": \"many\"\n}\n", f);

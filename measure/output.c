@@ -97,6 +97,8 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, wset_skipped, "wset_skipped", "",
                "scans skipped: no page fault since the last one, so no "
                "copy"),
+    MS_COL_FIXED(S, wset_ms, 1, "wset_ms", "ms",
+                 "time the worker spent in write-set scans and sampling"),
 };
 #undef S
 
@@ -231,19 +233,47 @@ static const ms_column_t route_cols[] = {
 };
 #undef O
 
+/* ---- kinds.csv ---------------------------------------------------------- */
+
+#define K ms_kind_row_t
+static const ms_column_t kind_cols[] = {
+    MS_COL_TEXT(K, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(K, policy, "policy", "", "policy label"),
+    MS_COL_U64(K, worker, "worker", "",
+               "logical worker number (its processes summed)"),
+    MS_COL_TEXT(K, kind, "kind", "",
+                "the first write to the page: `refcount` (incref/decref), "
+                "`gc` (the collector's links and gc_refs), `payload` (an "
+                "object's contents: items, entries, a cached hash, clearing),"
+                " `new` (a new object or array in an inherited free block), "
+                "`allocator` (pool headers, free-list links), `other` (no "
+                "write of the runtime: libc's data on a large block's page)"),
+    MS_COL_U64(K, copied_pages, "copied_pages", "pages",
+               "heap pages this kind of write copied"),
+    MS_COL_U64(K, copied_by_request, "copied_by_request", "pages",
+               "of those, in request handling"),
+    MS_COL_U64(K, copied_by_gc, "copied_by_gc", "pages",
+               "in collections"),
+    MS_COL_U64(K, copied_by_teardown, "copied_by_teardown", "pages",
+               "in the finalize teardown"),
+};
+#undef K
+
 #define TABLE(file, cols) { file, cols, sizeof cols / sizeof cols[0] }
 const ms_table_t ms_samples_table = TABLE("samples.csv", sample_cols);
 const ms_table_t ms_runs_table = TABLE("runs.csv", run_cols);
 const ms_table_t ms_types_table = TABLE("types.csv", type_cols);
 const ms_table_t ms_routes_table = TABLE("routes.csv", route_cols);
+const ms_table_t ms_kinds_table = TABLE("kinds.csv", kind_cols);
 
-const char ms_table_names[] = "samples|runs|types|routes";
+const char ms_table_names[] = "samples|runs|types|routes|kinds";
 
 const ms_table_t *
 ms_table_find(const char *name)
 {
     const ms_table_t *all[] = { &ms_samples_table, &ms_runs_table,
-                                &ms_types_table, &ms_routes_table };
+                                &ms_types_table, &ms_routes_table,
+                                &ms_kinds_table };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *f = all[i]->file;
         size_t stem = strlen(f) - strlen(".csv");

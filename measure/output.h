@@ -35,6 +35,7 @@ typedef struct ms_sample {
     const char *attribution;
     uint64_t written_pages, written_requests;
     uint64_t wset_scans, wset_skipped;
+    double wset_ms;
 } ms_sample_t;
 
 /* runs.csv: one row per server run.  MS_UNSET doubles are empty. */
@@ -83,15 +84,25 @@ typedef struct ms_route_row {
     double written_pages, written_per_request;  /* MS_UNSET: none sampled */
 } ms_route_row_t;
 
+/* kinds.csv (--write-kinds): one row per logical worker per kind. */
+typedef struct ms_kind_row {
+    const char *run_id, *policy;
+    uint64_t worker;
+    const char *kind;
+    uint64_t copied_pages;
+    uint64_t copied_by_request, copied_by_gc, copied_by_teardown;
+} ms_kind_row_t;
+
 extern const ms_table_t ms_samples_table;       /* rows: ms_sample_t */
 extern const ms_table_t ms_runs_table;          /* rows: ms_run_t */
 extern const ms_table_t ms_types_table;         /* rows: ms_type_row_t */
 extern const ms_table_t ms_routes_table;        /* rows: ms_route_row_t */
+extern const ms_table_t ms_kinds_table;         /* rows: ms_kind_row_t */
 
 /* The table of a file, by its name with or without ".csv" ("runs",
  * "runs.csv"); NULL if there is none. */
 const ms_table_t *ms_table_find(const char *name);
-/* "samples|runs|types|routes", for usage messages. */
+/* "samples|runs|types|routes|kinds", for usage messages. */
 extern const char ms_table_names[];
 
 /*

@@ -145,6 +145,7 @@ struct ms_wset {
     const uint8_t *kinds;
     uint64_t kind_n[MS_NCAUSES][MS_NKINDS];
     uint64_t scans, skipped;
+    uint64_t busy_ns;           /* time in scans, samples and their upkeep */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -469,6 +470,9 @@ ms_wset_start(ms_wset_t **out, const ps_snap_t *snap, char *why,
         goto error;
     }
     w->n[MS_CAUSE_BEFORE] = before;
+    /* The clock's first read in a new process may fault in the vDSO's
+     * data page: now, not inside the first scan. */
+    (void)clk_now_ns();
     w->last_flt = clk_minflt();
     *out = w;
     return 0;
@@ -531,6 +535,7 @@ static long
 scan_ranges(ms_wset_t *w, ms_cause_t cause, uintptr_t start, uintptr_t end,
             int sampling, long *written)
 {
+    uint64_t t0 = clk_now_ns();
     credit_t c = { .w = w, .cause = cause, .sampling = sampling };
     size_t base = 0;
     for (size_t r = 0; r < w->nranges; r++) {
@@ -550,6 +555,7 @@ scan_ranges(ms_wset_t *w, ms_cause_t cause, uintptr_t start, uintptr_t end,
         base += (rg->end - rg->start) / w->psize;
     }
     w->scans++;
+    w->busy_ns += clk_now_ns() - t0;
     w->n[cause] += (uint64_t)c.found;
     if (written)
         *written = c.written;
@@ -595,6 +601,7 @@ ms_wset_sample_begin(ms_wset_t *w, ms_cause_t cause)
     long r = ms_wset_close(w, cause, -1);
     if (r < 0)
         return (int)r;
+    uint64_t t0 = clk_now_ns();
     w->epoch++;
     for (size_t i = 0; i < w->nranges; i++) {
         int err = scan(w->pm.fd, w->ranges[i].start, w->ranges[i].end,
@@ -606,6 +613,7 @@ ms_wset_sample_begin(ms_wset_t *w, ms_cause_t cause)
     }
     memset(w->sampled, 0, (w->total / 64 + 1) * sizeof(uint64_t));
     w->last_flt = clk_minflt();
+    w->busy_ns += clk_now_ns() - t0;
     return 0;
 }
 
@@ -640,6 +648,7 @@ ms_wset_sample_end(ms_wset_t *w, ms_cause_t cause)
     if (r < 0)
         goto out;
     w->last_flt = clk_minflt();
+    uint64_t t0 = clk_now_ns();
     /*
      * Copied pages the sample did not write are protected again: lift it.
      * By runs of them, or off for whole ranges and on again for the
@@ -677,6 +686,7 @@ ms_wset_sample_end(ms_wset_t *w, ms_cause_t cause)
     }
     if (err < 0)
         r = err;
+    w->busy_ns += clk_now_ns() - t0;
 out:
     w->epoch++;
     return r < 0 ? r : written;
@@ -710,6 +720,12 @@ ms_wset_scans(const ms_wset_t *w, uint64_t *done, uint64_t *skipped)
 {
     *done = w ? w->scans : 0;
     *skipped = w ? w->skipped : 0;
+}
+
+uint64_t
+ms_wset_busy_ns(const ms_wset_t *w)
+{
+    return w ? w->busy_ns : 0;
 }
 
 void

@@ -87,6 +87,9 @@ uint64_t ms_wset_copied_total(const ms_wset_t *w);
 uint64_t ms_wset_epoch(const ms_wset_t *w);
 /* Scans done and scans skipped (no fault since the last close). */
 void ms_wset_scans(const ms_wset_t *w, uint64_t *done, uint64_t *skipped);
+/* Time spent in scans, in sampling's protection and its lifting: what
+ * tracking costs the worker beyond its faults (CLOCK_MONOTONIC ns). */
+uint64_t ms_wset_busy_ns(const ms_wset_t *w);
 
 /*
  * --write-kinds: table[i] is the kind (1..MS_NKINDS-1, 0 = none noted) of

@@ -37,6 +37,7 @@ fields_clear(rt_obj_t *o, size_t n)
     fields_obj_t *x = (fields_obj_t *)o;
     for (size_t i = 0; i < n; i++) {
         rt_obj_t *v = x->f[i];
+        RT_WK_PAYLOAD_AT(&x->f[i]);
         x->f[i] = NULL;
         rt_xdecref(v);
     }
@@ -218,6 +219,7 @@ slots_clear(rt_obj_t *o)
     rt_obj_t **f = &x->cls;
     for (size_t i = 0; i < slots_nfields(o); i++) {
         rt_obj_t *v = f[i];
+        RT_WK_PAYLOAD_AT(&f[i]);
         f[i] = NULL;
         rt_xdecref(v);
     }
@@ -253,6 +255,7 @@ rt_slots_set(rt_obj_t *inst, size_t i, rt_obj_t *v)
         return -1;
     rt_obj_t *old = x->slots[i];
     rt_incref(v);
+    RT_WK_PAYLOAD_AT(&x->slots[i]);
     x->slots[i] = v;
     rt_xdecref(old);
     return 0;
@@ -333,6 +336,7 @@ rt_function_set_defaults(rt_obj_t *o, rt_obj_t *defaults)
     function_obj_t *f = (function_obj_t *)o;
     rt_obj_t *old = f->defaults;
     rt_incref(defaults);
+    RT_WK_PAYLOAD_AT(&f->defaults);
     f->defaults = defaults;
     rt_xdecref(old);
     return 0;

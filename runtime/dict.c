@@ -66,6 +66,8 @@ ix_get(const keys_t *k, size_t i)
 static void
 ix_set(keys_t *k, size_t i, intptr_t ix)
 {
+    RT_WK_PAYLOAD_AT(k->indices + (i << (k->log2_index_bytes
+                                         - k->log2_size)));
     switch (k->log2_size <= 7 ? 0 : k->log2_size <= 15 ? 1
             : k->log2_size <= 31 ? 2 : 3) {
     case 0: ((int8_t *)k->indices)[i] = (int8_t)ix; break;
@@ -159,6 +161,7 @@ dict_resize(dict_obj_t *d, size_t minsize)
     k->nentries = n;
     k->usable -= n;
     k->unicode = old->unicode;
+    RT_WK_PAYLOAD_AT(&d->keys);
     d->keys = k;
     rt__obj_free(old);
     return 0;
@@ -219,16 +222,23 @@ rt_dict_clear(rt_obj_t *o)
         entry_t *ep = DK_ENTRIES(old);
         for (intptr_t i = 0; i < old->nentries; i++) {
             rt_obj_t *key = ep[i].key, *v = ep[i].value;
+            RT_WK_SPAN(&ep[i], sizeof ep[i], RT_WK_PAYLOAD);
             ep[i].key = ep[i].value = NULL;
             rt_xdecref(key);
             rt_xdecref(v);
         }
+        RT_WK_SPAN(old, sizeof *old, RT_WK_PAYLOAD);
+        RT_WK_SPAN(old->indices, (size_t)1 << old->log2_index_bytes,
+                   RT_WK_PAYLOAD);
         memset(old->indices, 0xff, (size_t)1 << old->log2_index_bytes);
         old->usable += old->nentries;
         old->nentries = 0;
+        RT_WK_PAYLOAD_AT(&D(o)->used);
         D(o)->used = 0;
         return;
     }
+    RT_WK_PAYLOAD_AT(&D(o)->keys);
+    RT_WK_PAYLOAD_AT(&D(o)->used);
     D(o)->keys = fresh;
     D(o)->used = 0;
     entry_t *ep = DK_ENTRIES(old);
@@ -281,6 +291,7 @@ rt_dict_set(rt_obj_t *o, rt_obj_t *key, rt_obj_t *v)
         entry_t *ep = &DK_ENTRIES(d->keys)[ix];
         rt_obj_t *old = ep->value;
         rt_incref(v);
+        RT_WK_PAYLOAD_AT(&ep->value);
         ep->value = v;
         maintain_tracking(o, key, v);
         rt_decref(old);
@@ -295,6 +306,9 @@ rt_dict_set(rt_obj_t *o, rt_obj_t *key, rt_obj_t *v)
     entry_t *ep = &DK_ENTRIES(k)[k->nentries];
     rt_incref(key);
     rt_incref(v);
+    RT_WK_SPAN(ep, sizeof *ep, RT_WK_PAYLOAD);
+    RT_WK_SPAN(k, sizeof *k, RT_WK_PAYLOAD);
+    RT_WK_PAYLOAD_AT(&d->used);
     ep->hash = hash;
     ep->key = key;
     ep->value = v;
@@ -366,6 +380,8 @@ rt_dict_del(rt_obj_t *o, rt_obj_t *key)
     entry_t *ep = &DK_ENTRIES(d->keys)[ix];
     rt_obj_t *k = ep->key, *v = ep->value;
     ix_set(d->keys, slot, DKIX_DUMMY);
+    RT_WK_SPAN(ep, sizeof *ep, RT_WK_PAYLOAD);
+    RT_WK_PAYLOAD_AT(&d->used);
     ep->key = ep->value = NULL;
     d->used--;
     rt_decref(k);

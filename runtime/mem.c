@@ -35,6 +35,11 @@
 #include <sys/mman.h>
 
 #include "base.h"
+#include "wkinds.h"
+
+/* --write-kinds: the allocator's own metadata (pool headers, free-list
+ * links, large-block headers) is written at the places marked ALLOC. */
+#define ALLOC(p)    RT_WK_NOTE((p), RT_WK_ALLOC)
 
 /* ---- pools ------------------------------------------------------------ */
 
@@ -286,6 +291,8 @@ static void
 usedpool_link(pool_t *p)            /* at the front of its class's ring */
 {
     pool_t *head = &M.usedpools[p->szidx];
+    ALLOC(p);
+    ALLOC(head->nextpool);
     p->nextpool = head->nextpool;
     p->prevpool = head;
     head->nextpool->prevpool = p;
@@ -295,6 +302,8 @@ usedpool_link(pool_t *p)            /* at the front of its class's ring */
 static void
 usedpool_unlink(pool_t *p)
 {
+    ALLOC(p->prevpool);
+    ALLOC(p->nextpool);
     p->prevpool->nextpool = p->nextpool;
     p->nextpool->prevpool = p->prevpool;
 }
@@ -324,6 +333,7 @@ alloc_from_new_pool(unsigned szidx)
     a->nfreepools--;
     if (a->nfreepools > 0)
         usable_insert(a);           /* still the fewest free: the head */
+    ALLOC(p);
     p->arenaindex = (unsigned)(a - M.arenas);
     p->szidx = szidx;
     p->count = 1;
@@ -332,6 +342,7 @@ alloc_from_new_pool(unsigned szidx)
     p->nextoffset = (unsigned)(POOL_OVERHEAD + 2 * size);
     p->maxnextoffset = (unsigned)(MEM_POOL_SIZE - size);
     p->freeblock = block + size;
+    ALLOC(p->freeblock);
     *(uint8_t **)p->freeblock = NULL;
     usedpool_link(p);
     return block;
@@ -347,12 +358,14 @@ small_alloc(size_t n)
         return alloc_from_new_pool(szidx);
     /* A used pool: pop its free list, or carve the next block. */
     block = p->freeblock;
+    ALLOC(p);
     p->count++;
     p->freeblock = *(uint8_t **)block;
     if (p->freeblock == NULL) {
         if (p->nextoffset <= p->maxnextoffset) {
             p->freeblock = (uint8_t *)p + p->nextoffset;
             p->nextoffset += (unsigned)MEM_CLASS2SIZE(szidx);
+            ALLOC(p->freeblock);
             *(uint8_t **)p->freeblock = NULL;
         } else {
             usedpool_unlink(p);     /* used -> full */
@@ -366,6 +379,8 @@ small_free(void *ptr)
 {
     pool_t *p = POOL_ADDR(ptr);
     uint8_t *lastfree = p->freeblock;
+    ALLOC(ptr);
+    ALLOC(p);
     *(uint8_t **)ptr = lastfree;
     p->freeblock = ptr;
     p->count--;
@@ -407,6 +422,8 @@ large_alloc(size_t n)
     large_t *b = malloc(sizeof(large_t) + n);
     if (b == NULL)
         return NULL;
+    ALLOC(b);
+    ALLOC(M.large.next);
     b->size = n;
     b->magic = LARGE_MAGIC;
     b->next = M.large.next;
@@ -428,6 +445,9 @@ large_free(void *ptr)
         about_to_release(((uintptr_t)b + pg - 1) & ~(pg - 1),
                          ((uintptr_t)(b + 1) + b->size) & ~(pg - 1));
     }
+    ALLOC(b->prev);
+    ALLOC(b->next);
+    ALLOC(b);
     b->prev->next = b->next;
     b->next->prev = b->prev;
     M.large_in_use--;
@@ -492,6 +512,9 @@ mem_alloc(size_t n)
     if (p == NULL)
         return NULL;
     M.allocs++;
+    /* Whatever is made here (an object, an item array, a key table)
+     * writes the block first: a new object in a block it inherited. */
+    RT_WK_SPAN(p, n, RT_WK_NEW);
 #ifdef RT_DEBUG
     memset(p, 0xAA, n);
 #endif
@@ -538,6 +561,11 @@ mem_realloc(void *p, size_t n)
             large_t *nb = realloc(b, sizeof(large_t) + n);
             if (nb == NULL)
                 return NULL;
+            if (nb != b)
+                RT_WK_SPAN(nb, sizeof(large_t) + n, RT_WK_NEW);
+            ALLOC(prev);
+            ALLOC(next);
+            ALLOC(nb);
             prev->next = nb;
             next->prev = nb;
             M.large_bytes += n - nb->size;

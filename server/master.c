@@ -45,6 +45,7 @@
 #include "procstat.h"
 #include "sampler.h"
 #include "slots.h"
+#include "wkinds.h"
 #include "worker.h"
 #include "wset.h"
 
@@ -107,6 +108,7 @@ typedef struct master {
     srv_routes_t routes;
     size_t nroutes;             /* the workload's, + SRV_ROUTE_EXTRA */
     srv_route_t *route_sum;     /* [workers][nroutes] */
+    uint64_t (*kind_sum)[SRV_NKCAUSES][SRV_NKINDS];    /* [workers] */
     size_t own_len;             /* procs and route sums: one mapping */
     unsigned char *route_wset;  /* [workers]: 1 all write sets, 2 not */
 } master_t;
@@ -350,6 +352,7 @@ sample(master_t *m, int final)
             .written_requests = atomic_load(&s->written_requests),
             .wset_scans = atomic_load(&s->wset_scans),
             .wset_skipped = atomic_load(&s->wset_skipped),
+            .wset_ms = (double)atomic_load(&s->wset_busy_us) / 1e3,
         };
         ms_csv_add(&m->samples, &row);
     }
@@ -373,6 +376,9 @@ collect_routes(master_t *m, const proc_t *p)
     m->attr_seen |= 1u << attr;
     m->route_wset[p->index] |= attr == SRV_ATTR_WSET ? 1 : 2;
     m->written_done += atomic_load(&s->written_pages);
+    for (int c = 0; c < SRV_NKCAUSES; c++)
+        for (int k = 0; k < SRV_NKINDS; k++)
+            m->kind_sum[p->index][c][k] += atomic_load(&s->kind_copied[c][k]);
     if (atomic_load(&s->wset_checked)) {
         m->wset_check += atomic_load(&s->wset_check);
         m->wset_checked++;
@@ -595,6 +601,35 @@ write_routes(master_t *m)
         say(m, "cannot write routes.csv: %s", strerror(-r));
 }
 
+/* kinds.csv (--write-kinds): per logical worker and kind. */
+static void
+write_kinds(master_t *m)
+{
+    char path[4096];
+    ms_csv_t w;
+    int r = ms_csv_open(&w, out_path(m, "kinds.csv", path, sizeof path),
+                        &ms_kinds_table);
+    for (int k = 0; r == 0 && k < m->cfg->workers; k++) {
+        for (int kind = 0; kind < SRV_NKINDS; kind++) {
+            const uint64_t *c = &m->kind_sum[k][0][0];
+            ms_kind_row_t row = {
+                .run_id = m->run_id, .policy = m->policy,
+                .worker = (uint64_t)k, .kind = rt_wk_name(kind),
+                .copied_by_request = c[SRV_KC_REQUEST * SRV_NKINDS + kind],
+                .copied_by_gc = c[SRV_KC_GC * SRV_NKINDS + kind],
+                .copied_by_teardown = c[SRV_KC_TEARDOWN * SRV_NKINDS + kind],
+            };
+            row.copied_pages = row.copied_by_request + row.copied_by_gc
+                               + row.copied_by_teardown;
+            ms_csv_add(&w, &row);
+        }
+    }
+    if (r == 0)
+        r = ms_csv_close(&w);
+    if (r < 0)
+        say(m, "cannot write kinds.csv: %s", strerror(-r));
+}
+
 static void
 write_runs_row(master_t *m)
 {
@@ -674,6 +709,8 @@ write_runs_row(master_t *m)
     if (r < 0)
         say(m, "cannot write runs.csv: %s", strerror(-r));
     write_routes(m);
+    if (cfg->write_kinds)
+        write_kinds(m);
 }
 
 int
@@ -761,6 +798,11 @@ resolve_attribution(master_t *m)
         m->attr = SRV_ATTR_NONE;
         snprintf(m->attr_why, sizeof m->attr_why, "%s", cfg->lazy
                  ? "--lazy: no heap is shared" : "--attribution off");
+        if (cfg->write_kinds) {
+            fprintf(stderr, "cowlab: --write-kinds needs write sets: %s\n",
+                    m->attr_why);
+            return -1;
+        }
         return 0;
     }
     if (cfg->attribution == CFG_ATTR_PAGEMAP) {
@@ -777,9 +819,15 @@ resolve_attribution(master_t *m)
         snprintf(m->attr_why, sizeof m->attr_why, "write sets unavailable: "
                  "%s", why);
     }
+    if (cfg->write_kinds && m->attr != SRV_ATTR_WSET) {
+        fprintf(stderr, "cowlab: --write-kinds needs write sets: %s\n",
+                m->attr_why);
+        return -1;
+    }
     if (m->attr == SRV_ATTR_WSET)
         say(m, "copies attributed by exact write sets (userfaultfd "
-            "write-protect, PAGEMAP_SCAN)");
+            "write-protect, PAGEMAP_SCAN)%s", cfg->write_kinds ? ", by kind "
+            "of write (--write-kinds: a diagnostic mode, slower)" : "");
     else
         say(m, "copies attributed by pagemap bracketing "
             "(--pagemap-gc-fraction %g): %s", cfg->pagemap_gc_fraction,
@@ -866,14 +914,15 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
      */
     m.nroutes = wl_spec_route_count(spec) + SRV_ROUTE_EXTRA;
     m.own_len = m.nprocs * sizeof(proc_t) + (size_t)cfg->workers
-                * (m.nroutes * sizeof(srv_route_t) + 1);
+                * (m.nroutes * sizeof(srv_route_t) + sizeof *m.kind_sum + 1);
     void *own = mmap(NULL, m.own_len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (own != MAP_FAILED) {
         m.procs = own;
         m.route_sum = (srv_route_t *)(void *)(m.procs + m.nprocs);
-        m.route_wset = (unsigned char *)(m.route_sum + (size_t)cfg->workers
-                                                       * m.nroutes);
+        m.kind_sum = (void *)(m.route_sum + (size_t)cfg->workers
+                                            * m.nroutes);
+        m.route_wset = (unsigned char *)(m.kind_sum + cfg->workers);
     }
     if (m.procs == NULL
         || srv_slots_map(&m.slots, m.nprocs) < 0

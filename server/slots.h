@@ -17,6 +17,11 @@ enum { SLOT_FREE, SLOT_STARTING, SLOT_SERVING, SLOT_STOPPING, SLOT_DONE };
 /* How a worker attributes its copies (runs.csv, samples.csv and
  * meta.json write the names of srv_attr_name()). */
 enum { SRV_ATTR_NONE, SRV_ATTR_PAGEMAP, SRV_ATTR_WSET };
+
+/* --write-kinds: copies by kind (runtime/wkinds.h's RT_WK_*) for each of
+ * these causes. */
+#define SRV_NKINDS 6
+enum { SRV_KC_REQUEST, SRV_KC_GC, SRV_KC_TEARDOWN, SRV_NKCAUSES };
 /* "none", "pagemap", "write-sets". */
 const char *srv_attr_name(int attr);
 
@@ -51,7 +56,9 @@ typedef struct srv_slot {
     _Atomic uint64_t wset_skipped;
     _Atomic uint64_t wset_check;        /* |pagemap - write sets| at exit */
     _Atomic int wset_checked;           /* 1: wset_check was measured */
-    char pad[16];
+    _Atomic uint64_t wset_busy_us;      /* time in scans and sampling */
+    _Atomic uint64_t kind_copied[SRV_NKCAUSES][SRV_NKINDS];
+    char pad[8];
 } srv_slot_t;
 
 /*

@@ -36,7 +36,11 @@
 #include "http.h"
 #include "mem.h"
 #include "procstat.h"
+#include "wkinds.h"
 #include "wset.h"
+
+_Static_assert(SRV_NKINDS == MS_NKINDS && MS_NKINDS == RT_WK_NKINDS,
+               "one list of write kinds");
 
 typedef struct worker {
     const srv_worker_args_t *a;
@@ -120,6 +124,15 @@ ws_publish(void)
     ms_wset_scans(W.ws, &done, &skipped);
     atomic_store(&s->wset_scans, done);
     atomic_store(&s->wset_skipped, skipped);
+    atomic_store(&s->wset_busy_us, ms_wset_busy_ns(W.ws) / 1000);
+    static const ms_cause_t causes[SRV_NKCAUSES] = {
+        MS_CAUSE_REQUEST, MS_CAUSE_GC, MS_CAUSE_TEARDOWN
+    };
+    if (W.a->cfg->write_kinds)
+        for (int c = 0; c < SRV_NKCAUSES; c++)
+            for (int k = 0; k < SRV_NKINDS; k++)
+                atomic_store(&s->kind_copied[c][k],
+                             ms_wset_kind_copied(W.ws, causes[c], k));
 }
 
 /* A scan failed: stop attributing (never guess), and say so once. */
@@ -677,6 +690,16 @@ srv_worker_main(const srv_worker_args_t *a)
                      "pagemap bracketing instead\n", a->index, why);
             fputs(msg, stderr);
             W.attr = SRV_ATTR_PAGEMAP;
+        } else if (a->cfg->write_kinds) {
+            /* The runtime notes the kind of each page's first write. */
+            size_t n;
+            const ps_range_t *r = ps_snap_ranges(a->snap, &n);
+            if (rt_wk_start((const struct mem_range *)(const void *)r, n)
+                == 0)
+                ms_wset_set_kinds(W.ws, rt_wk_table(NULL));
+            else
+                fputs("cowlab: --write-kinds: this build notes no write "
+                      "kinds (cowlab-kinds does)\n", stderr);
         }
     }
     W.cause = MS_CAUSE_REQUEST;

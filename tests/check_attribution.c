@@ -282,6 +282,67 @@ START_TEST(attribution_sampled_requests_written_pages)
 }
 END_TEST
 
+/* ---- --write-kinds ---------------------------------------------------------- */
+
+START_TEST(attribution_write_kinds_explain_every_copy)
+{
+    NEED_ARENAS();
+    NEED_WSET();
+    const char *args[] = { "-w", "2", "--scale", "0.05", "--sample-ms", "25",
+                           "--write-kinds", "--exit", "finalize",
+                           "--write-sample-ms", "0", NULL };
+    start(args);                        /* runs cowlab-kinds */
+    for (int i = 0; i < 60; i++)
+        ck_assert_int_eq(get(i % 2 ? "/api/items" : "/"), 200);
+    ts_sleep_ms(100);
+    stop();
+    ts_csv_t k, s, run;
+    ck_assert_uint_eq(csv_load(&k, "kinds.csv"), 2 * 6);
+    size_t rows[4];
+    csv_load(&s, "samples.csv");
+    ck_assert_uint_eq(last_rows(&s, rows, 4), 2);
+    csv_load(&run, "runs.csv");
+    long teardown = 0, refcount = 0;
+    for (long w = 0; w < 2; w++) {
+        long req = 0, gc = 0;
+        for (size_t r = 0; r < k.nrows; r++) {
+            if (ts_csv_long(&k, r, "worker") != w)
+                continue;
+            req += ts_csv_long(&k, r, "copied_by_request");
+            gc += ts_csv_long(&k, r, "copied_by_gc");
+            teardown += ts_csv_long(&k, r, "copied_by_teardown");
+            ck_assert_int_eq(ts_csv_long(&k, r, "copied_pages"),
+                             ts_csv_long(&k, r, "copied_by_request")
+                             + ts_csv_long(&k, r, "copied_by_gc")
+                             + ts_csv_long(&k, r, "copied_by_teardown"));
+            if (strcmp(ts_csv_get(&k, r, "kind"), "refcount") == 0)
+                refcount += ts_csv_long(&k, r, "copied_pages");
+        }
+        /* every copy of the worker, each with one kind */
+        ck_assert_int_eq(req, ts_csv_long(&s, rows[w], "copied_by_request"));
+        ck_assert_int_eq(gc, ts_csv_long(&s, rows[w], "copied_by_gc"));
+    }
+    /* reads write refcounts: most of what requests copy */
+    ck_assert_int_gt(refcount, 0);
+    /* runs.csv has the mean over the workers, as a whole number */
+    double mean = ts_csv_double(&run, 0, "copied_by_teardown");
+    ck_assert_msg(teardown >= 2 * mean - 1 && teardown <= 2 * mean + 1,
+                  "kinds: %ld teardown copies, runs.csv: 2 x %g", teardown,
+                  mean);
+    ck_assert_int_gt(teardown, 0);
+    ts_csv_free(&k);
+    ts_csv_free(&s);
+    ts_csv_free(&run);
+    /* Without write sets there is nothing to pair kinds with: refused. */
+    char out[4096];
+    const char *bad[] = { "--port", "0", "--scale", "0.05", "--write-kinds",
+                          "--attribution", "pagemap", NULL };
+    ck_assert_int_eq(ts_run(bad, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "--write-kinds needs write sets") != NULL,
+                  "%s", out);
+}
+END_TEST
+
 /* ---- the fallback ----------------------------------------------------------- */
 
 START_TEST(attribution_falls_back_without_write_sets)
@@ -362,6 +423,7 @@ main(void)
     tcase_add_test(tc, attribution_write_sets_every_copy_has_its_cause);
     tcase_add_test(tc, attribution_routes_count_and_add_up);
     tcase_add_test(tc, attribution_sampled_requests_written_pages);
+    tcase_add_test(tc, attribution_write_kinds_explain_every_copy);
     tcase_add_test(tc, attribution_falls_back_without_write_sets);
     tcase_add_test(tc, attribution_off_is_none);
     suite_add_tcase(s, tc);

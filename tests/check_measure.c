@@ -74,7 +74,8 @@ readme_block(const char *marker)
 START_TEST(measure_readme_tables_are_the_column_tables)
 {
     const ms_table_t *t[] = { &ms_samples_table, &ms_runs_table,
-                              &ms_types_table, &ms_routes_table };
+                              &ms_types_table, &ms_routes_table,
+                              &ms_kinds_table };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         char marker[64];
         snprintf(marker, sizeof marker, "<!-- %s columns -->", t[i]->file);
@@ -123,7 +124,7 @@ START_TEST(measure_columns_keep_their_names)
     char *h = header_of(&ms_samples_table);
     ck_assert_int_eq(strncmp(h, samples, strlen(samples)), 0);
     ck_assert_str_eq(h + strlen(samples), ",attribution,written_pages,"
-                     "written_requests,wset_scans,wset_skipped\n");
+                     "written_requests,wset_scans,wset_skipped,wset_ms\n");
     free(h);
     h = header_of(&ms_runs_table);
     ck_assert_int_eq(strncmp(h, runs, strlen(runs)), 0);
@@ -140,6 +141,11 @@ START_TEST(measure_columns_keep_their_names)
     ck_assert_ptr_eq(ms_table_find("samples.csv"), &ms_samples_table);
     ck_assert_ptr_eq(ms_table_find("types"), &ms_types_table);
     ck_assert_ptr_eq(ms_table_find("routes.csv"), &ms_routes_table);
+    ck_assert_ptr_eq(ms_table_find("kinds"), &ms_kinds_table);
+    h = header_of(&ms_kinds_table);
+    ck_assert_str_eq(h, "run_id,policy,worker,kind,copied_pages,"
+                     "copied_by_request,copied_by_gc,copied_by_teardown\n");
+    free(h);
     h = header_of(&ms_routes_table);
     ck_assert_str_eq(h, "run_id,policy,worker,route,requests,copied_pages,"
                      "copied_by_gc,written_requests,written_pages,"
@@ -177,11 +183,12 @@ START_TEST(measure_rows_keep_their_number_formats)
         .copied_unattributed = 2, .gc_measured = 3,
         .attribution = "write-sets", .written_pages = 1700,
         .written_requests = 2, .wset_scans = 40, .wset_skipped = 960,
+        .wset_ms = 12.345,
     };
     snprintf(want, sizeof want,
              "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
              "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
-             "%u,%llu,%llu,%llu,%llu,write-sets,1700,2,40,960\n",
+             "%u,%llu,%llu,%llu,%llu,write-sets,1700,2,40,960,12.3\n",
              "r1", "freeze+immortal", 3u, 4242, 1234.56, 2500ull, 120000L,
              33000L, 1L, 90000L, 0L, 3300L, 51234L, 0L, (size_t)28098,
              (size_t)21372, 23.93764, 104ull, 9ull, 1ull, 987654ull, 7ull,

@@ -28,6 +28,7 @@
 #include "object.h"
 #include "procstat.h"
 #include "support.h"
+#include "wkinds.h"
 #include "wset.h"
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -496,6 +497,19 @@ START_TEST(wset_kinds_counted_per_cause)
 }
 END_TEST
 
+/* The default build carries no write-kind note at all (it costs nothing):
+ * only cowlab-kinds, built with RT_WRITE_KINDS, notes kinds. */
+START_TEST(wset_default_build_has_no_kinds)
+{
+    static char page[4096] __attribute__((aligned(4096)));
+    mem_range_t r = { (uintptr_t)page, (uintptr_t)page + sizeof page };
+    ck_assert_int_eq(rt_wk_built(), 0);
+    ck_assert_int_eq(rt_wk_start(&r, 1), -1);
+    ck_assert_ptr_null(rt_wk_table(NULL));
+    RT_WK_NOTE(page, RT_WK_GC);                 /* expands to nothing */
+}
+END_TEST
+
 /* ---- the runtime: a request's refcount writes, a collection's headers ---- */
 
 #ifndef RT_MALLOC_BYPASS
@@ -738,6 +752,7 @@ main(void)
     tcase_add_test(exact, wset_sample_restores_by_shared_runs);
     tcase_add_test(exact, wset_master_count_matches_pagemap);
     tcase_add_test(exact, wset_kinds_counted_per_cause);
+    tcase_add_test(exact, wset_default_build_has_no_kinds);
     suite_add_tcase(s, exact);
 
     TCase *rt = tcase_create("runtime");

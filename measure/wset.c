@@ -137,6 +137,9 @@ struct ms_wset {
     ps_pagemap_t pm;            /* our own pagemap */
     uint64_t *copied;           /* snapshot pages copied (total bits) */
     uint64_t *sampled;          /* pages written in the sampled interval */
+    uint64_t *prot;             /* scratch: pages still protected */
+    size_t *rbase;              /* snapshot index of each range's first */
+    size_t npresent, ncopied;   /* snapshot pages; of those, copied */
     struct page_region *vec;
     size_t map_len;             /* of the one mapping holding all this */
     long last_flt;              /* minflt read before the last full scan */
@@ -243,14 +246,14 @@ register_range(int uffd, uintptr_t start, uintptr_t end)
 
 /*
  * One PAGEMAP_SCAN over [start, end) for written pages in registered
- * memory, as many calls as the vec needs; fn(arg, start, end) for each run
- * found, in address order.  flags: 0, or PM_SCAN_WP_MATCHING to protect
+ * memory (inverted: for those still protected), as many calls as the vec
+ * needs; fn(arg, start, end) for each run found, in address order.  flags: 0, or PM_SCAN_WP_MATCHING to protect
  * them again (then vec may be NULL: the kernel's fast path).
  */
 typedef void (*run_fn)(void *arg, uintptr_t start, uintptr_t end);
 
 static int
-scan(int fd, uintptr_t start, uintptr_t end, uint64_t flags,
+scan(int fd, uintptr_t start, uintptr_t end, uint64_t flags, int inverted,
      struct page_region *vec, size_t veclen, run_fn fn, void *arg)
 {
     while (start < end) {
@@ -263,6 +266,7 @@ scan(int fd, uintptr_t start, uintptr_t end, uint64_t flags,
         a.vec = (uintptr_t)vec;
         a.vec_len = vec ? veclen : 0;
         a.category_mask = PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED;
+        a.category_inverted = inverted ? PAGE_IS_WRITTEN : 0;
         a.return_mask = PAGE_IS_WRITTEN;
         long r = ioctl(fd, PAGEMAP_SCAN, &a);
         if (r < 0) {
@@ -417,8 +421,9 @@ ms_wset_start(ms_wset_t **out, const ps_snap_t *snap, char *why,
     }
     total = ps_snap_total_pages(snap);
     words = total / 64 + 1;
-    size_t len = sizeof(ms_wset_t) + 2 * words * sizeof(uint64_t)
-                 + VEC_LEN * sizeof(struct page_region);
+    size_t len = sizeof(ms_wset_t) + 3 * words * sizeof(uint64_t)
+                 + VEC_LEN * sizeof(struct page_region)
+                 + nranges * sizeof(size_t);
     len = (len + psize - 1) & ~(psize - 1);
     /* Populated now: a scan's own first touch of its buffers would be a
      * fault, and so a needless scan at the next close. */
@@ -440,7 +445,14 @@ ms_wset_start(ms_wset_t **out, const ps_snap_t *snap, char *why,
     w->pm.fd = -1;
     w->copied = (uint64_t *)(void *)(w + 1);
     w->sampled = w->copied + words;
-    w->vec = (struct page_region *)(void *)(w->sampled + words);
+    w->prot = w->sampled + words;
+    w->vec = (struct page_region *)(void *)(w->prot + words);
+    w->rbase = (size_t *)(void *)(w->vec + VEC_LEN);
+    for (size_t r = 0, b = 0; r < nranges; r++) {
+        w->rbase[r] = b;
+        b += (ranges[r].end - ranges[r].start) / psize;
+    }
+    w->npresent = ps_snap_pages(snap);
     w->uffd = uffd_async_wp(why, whylen);
     if (w->uffd < 0) {
         err = w->uffd;
@@ -470,6 +482,7 @@ ms_wset_start(ms_wset_t **out, const ps_snap_t *snap, char *why,
         goto error;
     }
     w->n[MS_CAUSE_BEFORE] = before;
+    w->ncopied = before;
     /* The clock's first read in a new process may fault in the vDSO's
      * data page: now, not inside the first scan. */
     (void)clk_now_ns();
@@ -488,11 +501,59 @@ typedef struct credit {
     ms_wset_t *w;
     const ps_range_t *r;
     size_t base;                /* snapshot index of r's first page */
+    size_t ri;                  /* r's index: a cursor through the ranges */
+    run_fn inner;               /* what span_run hands each piece to */
     ms_cause_t cause;
     long found;                 /* new copies */
     long written;               /* snapshot pages written (sampling) */
     int sampling;
 } credit_t;
+
+/* fresh: new copies among the 64 pages of word k. */
+static void
+credit_word(credit_t *c, size_t k, uint64_t fresh)
+{
+    ms_wset_t *w = c->w;
+    if (fresh == 0)
+        return;
+    w->copied[k] |= fresh;
+    c->found += __builtin_popcountll(fresh);
+    if (w->kinds) {
+        for (uint64_t f = fresh; f; f &= f - 1) {
+            size_t i = k * 64 + (size_t)__builtin_ctzll(f);
+            unsigned kind = w->kinds[i];
+            w->kind_n[c->cause][kind < MS_NKINDS ? kind : 0]++;
+        }
+    }
+}
+
+/* The snapshot indexes [*lo, *hi) of [start, end) clipped to c's range;
+ * 0 if empty. */
+static int
+run_bits(const credit_t *c, uintptr_t start, uintptr_t end, size_t *lo,
+         size_t *hi)
+{
+    if (start < c->r->start)
+        start = c->r->start;
+    if (end > c->r->end)
+        end = c->r->end;
+    if (start >= end)
+        return 0;
+    *lo = c->base + (start - c->r->start) / c->w->psize;
+    *hi = c->base + (end - c->r->start) / c->w->psize;
+    return 1;
+}
+
+/* Inverted scans: a run of pages still protected, noted in prot. */
+static void
+protected_run(void *arg, uintptr_t start, uintptr_t end)
+{
+    credit_t *c = arg;
+    size_t lo, hi;
+    if (run_bits(c, start, end, &lo, &hi))
+        for (size_t k = lo / 64; k * 64 < hi; k++)
+            c->w->prot[k] |= word_mask(k, lo, hi);
+}
 
 /* A run of written pages: the snapshot pages of it not yet in copied are
  * new copies.  Word at a time; bit by bit only to count kinds. */
@@ -501,62 +562,106 @@ credit_run(void *arg, uintptr_t start, uintptr_t end)
 {
     credit_t *c = arg;
     ms_wset_t *w = c->w;
-    if (start < c->r->start)
-        start = c->r->start;
-    if (end > c->r->end)
-        end = c->r->end;
-    if (start >= end)
+    size_t lo, hi;
+    if (!run_bits(c, start, end, &lo, &hi))
         return;
-    size_t lo = c->base + (start - c->r->start) / w->psize;
-    size_t hi = c->base + (end - c->r->start) / w->psize;
     for (size_t k = lo / 64; k * 64 < hi; k++) {
         uint64_t m = word_mask(k, lo, hi) & w->present[k];
         if (c->sampling) {
             c->written += __builtin_popcountll(m);
             w->sampled[k] |= m;
         }
-        uint64_t fresh = m & ~w->copied[k];
-        if (fresh == 0)
-            continue;
-        w->copied[k] |= fresh;
-        c->found += __builtin_popcountll(fresh);
-        if (w->kinds) {
-            for (uint64_t f = fresh; f; f &= f - 1) {
-                size_t i = k * 64 + (size_t)__builtin_ctzll(f);
-                unsigned kind = w->kinds[i];
-                w->kind_n[c->cause][kind < MS_NKINDS ? kind : 0]++;
-            }
-        }
+        credit_word(c, k, m & ~w->copied[k]);
     }
 }
 
-/* Scan [start, end) of every range it meets. */
+/* A run the kernel reported, in address order: its pieces in each range
+ * it meets (the cursor only moves forward), to c->inner. */
+static void
+span_run(void *arg, uintptr_t start, uintptr_t end)
+{
+    credit_t *c = arg;
+    ms_wset_t *w = c->w;
+    while (c->ri < w->nranges && start < end) {
+        const ps_range_t *rg = &w->ranges[c->ri];
+        if (rg->end <= start) {
+            c->ri++;
+            continue;
+        }
+        if (rg->start >= end)
+            return;
+        c->r = rg;
+        c->base = w->rbase[c->ri];
+        c->inner(c, start, end < rg->end ? end : rg->end);
+        start = rg->end;
+    }
+}
+
+/* Pages [a, b) (snapshot indexes) of the ranges met by [lo, hi). */
+static void
+span_bits(const ms_wset_t *w, size_t ri, uintptr_t lo, uintptr_t hi,
+          size_t *a, size_t *b)
+{
+    const ps_range_t *rg = &w->ranges[ri];
+    uintptr_t s = lo > rg->start ? lo : rg->start;
+    uintptr_t e = hi < rg->end ? hi : rg->end;
+    *a = w->rbase[ri] + (s - rg->start) / w->psize;
+    *b = w->rbase[ri] + (e > s ? e - rg->start : s - rg->start) / w->psize;
+}
+
+/*
+ * Scan [start, end) of the ranges with one PAGEMAP_SCAN: the memory
+ * between the ranges is not registered, and the kernel skips it a VMA at
+ * a time.  A scan costs a walk of the page tables plus a record per page
+ * it reports: it asks for the written pages while they are the fewer,
+ * then for the pages still protected (inverted), and a new copy is a
+ * shared page no longer among those.
+ */
 static long
 scan_ranges(ms_wset_t *w, ms_cause_t cause, uintptr_t start, uintptr_t end,
             int sampling, long *written)
 {
     uint64_t t0 = clk_now_ns();
     credit_t c = { .w = w, .cause = cause, .sampling = sampling };
-    size_t base = 0;
-    for (size_t r = 0; r < w->nranges; r++) {
-        const ps_range_t *rg = &w->ranges[r];
-        uintptr_t lo = start > rg->start ? start : rg->start;
-        uintptr_t hi = end < rg->end ? end : rg->end;
-        lo &= ~(uintptr_t)(w->psize - 1);
-        hi = (hi + w->psize - 1) & ~(uintptr_t)(w->psize - 1);
-        if (lo < hi) {
-            c.r = rg;
-            c.base = base;
-            int err = scan(w->pm.fd, lo, hi, 0, w->vec, VEC_LEN,
-                           credit_run, &c);
-            if (err < 0)
-                return err;
-        }
-        base += (rg->end - rg->start) / w->psize;
+    int inverted = !sampling && w->ncopied > w->npresent - w->ncopied;
+    if (w->nranges == 0)
+        return 0;
+    uintptr_t lo = start > w->ranges[0].start ? start : w->ranges[0].start;
+    uintptr_t hi = end < w->ranges[w->nranges - 1].end
+                   ? end : w->ranges[w->nranges - 1].end;
+    lo &= ~(uintptr_t)(w->psize - 1);
+    hi = (hi + w->psize - 1) & ~(uintptr_t)(w->psize - 1);
+    size_t first = 0;
+    while (first < w->nranges && w->ranges[first].end <= lo)
+        first++;
+    if (lo < hi) {
+        size_t a, b;
+        if (inverted)
+            for (size_t i = first; i < w->nranges
+                 && w->ranges[i].start < hi; i++) {
+                span_bits(w, i, lo, hi, &a, &b);
+                for (size_t k = a / 64; k * 64 < b; k++)
+                    w->prot[k] &= ~word_mask(k, a, b);
+            }
+        c.ri = first;
+        c.inner = inverted ? protected_run : credit_run;
+        int err = scan(w->pm.fd, lo, hi, 0, inverted, w->vec, VEC_LEN,
+                       span_run, &c);
+        if (err < 0)
+            return err;
+        if (inverted)
+            for (size_t i = first; i < w->nranges
+                 && w->ranges[i].start < hi; i++) {
+                span_bits(w, i, lo, hi, &a, &b);
+                for (size_t k = a / 64; k * 64 < b; k++)
+                    credit_word(&c, k, word_mask(k, a, b) & w->present[k]
+                                       & ~w->copied[k] & ~w->prot[k]);
+            }
     }
     w->scans++;
     w->busy_ns += clk_now_ns() - t0;
     w->n[cause] += (uint64_t)c.found;
+    w->ncopied += (size_t)c.found;
     if (written)
         *written = c.written;
     return c.found;
@@ -603,9 +708,10 @@ ms_wset_sample_begin(ms_wset_t *w, ms_cause_t cause)
         return (int)r;
     uint64_t t0 = clk_now_ns();
     w->epoch++;
-    for (size_t i = 0; i < w->nranges; i++) {
-        int err = scan(w->pm.fd, w->ranges[i].start, w->ranges[i].end,
-                       PM_SCAN_WP_MATCHING, NULL, 0, NULL, NULL);
+    if (w->nranges > 0) {
+        int err = scan(w->pm.fd, w->ranges[0].start,
+                       w->ranges[w->nranges - 1].end, PM_SCAN_WP_MATCHING, 0,
+                       NULL, 0, NULL, NULL);
         if (err < 0) {
             w->epoch++;
             return err;
@@ -746,27 +852,35 @@ ms_wset_kind_copied(const ms_wset_t *w, ms_cause_t cause, int kind)
 /* ---- the master's count ---------------------------------------------------- */
 
 typedef struct count {
-    const ps_range_t *r;
-    size_t base, psize;
+    const ps_range_t *ranges;
+    size_t nranges, ri, base, psize;
     const uint64_t *present;
     size_t n;
 } count_t;
 
+/* Runs come in address order: a cursor through the ranges. */
 static void
 count_run(void *arg, uintptr_t start, uintptr_t end)
 {
     count_t *c = arg;
-    if (start < c->r->start)
-        start = c->r->start;
-    if (end > c->r->end)
-        end = c->r->end;
-    if (start >= end)
-        return;
-    size_t lo = c->base + (start - c->r->start) / c->psize;
-    size_t hi = c->base + (end - c->r->start) / c->psize;
-    for (size_t k = lo / 64; k * 64 < hi; k++)
-        c->n += (size_t)__builtin_popcountll(word_mask(k, lo, hi)
-                                             & c->present[k]);
+    while (c->ri < c->nranges && start < end) {
+        const ps_range_t *r = &c->ranges[c->ri];
+        if (r->end <= start) {
+            c->base += (r->end - r->start) / c->psize;
+            c->ri++;
+            continue;
+        }
+        if (r->start >= end)
+            return;
+        uintptr_t s = start > r->start ? start : r->start;
+        uintptr_t e = end < r->end ? end : r->end;
+        size_t lo = c->base + (s - r->start) / c->psize;
+        size_t hi = c->base + (e - r->start) / c->psize;
+        for (size_t k = lo / 64; k * 64 < hi; k++)
+            c->n += (size_t)__builtin_popcountll(word_mask(k, lo, hi)
+                                                 & c->present[k]);
+        start = r->end;
+    }
 }
 
 int
@@ -777,17 +891,16 @@ ms_wset_count_written(const ps_snap_t *snap, ps_pagemap_t *pm,
     struct page_region vec[512];
     size_t nranges, psize = (size_t)sysconf(_SC_PAGESIZE);
     const ps_range_t *ranges = ps_snap_ranges(snap, &nranges);
-    count_t c = { .psize = psize, .present = ps_snap_bits(snap) };
+    count_t c = { .ranges = ranges, .nranges = nranges, .psize = psize,
+                  .present = ps_snap_bits(snap) };
 
     if (snap == NULL || pm == NULL || pm->fd < 0 || written == NULL)
         return -EINVAL;
-    for (size_t r = 0; r < nranges; r++) {
-        c.r = &ranges[r];
-        int err = scan(pm->fd, ranges[r].start, ranges[r].end, 0, vec,
-                       sizeof vec / sizeof vec[0], count_run, &c);
+    if (nranges > 0) {
+        int err = scan(pm->fd, ranges[0].start, ranges[nranges - 1].end, 0,
+                       0, vec, sizeof vec / sizeof vec[0], count_run, &c);
         if (err < 0)
             return err;
-        c.base += (ranges[r].end - ranges[r].start) / psize;
     }
     *written = c.n;
     return 0;

@@ -77,7 +77,7 @@ typedef struct cfg {
     double pagemap_gc_fraction; /* --pagemap-gc-fraction F in [0,1] (0.01) */
     int attribution;        /* --attribution auto|write-sets|pagemap|off
                                (CFG_ATTR_*; default auto) */
-    unsigned write_sample_ms;   /* --write-sample-ms N (1000; 0 = never) */
+    unsigned write_sample_ms;   /* --write-sample-ms N (10000; 0 = never) */
     int write_kinds;        /* --write-kinds: copies by kind (a build of
                                its own: bin/cowlab-kinds) */
     unsigned smaps_ms;      /* --smaps-ms N (5000; 0 = every sample) */

@@ -398,7 +398,11 @@ route_of(const char *path)
     return W.nroutes + SRV_ROUTE_OTHER;
 }
 
-/* Is this request the one to sample (its whole write set)? */
+/* Is this request the one to sample (its whole write set)?  The first
+ * is, then one every --write-sample-ms.  A sample costs a protection of
+ * every copied page, a fault on each it rewrites, and lifting the
+ * protection again (wset.c): a few ms on a 110 MiB heap, about 50 in a
+ * VM whose faults take 30 us. */
 static int
 sample_due(uint64_t now)
 {

@@ -211,6 +211,114 @@ START_TEST(wset_request_exact)
 }
 END_TEST
 
+/* Once most pages are copied a scan asks for the protected ones instead
+ * (fewer to report): the counts stay exact. */
+static void
+mostly_copied(void *arg, report_t *r)
+{
+    mem_case_t *c = arg;
+    ms_wset_t *w = child_start(c, r);
+    for (size_t p = 0; p < 200; p++)
+        touch(c->mem, p);
+    r->v[0] = ms_wset_close(w, MS_CAUSE_REQUEST, -1);  /* by written */
+    for (size_t p = 200; p < 210; p++)
+        touch(c->mem, p);
+    r->v[1] = ms_wset_close(w, MS_CAUSE_REQUEST, -1);  /* by protected */
+    for (size_t p = 100; p < 106; p++)
+        touch(c->mem, p);
+    touch(c->mem, 250);
+    r->v[2] = ms_wset_close(w, MS_CAUSE_GC, -1);
+    r->v[3] = ms_wset_close_range(w, MS_CAUSE_GC, (uintptr_t)c->mem,
+                                  (uintptr_t)c->mem + N_PAGES * psize());
+    touch(c->mem, 255);
+    r->v[4] = ms_wset_close_range(w, MS_CAUSE_TEARDOWN,
+                                  (uintptr_t)c->mem + 250 * psize(),
+                                  (uintptr_t)c->mem + N_PAGES * psize());
+    size_t pm = 0;
+    ps_count_copied(c->snap, 0, &pm);
+    r->v[5] = (long)pm;
+    r->v[6] = (long)ms_wset_copied_total(w);
+    ms_wset_free(w);
+}
+
+START_TEST(wset_mostly_copied_exact)
+{
+    NEED_WSET();
+    mem_case_t c = mem_case();
+    report_t *r = report_new();
+    in_child(mostly_copied, &c, r);
+    ck_assert_int_eq(r->v[0], 200);
+    ck_assert_int_eq(r->v[1], 10);
+    ck_assert_int_eq(r->v[2], 1);
+    ck_assert_int_eq(r->v[3], 0);
+    ck_assert_int_eq(r->v[4], 1);
+    ck_assert_int_eq(r->v[5], 212);
+    ck_assert_int_eq(r->v[6], 212);
+    munmap(r, sizeof *r);
+    mem_case_free(&c);
+}
+END_TEST
+
+/* Three ranges with pages between them that are not the snapshot's (and
+ * so not registered): one scan covers all three, the pages between count
+ * for nothing, and each range's pages keep their own indexes. */
+typedef struct gaps {
+    char *mem;                  /* 3 * 64 + 2 pages */
+    ps_snap_t *snap;
+} gaps_t;
+
+static void
+gaps_child(void *arg, report_t *r)
+{
+    gaps_t *g = arg;
+    ms_wset_t *w;
+    if (ms_wset_start(&w, g->snap, r->why, sizeof r->why) < 0)
+        _exit(10);
+    touch(g->mem, 64);                  /* between ranges 0 and 1 */
+    touch(g->mem, 129);                 /* between ranges 1 and 2 */
+    r->v[0] = ms_wset_close(w, MS_CAUSE_REQUEST, -1);
+    touch(g->mem, 0);
+    touch(g->mem, 65);                  /* range 1, its first page */
+    touch(g->mem, 193);                 /* range 2, its last page */
+    r->v[1] = ms_wset_close(w, MS_CAUSE_REQUEST, -1);
+    for (size_t p = 0; p < 194; p++)    /* all: most are copied now */
+        if (p != 64 && p != 129 && p != 100)
+            touch(g->mem, p);
+    r->v[2] = ms_wset_close(w, MS_CAUSE_REQUEST, -1);
+    touch(g->mem, 100);                 /* by the protected pages */
+    r->v[3] = ms_wset_close(w, MS_CAUSE_GC, -1);
+    size_t pm = 0;
+    ps_count_copied(g->snap, 0, &pm);
+    r->v[4] = (long)pm;
+    ms_wset_free(w);
+}
+
+START_TEST(wset_ranges_with_gaps)
+{
+    NEED_WSET();
+    gaps_t g;
+    size_t ps = psize();
+    g.mem = map_pages(3 * 64 + 2);
+    for (size_t i = 0; i < 3 * 64 + 2; i++)
+        touch(g.mem, i);
+    uintptr_t b = (uintptr_t)g.mem;
+    ps_range_t r[3] = { { b, b + 64 * ps }, { b + 65 * ps, b + 129 * ps },
+                        { b + 130 * ps, b + 194 * ps } };
+    ck_assert_int_eq(ps_snap_take(&g.snap, 0, r, 3), 0);
+    ck_assert_uint_eq(ps_snap_pages(g.snap), 192);
+    report_t *rep = report_new();
+    in_child(gaps_child, &g, rep);
+    ck_assert_int_eq(rep->v[0], 0);
+    ck_assert_int_eq(rep->v[1], 3);
+    ck_assert_int_eq(rep->v[2], 188);
+    ck_assert_int_eq(rep->v[3], 1);
+    ck_assert_int_eq(rep->v[4], 192);
+    munmap(rep, sizeof *rep);
+    ps_snap_free(g.snap);
+    munmap(g.mem, (3 * 64 + 2) * ps);
+}
+END_TEST
+
 /* No fault, no scan: a rewrite of copied pages is skipped, and so is a
  * close with nothing done. */
 static void
@@ -746,6 +854,8 @@ main(void)
     tcase_set_timeout(exact, 60);
     tcase_add_test(exact, wset_request_exact);
     tcase_add_test(exact, wset_scan_skipped_without_fault);
+    tcase_add_test(exact, wset_mostly_copied_exact);
+    tcase_add_test(exact, wset_ranges_with_gaps);
     tcase_add_test(exact, wset_copies_before_tracking);
     tcase_add_test(exact, wset_unmapped_and_reused);
     tcase_add_test(exact, wset_sample_restores_by_copied_runs);

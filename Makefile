@@ -138,6 +138,7 @@ bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build; as 
 	@: > $(SKIPS)
 	@for b in $(BENCH_BIN); do COWLAB_BIN=$(SERVER) ./$$b || exit 1; done
 	@COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) tests/bench/bench_server.sh
+	@COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) tests/bench/bench_attribution.sh
 	@tests/skips.sh report $(SKIPS)
 
 VALGRIND_TESTS = check_object check_gc check_gcfaith check_mem check_workload

@@ -54,7 +54,8 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, heap_pages, "heap_pages", "pages",
                "heap pages present in the master at fork"),
     MS_COL_U64(S, heap_copied_pages, "heap_copied_pages", "pages",
-               "of those, copied by this worker"),
+               "of those, copied by this worker (write sets: the copies it "
+               "counted; else its pagemap: present and exclusive)"),
     MS_COL_FIXED(S, heap_shared_pct, 3, "heap_shared_pct", "%",
                  "100 × (1 − copied / heap_pages)"),
     MS_COL_U64(S, gc_collections_0, "gc_collections_0", "",
@@ -68,21 +69,25 @@ static const ms_column_t sample_cols[] = {
                "minor faults inside collections"),
     MS_COL_U64(S, faults_request, "faults_request", "",
                "minor faults inside request handling, collections "
-               "excluded"),
+               "excluded (and the one a sampled request's protection adds "
+               "per copied page it rewrites)"),
     MS_COL_I64(S, faults_other, "faults_other", "",
                "minflt − faults_gc − faults_request"),
     /* appended after DESIGN.md's list */
     MS_COL_U64(S, sample_ms, "sample_ms", "ms",
                "sampling interval in force"),
     MS_COL_U64(S, copied_by_gc, "copied_by_gc", "pages",
-               "heap pages copied inside bracketed collections"),
+               "heap pages copied inside collections (write sets: every "
+               "one; pagemap: the bracketed ones)"),
     MS_COL_U64(S, copied_by_request, "copied_by_request", "pages",
-               "heap pages copied by request handling"),
+               "heap pages copied while serving requests: handlers and the "
+               "HTTP layer (`(server)` in routes.csv)"),
     MS_COL_U64(S, copied_unattributed, "copied_unattributed", "pages",
-               "copied between measurements that saw an unbracketed "
-               "collection"),
+               "write sets: copied before the worker's first instruction "
+               "(0); pagemap: between measurements that saw an "
+               "unbracketed collection"),
     MS_COL_U64(S, gc_measured, "gc_measured", "",
-               "collections bracketed by pagemap reads"),
+               "pagemap: collections bracketed by pagemap reads"),
     MS_COL_TEXT(S, attribution, "attribution", "",
                 "how this worker attributes copies: `write-sets` (exact), "
                 "`pagemap` (bracketing), `none`"),

@@ -131,14 +131,16 @@ ms_buf_csv_text(ms_buf_t *b, const char *s)
 void
 ms_fmt_u64(const ms_column_t *c, const void *row, ms_buf_t *out)
 {
-    ms_buf_printf(out, "%llu", (unsigned long long)FIELD(c, row, uint64_t));
+    uint64_t v = FIELD(c, row, uint64_t);
+    if (v != MS_U64_UNSET)
+        ms_buf_printf(out, "%llu", (unsigned long long)v);
 }
 
 void
 ms_fmt_i64(const ms_column_t *c, const void *row, ms_buf_t *out)
 {
     int64_t v = FIELD(c, row, int64_t);
-    if (v != MS_UNSET_I64)
+    if (v != MS_I64_UNSET)
         ms_buf_printf(out, "%lld", (long long)v);
 }
 

@@ -12,7 +12,9 @@
  * and the MS_COL_* macros refuse (at compile time) a field whose type is
  * not the formatter's.  Numbers are written as C's printf writes them;
  * text is quoted per RFC 4180 when it needs it; a double field holding
- * NaN (MS_UNSET) is written as an empty field.
+ * NaN (MS_UNSET), an integer field holding MS_U64_UNSET or MS_I64_UNSET
+ * and a NULL text are written as an empty field: "not measured", never
+ * a zero (cowlab attach leaves the columns that need the runtime so).
  */
 #ifndef MS_COLUMNS_H
 #define MS_COLUMNS_H
@@ -65,12 +67,14 @@ typedef struct ms_table {
 
 /* The value "not measured" of a double field: written as an empty field. */
 #define MS_UNSET NAN
-/* The same for an int64_t field. */
-#define MS_UNSET_I64 INT64_MIN
+/* The same for integer fields (values no counter reaches). */
+#define MS_U64_UNSET UINT64_MAX
+#define MS_I64_UNSET INT64_MIN
 
 /* Formatters.  The field types they read: */
+/* uint64_t; MS_U64_UNSET: empty */
 void ms_fmt_u64(const ms_column_t *c, const void *row, ms_buf_t *out);
-/* int64_t; MS_UNSET_I64: empty */
+/* int64_t; MS_I64_UNSET: empty */
 void ms_fmt_i64(const ms_column_t *c, const void *row, ms_buf_t *out);
 /* double, prec decimals ("%.*f"); NaN: empty */
 void ms_fmt_fixed(const ms_column_t *c, const void *row, ms_buf_t *out);

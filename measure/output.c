@@ -88,6 +88,17 @@ static const ms_column_t sample_cols[] = {
                "unbracketed collection"),
     MS_COL_U64(S, gc_measured, "gc_measured", "",
                "pagemap: collections bracketed by pagemap reads"),
+    MS_COL_U64(S, copied_by_master, "copied_by_master", "pages",
+               "`cowlab attach`: heap pages the master itself wrote after "
+               "the snapshot (its page frame moved), not this worker's "
+               "copies; empty without page frames, and in the model's "
+               "runs (its master writes no heap page)"),
+    MS_COL_U64(S, heap_new_pages, "heap_new_pages", "pages",
+               "`cowlab attach`: pages of the heap's ranges this worker has "
+               "that the master did not have at the snapshot"),
+    MS_COL_U64(S, heap_shared_pages, "heap_shared_pages", "pages",
+               "`cowlab attach`: heap pages on the same page frame as the "
+               "master's now; empty without page frames"),
     MS_COL_TEXT(S, attribution, "attribution", "",
                 "how this worker attributes copies: `write-sets` (exact), "
                 "`pagemap` (bracketing), `none`"),
@@ -114,6 +125,8 @@ fmt_threshold(const ms_column_t *c, const void *row, ms_buf_t *out)
 {
     const ms_run_t *r = row;
     (void)c;
+    if (r->gc_threshold[0] == MS_I64_UNSET)
+        return;                 /* not ours to know (cowlab attach) */
     ms_buf_printf(out, "%lld-%lld-%lld", (long long)r->gc_threshold[0],
                   (long long)r->gc_threshold[1],
                   (long long)r->gc_threshold[2]);
@@ -169,6 +182,8 @@ static const ms_column_t run_cols[] = {
     MS_COL_U64(R, responses_5xx, "responses_5xx", "",
                "5xx answers of every worker process of the run (503 over "
                "`--max-connections`, 505, the handler's)"),
+    MS_COL_FIXED(R, copied_by_master, 0, "copied_by_master", "pages",
+                 "`cowlab attach`: mean over workers of their last sample"),
     MS_COL_TEXT(R, attribution, "attribution", "",
                 "copy attribution of the run's workers: `write-sets`, "
                 "`pagemap`, `none`, or `mixed`"),
@@ -187,7 +202,7 @@ static const ms_column_t run_cols[] = {
     MS_COL_FIXED(R, wset_check_pages, 0, "wset_check_pages", "pages",
                  "write sets' self-check: at each worker's exit, its "
                  "copies counted by write sets against the pagemap's count, "
-                 "summed |difference| (0: every copy was seen)"),
+                 "summed absolute difference (0: every copy was seen)"),
 };
 #undef R
 
@@ -456,6 +471,8 @@ ms_meta_write(const char *path, const ms_meta_t *m)
     SET("attribution", a ? a : json_null());
     bad |= a == NULL;
 #undef SET
+    if (m->extra != NULL)
+        bad |= json_object_update(j, m->extra);
     int r = bad ? -ENOMEM : 0;
     if (r == 0) {
         errno = 0;

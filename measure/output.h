@@ -32,6 +32,8 @@ typedef struct ms_sample {
     uint64_t sample_ms;
     uint64_t copied_by_gc, copied_by_request, copied_unattributed;
     uint64_t gc_measured;
+    /* cowlab attach's page frames (MS_U64_UNSET where not measured) */
+    uint64_t copied_by_master, heap_new_pages, heap_shared_pages;
     const char *attribution;
     uint64_t written_pages, written_requests;
     uint64_t wset_scans, wset_skipped;
@@ -56,6 +58,7 @@ typedef struct ms_run {
     double copied_by_teardown;                  /* MS_UNSET: none */
     uint64_t sample_ms;
     uint64_t responses_4xx, responses_5xx;
+    double copied_by_master;                    /* MS_UNSET: not measured */
     const char *attribution;
     uint64_t written_pages, written_requests;
     double written_per_request;                 /* MS_UNSET: none */
@@ -145,6 +148,7 @@ typedef struct ms_meta {
     json_t *workload;           /* borrowed: the workload's description */
     uint64_t heap_pages, heap_objects;
     double build_ms;
+    json_t *extra;              /* borrowed, may be NULL: keys set last */
     const char *attribution;    /* the method: "write-sets", "pagemap", ... */
     const char *attribution_why;    /* why not write sets; NULL: they run */
 } ms_meta_t;
@@ -154,7 +158,9 @@ typedef struct ms_meta {
  * (kernel release, transparent_hugepage, ksm_run, git_commit of the
  * working directory, date in UTC, cores, memory_kb, page_size, the
  * allocator's arena_size and pool_size), then heap_pages, heap_objects,
- * build_ms, and "attribution": {"method", "reason"}.  0 or -errno.
+ * build_ms, "attribution": {"method", "reason"}, then every key of
+ * extra (replacing one of the above with the same name: cowlab attach
+ * sets heap_objects to null).  0 or -errno.
  */
 int ms_meta_write(const char *path, const ms_meta_t *m);
 

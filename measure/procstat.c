@@ -732,3 +732,11 @@ ps_snap_bits(const ps_snap_t *s)
 {
     return s ? s->map : NULL;
 }
+
+int
+ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf, size_t n)
+{
+    if (pm == NULL || pm->fd < 0 || (buf == NULL && n > 0))
+        return -EINVAL;
+    return read_entries(pm->fd, vaddr, page_size(), buf, n);
+}

@@ -155,4 +155,9 @@ int ps_snap_present(const ps_snap_t *s, size_t index);
  * word i / 64, bit i % 64; NULL for a NULL snapshot. */
 const uint64_t *ps_snap_bits(const ps_snap_t *s);
 
+/* The raw entries of the n pages from vaddr (page aligned) into buf, as
+ * many preads as it takes.  -ESRCH once the process has exited. */
+int ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf,
+                    size_t n);
+
 #endif /* COWLAB_PROCSTAT_H */

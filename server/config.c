@@ -1121,6 +1121,8 @@ cfg_print_help(FILE *f)
     cfg_defaults(&d);
     fprintf(f,
         "usage: cowlab [options]\n"
+        "       cowlab attach --pid MASTER [options]  (measure a running\n"
+        "       gunicorn, uWSGI or any prefork server: cowlab attach --help)\n"
         "Prefork HTTP server (like gunicorn/uWSGI) over a CPython-like heap,\n"
         "measuring how much of the heap workers keep sharing copy-on-write\n"
         "under each GC policy.  Version " COWLAB_VERSION ".\n"

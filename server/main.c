@@ -1,9 +1,11 @@
 /*
  * main.c -- the cowlab command: parse the configuration (file, then
  * command line), load the workload, run the prefork master.
- * `cowlab --print-columns FILE` prints an output file's column table.
+ * `cowlab --print-columns FILE` prints an output file's column table;
  * `cowlab --write-kinds ...` runs cowlab-kinds, the same server with the
- * runtime's write-kind notes compiled in (runtime/wkinds.h).
+ * runtime's write-kind notes compiled in (runtime/wkinds.h);
+ * `cowlab attach --pid MASTER` measures a server cowlab did not start
+ * (attach_cmd.c).
  * Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration.
  */
 #include <errno.h>
@@ -14,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "attach_cmd.h"
 #include "config.h"
 #include "master.h"
 #include "output.h"
@@ -100,6 +103,8 @@ main(int argc, char **argv)
     cfg_t cfg;
     char err[1024];
     int exit_now = 0;
+    if (argc > 1 && strcmp(argv[1], "attach") == 0)
+        return srv_attach_main(argc - 1, argv + 1);
     int pc = print_columns(argc, argv);
     if (pc >= 0)
         return pc;

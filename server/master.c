@@ -327,12 +327,12 @@ sample(master_t *m, int final)
             .run_id = m->run_id, .policy = m->policy,
             .worker = p->index, .pid = p->pid, .t_ms = t_ms,
             .requests = atomic_load(&s->requests),
-            .rss_kb = smaps ? sm.rss_kb : MS_UNSET_I64,
-            .pss_kb = smaps ? sm.pss_kb : MS_UNSET_I64,
-            .shared_clean_kb = smaps ? sm.shared_clean_kb : MS_UNSET_I64,
-            .shared_dirty_kb = smaps ? sm.shared_dirty_kb : MS_UNSET_I64,
-            .private_clean_kb = smaps ? sm.private_clean_kb : MS_UNSET_I64,
-            .private_dirty_kb = smaps ? sm.private_dirty_kb : MS_UNSET_I64,
+            .rss_kb = smaps ? sm.rss_kb : MS_I64_UNSET,
+            .pss_kb = smaps ? sm.pss_kb : MS_I64_UNSET,
+            .shared_clean_kb = smaps ? sm.shared_clean_kb : MS_I64_UNSET,
+            .shared_dirty_kb = smaps ? sm.shared_dirty_kb : MS_I64_UNSET,
+            .private_clean_kb = smaps ? sm.private_clean_kb : MS_I64_UNSET,
+            .private_dirty_kb = smaps ? sm.private_dirty_kb : MS_I64_UNSET,
             .minflt = st.minflt, .majflt = st.majflt,
             .heap_pages = m->heap_pages, .heap_copied_pages = copied,
             .heap_shared_pct = shared_pct,
@@ -347,6 +347,9 @@ sample(master_t *m, int final)
             .copied_by_request = atomic_load(&s->copied_by_request),
             .copied_unattributed = atomic_load(&s->copied_unattributed),
             .gc_measured = atomic_load(&s->gc_measured),
+            .copied_by_master = MS_U64_UNSET,   /* cowlab attach's */
+            .heap_new_pages = MS_U64_UNSET,
+            .heap_shared_pages = MS_U64_UNSET,
             .attribution = srv_attr_name(attr),
             .written_pages = atomic_load(&s->written_pages),
             .written_requests = atomic_load(&s->written_requests),
@@ -662,6 +665,7 @@ write_runs_row(master_t *m)
         .sample_ms = m->sampler.interval_ms,
         .responses_4xx = m->responses_4xx_done,
         .responses_5xx = m->responses_5xx_done,
+        .copied_by_master = MS_UNSET,           /* cowlab attach's */
     };
     if (cfg->lazy && m->nprocs)
         row.heap_objects = atomic_load(&m->slots.slot[0].heap_objects);

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "errmsg.h"
 #include "fileio.h"
+#include "support.h"
 
 /* A file under /tmp holding n bytes of 'x'; the caller frees the path. */
 static char *
@@ -284,8 +285,6 @@ main(void)
     TCase *tf = tcase_create("fileio");
     TCase *tm = tcase_create("misc");
     TCase *te = tcase_create("errmsg");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tf, common_read_file_exact_limit);
     tcase_add_test(tf, common_read_file_empty);
@@ -303,9 +302,5 @@ main(void)
     tcase_add_test(te, common_document_messages);
     suite_add_tcase(s, te);
 
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

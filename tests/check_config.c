@@ -18,6 +18,7 @@
 #include "config.h"
 #include "jsonpos.h"
 #include "workload.h"
+#include "support.h"
 
 #define FIX "tests/fixtures/config/"
 
@@ -1090,8 +1091,6 @@ main(void)
     TCase *te = tcase_create("errors");
     TCase *to = tcase_create("output");
     TCase *tj = tcase_create("jsonpos");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, config_defaults);
@@ -1137,9 +1136,5 @@ main(void)
     tcase_add_test(tj, config_jpos_errorf);
     suite_add_tcase(s, tj);
 
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -578,9 +578,5 @@ main(void)
     tcase_add_test(cow, gc_cow_finalize_copies_nearly_everything);
     tcase_add_test(cow, gc_cow_finalize_of_immortal_heap_copies_little);
     suite_add_tcase(s, cow);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -923,8 +923,6 @@ main(void)
     TCase *tf = tcase_create("faults");
     TCase *tg = tcase_create("config");
     TCase *tx = tcase_create("chaos");
-    SRunner *sr;
-    int failed;
 
     signal(SIGPIPE, SIG_IGN);
 
@@ -965,9 +963,5 @@ main(void)
     suite_add_tcase(s, tx);
 
 
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

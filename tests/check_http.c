@@ -28,6 +28,7 @@
 
 #include "clock.h"
 #include "http.h"
+#include "support.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -1420,9 +1421,7 @@ main(void)
     TCase *lim = tcase_create("limits");
     TCase *tmo = tcase_create("timeouts");
     TCase *all[] = { basic, bad, lim, tmo };
-    SRunner *sr;
     size_t i;
-    int failed;
 
     for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         tcase_add_checked_fixture(all[i], setup, teardown);
@@ -1459,9 +1458,5 @@ main(void)
     tcase_add_test(tmo, http_keepalive_off);
     tcase_add_test(tmo, http_client_close_mid_request);
     tcase_add_test(tmo, http_slow_reader);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "support.h"
 
 #define POOL_OF(p)   ((uintptr_t)(p) & ~(uintptr_t)(MEM_POOL_SIZE - 1))
 #define ARENA_OF(p)  ((uintptr_t)(p) & ~(uintptr_t)(MEM_ARENA_SIZE - 1))
@@ -1158,9 +1159,5 @@ main(void)
     tcase_add_test(tr, mem_stress_random);
     suite_add_tcase(s, tr);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -698,9 +698,5 @@ main(void)
     tcase_add_test(tc, object_immortalize_heap_out_of_memory);
     tcase_add_test(tc, object_finalize_out_of_memory);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "procstat.h"
+#include "support.h"
 
 #ifndef FIXTURE_DIR
 #define FIXTURE_DIR "tests/fixtures/procstat"
@@ -803,8 +804,6 @@ main(void)
     Suite *s = suite_create("procstat");
     TCase *parse = tcase_create("parse");
     TCase *pagemap = tcase_create("pagemap");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(parse, procstat_smaps_rollup_6x);
     tcase_add_test(parse, procstat_smaps_rollup_old_kernel);
@@ -827,9 +826,5 @@ main(void)
     tcase_add_test(pagemap, procstat_exited_child_esrch);
     suite_add_tcase(s, pagemap);
 
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -306,9 +306,5 @@ main(void)
     tcase_add_test(tc, server_duration_run_writes_csv);
     tcase_add_test(tc, server_immortal_policy_out_of_memory);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

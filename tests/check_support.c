@@ -287,9 +287,5 @@ main(void)
     tcase_add_test(tc, support_server_starts_answers_stops);
     tcase_add_test(tc, support_tmpdir_removed_whole);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

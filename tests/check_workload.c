@@ -19,6 +19,7 @@
 #include "mem.h"
 #include "object.h"
 #include "workload.h"
+#include "support.h"
 
 #define FIX "tests/fixtures/workload/"
 #define SCALE 0.01                  /* ~10,000 objects: fast */
@@ -907,8 +908,6 @@ main(void)
     TCase *tf = tcase_create("format");
     TCase *tb = tcase_create("build");
     TCase *tr = tcase_create("requests");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tf, setup, teardown);
     tcase_add_test(tf, workload_default_loads);
@@ -947,9 +946,5 @@ main(void)
     tcase_add_test(tr, workload_request_out_of_memory);
     suite_add_tcase(s, tr);
 
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return ts_run_suite(s);
 }

@@ -27,6 +27,16 @@
 
 /* ---- skips --------------------------------------------------------------- */
 
+int
+ts_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
 void
 ts_skip(const char *test, const char *fmt, ...)
 {

@@ -15,6 +15,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <check.h>
+
+/* Run every test of s (CK_NORMAL output): main()'s return value, 0 if
+ * all passed, else 1. */
+int ts_run_suite(Suite *s);
+
 /* ---- skips ----------------------------------------------------------------
  * A test that cannot run here says so instead of passing: one line
  * "SKIP <test>: <reason>" on stdout, and the same line appended to the

@@ -242,7 +242,7 @@ cfg_defaults(cfg_t *c)
     c->pagemap_gc_fraction = 0.01;
     c->attribution = CFG_ATTR_AUTO;
     c->write_sample_ms = 10000;
-    c->smaps_ms = 5000;
+    c->smaps_ms = 10000;
     c->sample_budget_pct = 1.0;
     c->max_header_bytes = lim.max_header_bytes;
     c->max_url_bytes = lim.max_url_bytes;

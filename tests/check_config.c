@@ -108,6 +108,7 @@ START_TEST(config_defaults)
     ck_assert(cfg.timeout_s == 30);
     ck_assert(cfg.graceful_timeout_s == 30);
     ck_assert_uint_eq(cfg.sample_ms, 250);
+    ck_assert_uint_eq(cfg.smaps_ms, 10000);
     ck_assert(cfg.duration_s == 0);
     ck_assert_int_eq(cfg.requests, 0);
     ck_assert_ptr_eq(cfg.out_dir, NULL);

@@ -96,6 +96,9 @@ done
 python3 - "$tmp/results" "$ROUNDS" "$W" "$SECS" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
+for r in rows:
+    print("# run %s: %.0f req/s, %.3f ms CPU per request, %.3f ms in write "
+          "sets per request" % (r[0], float(r[1]), float(r[2]), float(r[3])))
 def med(name, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == name)
 rps = {n: med(n, 1) for n in ("off", "wset", "pagemap")}

@@ -4,8 +4,8 @@
  * fourth page: the most scattered copies, the worst case for a scan).
  *
  * A round reads each worker's stat and its copied-page count, and its
- * smaps_rollup every --smaps-ms (5000 by default, so at 250 ms one round
- * in 20).  The count comes from where the server takes it:
+ * smaps_rollup every --smaps-ms (10000 by default, so at 250 ms one round
+ * in 40).  The count comes from where the server takes it:
  *   write sets    the worker's own exact count (measure/wset.c), read from
  *                 shared memory: the worker paid for it in its scans
  *                 (attribution_overhead_pct, bench_attribution.sh);
@@ -29,7 +29,7 @@
 #include "wset.h"
 
 #define INTERVAL_MS 250
-#define SMAPS_MS 5000           /* the server's --smaps-ms default */
+#define SMAPS_MS 10000          /* the server's --smaps-ms default */
 
 static double
 cpu_ms(void)

@@ -68,11 +68,10 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, faults_gc, "faults_gc", "",
                "minor faults inside collections"),
     MS_COL_U64(S, faults_request, "faults_request", "",
-               "minor faults inside request handling, collections "
-               "excluded (and the one a sampled request's protection adds "
-               "per copied page it rewrites)"),
+               "minor faults inside request handling, collections and "
+               "faults_sampling excluded"),
     MS_COL_I64(S, faults_other, "faults_other", "",
-               "minflt − faults_gc − faults_request"),
+               "minflt − faults_gc − faults_request − faults_sampling"),
     /* appended after DESIGN.md's list */
     MS_COL_U64(S, sample_ms, "sample_ms", "ms",
                "sampling interval in force"),
@@ -115,6 +114,10 @@ static const ms_column_t sample_cols[] = {
                "copy"),
     MS_COL_FIXED(S, wset_ms, 1, "wset_ms", "ms",
                  "time the worker spent in write-set scans and sampling"),
+    MS_COL_U64(S, faults_sampling, "faults_sampling", "",
+               "minor faults the written_pages samples added (one per "
+               "copied page a sampled request wrote again); not in "
+               "faults_request nor faults_other"),
 };
 #undef S
 

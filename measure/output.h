@@ -38,6 +38,7 @@ typedef struct ms_sample {
     uint64_t written_pages, written_requests;
     uint64_t wset_scans, wset_skipped;
     double wset_ms;
+    uint64_t faults_sampling;
 } ms_sample_t;
 
 /* runs.csv: one row per server run.  MS_UNSET doubles are empty. */

@@ -474,7 +474,9 @@ def run_cell(o, c, i, progress, paths):
                "--duration", str(int(o.load_timeout + 300))]
     if o.keepalive == "off":
         srv_cmd += ["--keepalive-timeout-ms", "0"]
-    if o.write_kinds:
+    if o.write_kinds and "--lazy" not in POLICIES[c["policy"]]:
+        # a lazy worker inherits no heap: no copies, no kinds (and the
+        # server refuses --write-kinds with --lazy)
         srv_cmd += ["--write-kinds"]
     srv_cmd += POLICIES[c["policy"]]
     if o.workload:

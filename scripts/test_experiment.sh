@@ -192,9 +192,10 @@ else
     skip test_experiment_png "gnuplot is not installed (apt-get install gnuplot-nox)"
 fi
 
-# 6b. --write-kinds: kinds.csv and kinds.png (one policy, one exit)
+# 6b. --write-kinds: kinds.csv and kinds.png (one policy, one exit; lazy
+# inherits no heap: it runs without kinds)
 if timeout 120 "$PY" scripts/runner.py --quick --bin "$BIN" --write-kinds \
-        --policies freeze --exits finalize --out "$tmp/kinds" --quiet \
+        --policies freeze,lazy --exits finalize --out "$tmp/kinds" --quiet \
         >"$tmp/kinds.txt" 2>&1; then
     check "--write-kinds: kinds.csv has every copy, by kind" \
         "$PY" - "$tmp/kinds" <<'EOF'
@@ -203,10 +204,16 @@ out = sys.argv[1]
 k = list(csv.DictReader(open(os.path.join(out, "kinds.csv"))))
 assert sorted({r["kind"] for r in k}) == sorted(
     ["refcount", "gc", "payload", "new", "allocator", "other"]), k
+runs = {r["policy"]: r for r in
+        csv.DictReader(open(os.path.join(out, "runs.csv")))}
+assert runs["lazy"]["status"] == "ok", runs["lazy"]
+assert {r["policy"] for r in k} == {"freeze"}, k
 samples = list(csv.DictReader(open(os.path.join(out, "samples.csv"))))
 last = {}
 for s in samples:
-    last[s["worker"]] = s
+    if s["policy"] == "freeze":
+        last[s["worker"]] = s
+assert last
 for w, s in last.items():
     mine = [r for r in k if r["worker"] == w]
     served = sum(int(r["copied_by_request"]) + int(r["copied_by_gc"])

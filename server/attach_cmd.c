@@ -845,6 +845,7 @@ round_once(attach_t *a)
             .attribution = "none", .written_pages = MS_U64_UNSET,
             .written_requests = MS_U64_UNSET, .wset_scans = MS_U64_UNSET,
             .wset_skipped = MS_U64_UNSET, .wset_ms = MS_UNSET,
+            .faults_sampling = MS_U64_UNSET,
         };
         ms_csv_add(&a->samples, &row);
     }

@@ -311,7 +311,8 @@ sample(master_t *m, int final)
             ? 100.0 * (1.0 - (double)copied / (double)m->heap_pages) : 0.0;
         uint64_t fgc = atomic_load(&s->faults_gc);
         uint64_t freq = atomic_load(&s->faults_request);
-        long other = st.minflt - (long)fgc - (long)freq;
+        uint64_t fsam = atomic_load(&s->faults_sampling);
+        long other = st.minflt - (long)fgc - (long)freq - (long)fsam;
         p->last_shared_pct = shared_pct;
         if (smaps)
             p->last_private_dirty_kb = sm.private_dirty_kb;
@@ -356,6 +357,7 @@ sample(master_t *m, int final)
             .wset_scans = atomic_load(&s->wset_scans),
             .wset_skipped = atomic_load(&s->wset_skipped),
             .wset_ms = (double)atomic_load(&s->wset_busy_us) / 1e3,
+            .faults_sampling = fsam,
         };
         ms_csv_add(&m->samples, &row);
     }

@@ -52,6 +52,7 @@ typedef struct srv_slot {
     _Atomic int attribution;            /* SRV_ATTR_* in force here */
     _Atomic uint64_t written_pages;     /* by the sampled requests */
     _Atomic uint64_t written_requests;  /* requests sampled */
+    _Atomic uint64_t faults_sampling;   /* the samples' own faults */
     _Atomic uint64_t wset_scans;        /* write-set scans done, skipped */
     _Atomic uint64_t wset_skipped;
     _Atomic uint64_t wset_check;        /* |pagemap - write sets| at exit */

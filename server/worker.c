@@ -436,7 +436,9 @@ sample_end(uint64_t copied0)
     atomic_fetch_add(&r->written_requests, 1);
     atomic_store(&W.slot->written_pages, W.written);
     atomic_store(&W.slot->written_requests, W.written_requests);
-    return (uint64_t)w > copied ? (uint64_t)w - copied : 0;
+    uint64_t extra = (uint64_t)w > copied ? (uint64_t)w - copied : 0;
+    atomic_fetch_add(&W.slot->faults_sampling, extra);
+    return extra;
 }
 
 static void

@@ -120,4 +120,9 @@ print("attribution_cpu_ms_per_request_none: %.3f ms" % cpu["off"])
 print("attribution_cpu_ms_per_request_write_sets: %.3f ms" % cpu["wset"])
 print("attribution_wset_ms_per_request: %.3f ms (scans and sampling, "
       "wall time in the worker)" % med("wset", 3))
+# The same runs' direct measure, which other jobs disturb less than
+# throughput: the workers' time in write sets over their CPU time.
+print("attribution_wset_share_pct: %.1f %% (time in write sets / the "
+      "workers' CPU time, write-set runs)" % statistics.median(
+          100 * float(r[3]) / float(r[2]) for r in rows if r[0] == "wset"))
 EOF

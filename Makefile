@@ -47,6 +47,7 @@ KINDS_OBJ = $(patsubst %.c,$(KINDS)/%.o,$(RT_SRC) $(CM_SRC) $(WL_SRC) \
 SERVER_KINDS = $(BUILD)/cowlab-kinds
 
 .PHONY: all layers test debug asan bench clean help experiment validate \
+        experiment-fleet \
         test-experiment small-arenas valgrind fuzz fuzz-replay chaos \
         readme-columns
 all: $(SERVER) bin/cowlab bin/cowlab-kinds ## build the server as bin/cowlab (and bin/cowlab-kinds)
@@ -121,9 +122,13 @@ test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, th
 	@if [ "$(BUILD)" = build/release ]; then COWLAB_SKIPS=$(SKIPS) \
 	    COWLAB_BIN=$(SERVER) scripts/test_experiment.sh || exit 1; \
 	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
+	    scripts/test_fleet.sh || exit 1; \
+	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
 	    scripts/test_realserver.sh || exit 1; \
 	else COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_experiment \
 	    "the runner is tested with the release build (make test)"; \
+	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_fleet \
+	    "the fleet runner is tested with the release build (make test)"; \
 	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_realserver \
 	    "the real-server runner is tested with the release build (make test)"; fi
 	@tests/skips.sh report $(SKIPS)
@@ -171,6 +176,9 @@ experiment:                  ## the policy matrix under wrk load into results/<t
 
 validate:                    ## the same experiment with CPython itself, side by side with the model
 	scripts/experiment --validate $(EXPERIMENT_ARGS)
+
+experiment-fleet:            ## the fleet strategies over time (KSM, refork, recycling) into results/<timestamp>-fleet/
+	scripts/experiment --fleet $(EXPERIMENT_ARGS)
 
 test-experiment: $(SERVER)   ## the experiment runner end to end in --quick mode (~15 s)
 	COWLAB_BIN=$(SERVER) scripts/test_experiment.sh

@@ -9,6 +9,7 @@
  * counts for each: the columns say "pages holding them", not a partition.
  */
 #include "census.h"
+#include "identical.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -58,8 +59,9 @@ on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
 {
     ms_census_t *c = arg;
     tstat_t *t = NULL;
+    const rt_type_t *kind = rt_kind(o);   /* instances: per class types */
     for (size_t i = 0; i < c->ntypes; i++)
-        if (c->t[i].type == o->type) {
+        if (c->t[i].type == kind) {
             t = &c->t[i];
             break;
         }
@@ -67,7 +69,7 @@ on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
         if (c->ntypes == MAX_TYPES)
             return;
         t = &c->t[c->ntypes];
-        t->type = o->type;
+        t->type = kind;
         t->pages = calloc(c->total / 8 + 1, 1);
         if (t->pages == NULL) {
             c->oom = 1;
@@ -75,8 +77,10 @@ on_block(rt_obj_t *o, const void *block, size_t len, void *arg)
         }
         c->ntypes++;
     }
-    if (block == (const void *)o
-        || block == (const void *)((const char *)o - 16))
+    /* The object's own block starts at most 32 bytes before it (gc head,
+     * pre-header); its other blocks are allocations of their own. */
+    if ((uintptr_t)block <= (uintptr_t)o
+        && (uintptr_t)o - (uintptr_t)block <= 32)
         t->objects++;
     if (len == 0)
         len = 1;
@@ -135,15 +139,22 @@ popcount_and(const uint8_t *a, const uint8_t *b, size_t nbytes)
 
 int
 ms_census_add(const ms_census_t *c, ms_csv_t *w, const ms_type_row_t *row,
-              ps_pagemap_t *pm)
+              ps_pagemap_t *pm, pid_t ident_pid)
 {
-    size_t nbytes = c->total / 8 + 1, copied;
+    size_t nbytes = c->total / 8 + 1, copied, nident;
     uint8_t *bits = calloc(nbytes, 1);
-    if (bits == NULL)
+    uint8_t *ident = ident_pid > 0 ? calloc(nbytes, 1) : NULL;
+    if (bits == NULL || (ident_pid > 0 && ident == NULL)) {
+        free(bits);
+        free(ident);
         return -ENOMEM;
+    }
     int r = ps_copied_bitmap_fd(c->snap, pm, bits, &copied);
+    if (r == 0 && ident != NULL)
+        r = ms_identical_count(c->snap, bits, ident_pid, 0, ident, &nident);
     if (r < 0) {
         free(bits);
+        free(ident);
         return r;
     }
     for (size_t i = 0; i < c->ntypes; i++) {
@@ -153,9 +164,12 @@ ms_census_add(const ms_census_t *c, ms_csv_t *w, const ms_type_row_t *row,
         tr.objects = t->objects;
         tr.pages = popcount_and(t->pages, NULL, nbytes);
         tr.copied_pages = popcount_and(t->pages, bits, nbytes);
+        tr.identical_pages = ident != NULL
+            ? (double)popcount_and(t->pages, ident, nbytes) : MS_UNSET;
         ms_csv_add(w, &tr);
     }
     free(bits);
+    free(ident);
     return 0;
 }
 

@@ -54,10 +54,11 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, heap_pages, "heap_pages", "pages",
                "heap pages present in the master at fork"),
     MS_COL_U64(S, heap_copied_pages, "heap_copied_pages", "pages",
-               "of those, copied by this worker (write sets: the copies it "
-               "counted; else its pagemap: present and exclusive)"),
+               "of those, copied by this worker and not released since "
+               "(write sets: the copies it counted; with `--ksm` or "
+               "without them, its pagemap: present and exclusive)"),
     MS_COL_FIXED(S, heap_shared_pct, 3, "heap_shared_pct", "%",
-                 "100 × (1 − copied / heap_pages)"),
+                 "100 × (1 − (copied + released) / heap_pages)"),
     MS_COL_U64(S, gc_collections_0, "gc_collections_0", "",
                "this worker's generation-0 collections"),
     MS_COL_U64(S, gc_collections_1, "gc_collections_1", "",
@@ -98,6 +99,35 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, heap_shared_pages, "heap_shared_pages", "pages",
                "`cowlab attach`: heap pages on the same page frame as the "
                "master's now; empty without page frames"),
+    MS_COL_U64(S, heap_released_pages, "heap_released_pages", "pages",
+               "heap pages present at fork that this worker gave back "
+               "since (an arena or chunk unmapped): neither shared nor "
+               "copied, and not counted as copies if their address is "
+               "mapped again"),
+    /* fleet strategies (README "Fleet") */
+    MS_COL_TEXT(S, role, "role", "",
+                "`worker`, or `mold` (`--refork-after`: a former worker "
+                "that only forks new workers)"),
+    MS_COL_U64(S, refork_generation, "refork_generation", "",
+               "0: forked by the master; g: forked by the g-th mold.  "
+               "Copies count against the snapshot of the process it was "
+               "forked from"),
+    MS_COL_FIXED(S, heap_identical_pages, 0, "heap_identical_pages",
+                 "pages",
+                 "of the copied pages, those whose bytes equal the "
+                 "master's (or the mold's) again (`--identical-pages`; "
+                 "else empty)"),
+    MS_COL_FIXED(S, ksm_merging_pages, 0, "ksm_merging_pages", "pages",
+                 "pages of this process merged by KSM, all memory "
+                 "(`/proc/PID/ksm_stat`; `--ksm`, else empty)"),
+    MS_COL_FIXED(S, heap_ksm_pages, 0, "heap_ksm_pages", "pages",
+                 "heap pages present in the master at fork that this "
+                 "process maps as KSM pages (kpageflags; `--ksm` as root)"),
+    MS_COL_FIXED(S, heap_moved_pages, 0, "heap_moved_pages", "pages",
+                 "with reforking, as root: snapshot pages whose frame "
+                 "differs from the mold's at its snapshot; 0 for a mold "
+                 "that wrote none, its workers' copies for them (else "
+                 "empty)"),
     MS_COL_TEXT(S, attribution, "attribution", "",
                 "how this worker attributes copies: `write-sets` (exact), "
                 "`pagemap` (bracketing), `none`"),
@@ -187,6 +217,50 @@ static const ms_column_t run_cols[] = {
                "`--max-connections`, 505, the handler's)"),
     MS_COL_FIXED(R, copied_by_master, 0, "copied_by_master", "pages",
                  "`cowlab attach`: mean over workers of their last sample"),
+    MS_COL_TEXT(R, python, "python", "", "`--python`: 3.11 or 3.12"),
+    MS_COL_TEXT(R, prefork_gc, "prefork_gc", "",
+                "`--prefork-gc`: import or collected"),
+    MS_COL_I64(R, fork_gc_count[0], "fork_gc_count_0", "",
+               "`gc.get_count()[0]` in the master at fork (after the "
+               "policy)"),
+    MS_COL_I64(R, fork_gc_count[1], "fork_gc_count_1", "",
+               "`gc.get_count()[1]` at fork"),
+    MS_COL_I64(R, fork_gc_count[2], "fork_gc_count_2", "",
+               "`gc.get_count()[2]` at fork"),
+    MS_COL_U64(R, fork_long_lived_pending, "fork_long_lived_pending", "",
+               "objects promoted to generation 2 since the last full "
+               "collection, at fork"),
+    MS_COL_U64(R, fork_long_lived_total, "fork_long_lived_total", "",
+               "survivors of the last full collection before fork"),
+    MS_COL_FIXED(R, first_full_gc_request, 1, "first_full_gc_request", "",
+                 "mean over the workers that ran one of the request during "
+                 "which their first full collection ran (1 = the first); "
+                 "empty if none did"),
+    MS_COL_U64(R, workers_full_gc, "workers_full_gc", "",
+               "workers that ran a full collection"),
+    MS_COL_FIXED(R, teardown_collections, 1, "teardown_collections", "",
+                 "mean full collections finalize ran"),
+    MS_COL_FIXED(R, heap_released_pages, 0, "heap_released_pages", "pages",
+                 "mean over workers of their last sample"),
+    /* fleet strategies */
+    MS_COL_U64(R, refork_generation, "refork_generation", "",
+               "generation of the last mold (0: no refork)"),
+    MS_COL_U64(R, reforks, "reforks", "", "molds made"),
+    MS_COL_U64(R, recycles, "recycles", "",
+               "workers replaced after a clean exit (`--max-requests`, "
+               "`--max-copied-pct`, `--reload-on-rss`); counted in "
+               "respawns too"),
+    MS_COL_U64(R, ksm, "ksm", "", "0 or 1 (`--ksm`)"),
+    MS_COL_FIXED(R, ksmd_cpu_s, 3, "ksmd_cpu_s", "s",
+                 "CPU time of the ksmd thread over the run (`--ksm`)"),
+    MS_COL_FIXED(R, ksm_pages_sharing, 0, "ksm_pages_sharing", "pages",
+                 "pages saved by KSM at the last sample (`--ksm`)"),
+    MS_COL_FIXED(R, heap_identical_pages, 0, "heap_identical_pages",
+                 "pages", "mean over workers of their last sample "
+                 "(`--identical-pages`)"),
+    MS_COL_FIXED(R, cpu_s, 3, "cpu_s", "s",
+                 "CPU time of the master and every worker and mold, exited "
+                 "ones included"),
     MS_COL_TEXT(R, attribution, "attribution", "",
                 "copy attribution of the run's workers: `write-sets`, "
                 "`pagemap`, `none`, or `mixed`"),
@@ -226,8 +300,86 @@ static const ms_column_t type_cols[] = {
                "heap pages holding at least one block of that type"),
     MS_COL_U64(T, copied_pages, "copied_pages", "pages",
                "of those, copied by this worker"),
+    MS_COL_FIXED(T, identical_pages, 0, "identical_pages", "pages",
+                 "of those copied, holding the master's bytes again "
+                 "(`--identical-pages`)"),
 };
 #undef T
+
+/* ---- totals.csv --------------------------------------------------------- */
+
+#define X ms_total_t
+static const ms_column_t total_cols[] = {
+    MS_COL_TEXT(X, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(X, policy, "policy", "", "policy label"),
+    MS_COL_FIXED(X, t_ms, 1, "t_ms", "ms",
+                 "time since the workers were forked"),
+    MS_COL_FIXED(X, t_mono_s, 3, "t_mono_s", "s",
+                 "the same moment on CLOCK_MONOTONIC (to align other "
+                 "measurements, e.g. the load generator's)"),
+    MS_COL_U64(X, workers, "workers", "", "workers serving"),
+    MS_COL_U64(X, molds, "molds", "", "molds alive"),
+    MS_COL_I64(X, master_pss_kb, "master_pss_kb", "kB", "the master's PSS"),
+    MS_COL_I64(X, workers_pss_kb, "workers_pss_kb", "kB",
+               "PSS of every worker and mold"),
+    MS_COL_I64(X, total_pss_kb, "total_pss_kb", "kB",
+               "master + workers + molds: what the app costs"),
+    MS_COL_U64(X, heap_copied_pages, "heap_copied_pages", "pages",
+               "sum over the serving workers"),
+    MS_COL_FIXED(X, heap_identical_pages, 0, "heap_identical_pages", "pages",
+                 "sum over the serving workers (`--identical-pages`)"),
+    MS_COL_FIXED(X, heap_ksm_pages, 0, "heap_ksm_pages", "pages",
+                 "sum over the serving workers (`--ksm` as root)"),
+    MS_COL_FIXED(X, ksm_pages_sharing, 0, "ksm_pages_sharing", "pages",
+                 "`/sys/kernel/mm/ksm/pages_sharing`: pages saved "
+                 "(`--ksm`)"),
+    MS_COL_FIXED(X, ksm_pages_shared, 0, "ksm_pages_shared", "pages",
+                 "`pages_shared`: KSM pages in use (`--ksm`)"),
+    MS_COL_FIXED(X, ksmd_cpu_s, 3, "ksmd_cpu_s", "s",
+                 "ksmd's CPU time since the run began (`--ksm`)"),
+    MS_COL_U64(X, requests, "requests", "", "requests served so far"),
+    MS_COL_U64(X, respawns, "respawns", "", "workers respawned so far"),
+    MS_COL_U64(X, recycles, "recycles", "",
+               "of those, replaced after a clean exit"),
+    MS_COL_U64(X, reforks, "reforks", "", "molds made so far"),
+    MS_COL_U64(X, refork_generation, "refork_generation", "",
+               "generation of the newest mold"),
+    MS_COL_FIXED(X, cpu_s, 3, "cpu_s", "s",
+                 "CPU time of the master, workers and molds so far"),
+    MS_COL_U64(X, sample_ms, "sample_ms", "ms", "sampling interval in force"),
+    MS_COL_FIXED(X, sample_cost_ms, 2, "sample_cost_ms", "ms",
+                 "CPU time of the previous sampling round"),
+};
+#undef X
+
+/* ---- diffs.csv ---------------------------------------------------------- */
+
+#define D ms_diff_row_t
+static const ms_column_t diff_cols[] = {
+    MS_COL_TEXT(D, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(D, policy, "policy", "", "policy label"),
+    MS_COL_U64(D, worker, "worker", "", "logical worker number"),
+    MS_COL_I64(D, pid, "pid", "", "the worker process"),
+    MS_COL_TEXT(D, field, "field", "",
+                "`refcount`, `type`, `gc_head`, `body`, `items` or "
+                "`allocator` (README \"Fleet\")"),
+    MS_COL_TEXT(D, type, "type", "",
+                "type of the object holding the word (empty for "
+                "`allocator`)"),
+    MS_COL_U64(D, words, "words", "",
+               "8-byte words that differ from the master's, on copied "
+               "pages that are not identical"),
+    MS_COL_U64(D, words_up, "words_up", "",
+               "of those, greater as a signed integer (a refcount that "
+               "stayed up)"),
+    MS_COL_U64(D, words_down, "words_down", "", "of those, smaller"),
+    MS_COL_U64(D, pages, "pages", "pages",
+               "pages with at least one such word"),
+    MS_COL_U64(D, pages_only, "pages_only", "pages",
+               "pages whose only differing words are of this field and "
+               "type"),
+};
+#undef D
 
 /* ---- routes.csv --------------------------------------------------------- */
 
@@ -286,16 +438,19 @@ static const ms_column_t kind_cols[] = {
 const ms_table_t ms_samples_table = TABLE("samples.csv", sample_cols);
 const ms_table_t ms_runs_table = TABLE("runs.csv", run_cols);
 const ms_table_t ms_types_table = TABLE("types.csv", type_cols);
+const ms_table_t ms_totals_table = TABLE("totals.csv", total_cols);
+const ms_table_t ms_diffs_table = TABLE("diffs.csv", diff_cols);
 const ms_table_t ms_routes_table = TABLE("routes.csv", route_cols);
 const ms_table_t ms_kinds_table = TABLE("kinds.csv", kind_cols);
 
-const char ms_table_names[] = "samples|runs|types|routes|kinds";
+const char ms_table_names[] = "samples|runs|types|totals|diffs|routes|kinds";
 
 const ms_table_t *
 ms_table_find(const char *name)
 {
     const ms_table_t *all[] = { &ms_samples_table, &ms_runs_table,
-                                &ms_types_table, &ms_routes_table,
+                                &ms_types_table, &ms_totals_table,
+                                &ms_diffs_table, &ms_routes_table,
                                 &ms_kinds_table };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *f = all[i]->file;

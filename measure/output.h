@@ -34,6 +34,15 @@ typedef struct ms_sample {
     uint64_t gc_measured;
     /* cowlab attach's page frames (MS_U64_UNSET where not measured) */
     uint64_t copied_by_master, heap_new_pages, heap_shared_pages;
+    /* heap pages given back since fork (MS_U64_UNSET where not known) */
+    uint64_t heap_released_pages;
+    /* fleet strategies (README "Fleet"); MS_UNSET doubles are empty */
+    const char *role;                   /* worker | mold */
+    uint64_t refork_generation;
+    double heap_identical_pages;        /* --identical-pages */
+    double ksm_merging_pages;           /* --ksm: /proc/PID/ksm_stat */
+    double heap_ksm_pages;              /* --ksm as root: kpageflags */
+    double heap_moved_pages;            /* a mold's frames moved (root) */
     const char *attribution;
     uint64_t written_pages, written_requests;
     uint64_t wset_scans, wset_skipped;
@@ -60,6 +69,21 @@ typedef struct ms_run {
     uint64_t sample_ms;
     uint64_t responses_4xx, responses_5xx;
     double copied_by_master;                    /* MS_UNSET: not measured */
+    /* The runtime's mode and the collector at fork (NULL, MS_I64_UNSET,
+     * MS_U64_UNSET, MS_UNSET: not known, as in cowlab attach's rows). */
+    const char *python, *prefork_gc;
+    int64_t fork_gc_count[3];
+    uint64_t fork_long_lived_pending, fork_long_lived_total;
+    double first_full_gc_request;               /* MS_UNSET: none ran */
+    uint64_t workers_full_gc;
+    double teardown_collections;                /* MS_UNSET: none */
+    double heap_released_pages;
+    /* fleet strategies */
+    uint64_t refork_generation, reforks, recycles, ksm;
+    double ksmd_cpu_s;                          /* MS_UNSET: no --ksm */
+    double ksm_pages_sharing;                   /* MS_UNSET: no --ksm */
+    double heap_identical_pages;                /* MS_UNSET: not measured */
+    double cpu_s;
     const char *attribution;
     uint64_t written_pages, written_requests;
     double written_per_request;                 /* MS_UNSET: none */
@@ -75,7 +99,32 @@ typedef struct ms_type_row {
     int64_t pid;
     const char *type;
     uint64_t objects, pages, copied_pages;
+    double identical_pages;                     /* MS_UNSET: not measured */
 } ms_type_row_t;
+
+/* totals.csv: one row per sampling round, the whole app. */
+typedef struct ms_total {
+    const char *run_id, *policy;
+    double t_ms, t_mono_s;
+    uint64_t workers, molds;
+    int64_t master_pss_kb, workers_pss_kb, total_pss_kb;
+    uint64_t heap_copied_pages;
+    double heap_identical_pages, heap_ksm_pages;        /* MS_UNSET: off */
+    double ksm_pages_sharing, ksm_pages_shared, ksmd_cpu_s; /* no --ksm */
+    uint64_t requests, respawns, recycles, reforks, refork_generation;
+    double cpu_s;
+    uint64_t sample_ms;
+    double sample_cost_ms;
+} ms_total_t;
+
+/* diffs.csv (--identical-diff): one row per worker per (field, type). */
+typedef struct ms_diff_row {
+    const char *run_id, *policy;
+    uint64_t worker;
+    int64_t pid;
+    const char *field, *type;
+    uint64_t words, words_up, words_down, pages, pages_only;
+} ms_diff_row_t;
 
 /* routes.csv: one row per logical worker per route. */
 typedef struct ms_route_row {
@@ -100,13 +149,15 @@ typedef struct ms_kind_row {
 extern const ms_table_t ms_samples_table;       /* rows: ms_sample_t */
 extern const ms_table_t ms_runs_table;          /* rows: ms_run_t */
 extern const ms_table_t ms_types_table;         /* rows: ms_type_row_t */
+extern const ms_table_t ms_totals_table;        /* rows: ms_total_t */
+extern const ms_table_t ms_diffs_table;         /* rows: ms_diff_row_t */
 extern const ms_table_t ms_routes_table;        /* rows: ms_route_row_t */
 extern const ms_table_t ms_kinds_table;         /* rows: ms_kind_row_t */
 
 /* The table of a file, by its name with or without ".csv" ("runs",
  * "runs.csv"); NULL if there is none. */
 const ms_table_t *ms_table_find(const char *name);
-/* "samples|runs|types|routes|kinds", for usage messages. */
+/* "samples|runs|types|totals|diffs|routes|kinds", for usage messages. */
 extern const char ms_table_names[];
 
 /*
@@ -149,7 +200,8 @@ typedef struct ms_meta {
     json_t *workload;           /* borrowed: the workload's description */
     uint64_t heap_pages, heap_objects;
     double build_ms;
-    json_t *extra;              /* borrowed, may be NULL: keys set last */
+    json_t *extra;              /* borrowed, may be NULL: its keys are
+                                   set last (e.g. "ksm", "sampling") */
     const char *attribution;    /* the method: "write-sets", "pagemap", ... */
     const char *attribution_why;    /* why not write sets; NULL: they run */
 } ms_meta_t;

@@ -586,7 +586,8 @@ ps_snap_ranges(const ps_snap_t *s, size_t *nranges)
  */
 static int
 count_range(const ps_snap_t *s, int fd, size_t base, size_t n,
-            uintptr_t vaddr, uint64_t *buf, uint8_t *bits, size_t *copied)
+            uintptr_t vaddr, uint64_t *buf, uint8_t *bits,
+            const uint8_t *released, size_t *copied)
 {
     size_t lo = 0, hi, count = 0;
 
@@ -606,7 +607,9 @@ count_range(const ps_snap_t *s, int fd, size_t base, size_t n,
             size_t bit = base + j;
 
             if ((buf[j - lo] & PM_COPIED) == PM_COPIED
-                && map_test(s->map, bit)) {
+                && map_test(s->map, bit)
+                && (released == NULL || !((released[bit / 8] >> (bit % 8))
+                                          & 1))) {
                 count++;
                 if (bits != NULL)
                     bits[bit / 8] |= (uint8_t)(1u << (bit % 8));
@@ -618,9 +621,9 @@ count_range(const ps_snap_t *s, int fd, size_t base, size_t n,
     return 0;
 }
 
-int
-ps_copied_bitmap_fd(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *bits,
-                    size_t *copied)
+static int
+copied_bitmap(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *bits,
+              const uint8_t *released, size_t *copied)
 {
     uint64_t buf[PS_BATCH_PAGES];
     size_t base = 0, count = 0;
@@ -634,7 +637,8 @@ ps_copied_bitmap_fd(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *bits,
         const ps_range_t *r = &s->ranges[i];
         size_t n = (r->end - r->start) / s->page_size;
 
-        err = count_range(s, pm->fd, base, n, r->start, buf, bits, &count);
+        err = count_range(s, pm->fd, base, n, r->start, buf, bits,
+                          released, &count);
         if (err < 0)
             goto error;
         base += n;
@@ -649,9 +653,58 @@ error:
 }
 
 int
+ps_copied_bitmap_fd(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *bits,
+                    size_t *copied)
+{
+    return copied_bitmap(s, pm, bits, NULL, copied);
+}
+
+int
 ps_count_copied_fd(const ps_snap_t *s, ps_pagemap_t *pm, size_t *copied)
 {
-    return ps_copied_bitmap_fd(s, pm, NULL, copied);
+    return copied_bitmap(s, pm, NULL, NULL, copied);
+}
+
+int
+ps_count_copied_excl(const ps_snap_t *s, ps_pagemap_t *pm,
+                     const uint8_t *released, size_t *copied,
+                     size_t *nreleased)
+{
+    int err = copied_bitmap(s, pm, NULL, released, copied);
+    if (err == 0 && nreleased != NULL) {
+        size_t n = 0;
+        for (size_t i = 0; released != NULL && i < (s->total + 7) / 8; i++)
+            n += (size_t)__builtin_popcount(released[i]);
+        *nreleased = n;
+    }
+    return err;
+}
+
+size_t
+ps_snap_mark(const ps_snap_t *s, uint8_t *bits, uintptr_t start,
+             uintptr_t end)
+{
+    size_t base = 0, marked = 0;
+
+    if (s == NULL || bits == NULL)
+        return 0;
+    for (size_t i = 0; i < s->nranges; i++) {
+        const ps_range_t *r = &s->ranges[i];
+        size_t n = (r->end - r->start) / s->page_size;
+        uintptr_t lo = start > r->start ? start : r->start;
+        uintptr_t hi = end < r->end ? end : r->end;
+        for (uintptr_t a = lo & ~(uintptr_t)(s->page_size - 1); a < hi;
+             a += s->page_size) {
+            size_t bit = base + (a - r->start) / s->page_size;
+            if (map_test(s->map, bit)
+                && !((bits[bit / 8] >> (bit % 8)) & 1)) {
+                bits[bit / 8] |= (uint8_t)(1u << (bit % 8));
+                marked++;
+            }
+        }
+        base += n;
+    }
+    return marked;
 }
 
 int
@@ -732,6 +785,63 @@ ps_snap_bits(const ps_snap_t *s)
 {
     return s ? s->map : NULL;
 }
+
+/* ---- raw entries ------------------------------------------------------- */
+
+int
+ps_snap_each_entry(const ps_snap_t *s, ps_pagemap_t *pm, ps_entry_fn fn,
+                   void *arg)
+{
+    uint64_t buf[PS_BATCH_PAGES];
+    size_t base = 0;
+
+    if (s == NULL || pm == NULL || pm->fd < 0 || fn == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < s->nranges; i++) {
+        const ps_range_t *r = &s->ranges[i];
+        size_t n = (r->end - r->start) / s->page_size, lo = 0, hi;
+
+        /* As count_range(): batches from one snapshot page to the last
+         * snapshot page within PS_BATCH_PAGES of it. */
+        for (;;) {
+            int err;
+
+            lo = map_next(s->map, base + lo, base + n) - base;
+            if (lo == n)
+                break;
+            hi = n - lo < PS_BATCH_PAGES ? n : lo + PS_BATCH_PAGES;
+            hi = map_last(s->map, base + hi) + 1 - base;
+            err = read_entries(pm->fd, r->start + lo * s->page_size,
+                               s->page_size, buf, hi - lo);
+            if (err < 0)
+                return err;
+            for (size_t j = lo; j < hi; j++)
+                if (map_test(s->map, base + j))
+                    fn(arg, base + j, r->start + j * s->page_size,
+                       buf[j - lo]);
+            lo = hi;
+        }
+        base += n;
+    }
+    return 0;
+}
+
+uintptr_t
+ps_snap_addr(const ps_snap_t *s, size_t index)
+{
+    size_t base = 0;
+
+    for (size_t i = 0; s != NULL && i < s->nranges; i++) {
+        size_t n = (s->ranges[i].end - s->ranges[i].start) / s->page_size;
+
+        if (index < base + n)
+            return s->ranges[i].start + (index - base) * s->page_size;
+        base += n;
+    }
+    return 0;
+}
+
+/* ---- raw entries of any range (cowlab attach) ------------------------- */
 
 int
 ps_pagemap_read(ps_pagemap_t *pm, uintptr_t vaddr, uint64_t *buf, size_t n)

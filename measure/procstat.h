@@ -149,11 +149,44 @@ int ps_copied_bitmap_fd(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *bits,
  * it, then the rest once at the end. */
 int ps_count_new_copies(const ps_snap_t *s, ps_pagemap_t *pm, uint8_t *seen,
                         uintptr_t start, uintptr_t end, size_t *out);
+/*
+ * Released pages: a snapshot page the process gave back after fork (an
+ * arena or a large-block chunk unmapped) is neither shared nor copied,
+ * and when a later mapping reuses its address, its new pages are no
+ * copies either.  A process marks what it releases in a bitmap like
+ * ps_copied_bitmap_fd()'s (ps_snap_mark: the snapshot pages in [start,
+ * end) not marked yet; returns how many it marked), and the counters
+ * leave those pages out: ps_count_copied_excl() counts the copied pages
+ * not released, and the released ones into *nreleased (may be NULL).
+ */
+size_t ps_snap_mark(const ps_snap_t *s, uint8_t *bits, uintptr_t start,
+                    uintptr_t end);
+int ps_count_copied_excl(const ps_snap_t *s, ps_pagemap_t *pm,
+                         const uint8_t *released, size_t *copied,
+                         size_t *nreleased);
 /* 1 if page index (in snapshot order) was present at snapshot time. */
 int ps_snap_present(const ps_snap_t *s, size_t index);
 /* The snapshot's bitmap itself: ps_snap_total_pages() bits, page i in
  * word i / 64, bit i % 64; NULL for a NULL snapshot. */
 const uint64_t *ps_snap_bits(const ps_snap_t *s);
+
+/* ---- raw entries: frame numbers, for KSM and the mold's check ---------- */
+
+/* Pagemap bits (Documentation/admin-guide/mm/pagemap.rst): see procstat.c. */
+#define PS_PM_PRESENT   ((uint64_t)1 << 63)
+#define PS_PM_EXCLUSIVE ((uint64_t)1 << 56)
+#define PS_PM_PFN_MASK  (((uint64_t)1 << 55) - 1)   /* 0 without root */
+
+/* Called with a snapshot page's index, address and pm's current entry. */
+typedef void (*ps_entry_fn)(void *arg, size_t index, uintptr_t vaddr,
+                            uint64_t entry);
+/* Call fn for every page present in the snapshot, in index order, with
+ * the entry pm's process has for it now (read in batches, as the
+ * counters read them).  -ESRCH if the process has exited. */
+int ps_snap_each_entry(const ps_snap_t *s, ps_pagemap_t *pm, ps_entry_fn fn,
+                       void *arg);
+/* The address of snapshot page index (any page of the ranges). */
+uintptr_t ps_snap_addr(const ps_snap_t *s, size_t index);
 
 /* The raw entries of the n pages from vaddr (page aligned) into buf, as
  * many preads as it takes.  -ESRCH once the process has exited. */

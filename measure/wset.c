@@ -143,8 +143,10 @@ struct ms_wset {
     uint64_t *copied;           /* snapshot pages copied (total bits) */
     uint64_t *sampled;          /* pages written in the sampled interval */
     uint64_t *prot;             /* scratch: pages still protected */
+    uint64_t *gone;             /* pages released (unmapped) since fork */
     size_t *rbase;              /* snapshot index of each range's first */
     size_t npresent, ncopied;   /* snapshot pages; of those, copied */
+    size_t nreleased;           /* snapshot pages released since fork */
     struct page_region *vec;
     size_t map_len;             /* of the one mapping holding all this */
     long last_flt;              /* minflt read before the last full scan */
@@ -426,7 +428,7 @@ ms_wset_start(ms_wset_t **out, const ps_snap_t *snap, char *why,
     }
     total = ps_snap_total_pages(snap);
     words = total / 64 + 1;
-    size_t len = sizeof(ms_wset_t) + 3 * words * sizeof(uint64_t)
+    size_t len = sizeof(ms_wset_t) + 4 * words * sizeof(uint64_t)
                  + VEC_LEN * sizeof(struct page_region)
                  + nranges * sizeof(size_t);
     len = (len + psize - 1) & ~(psize - 1);
@@ -451,7 +453,8 @@ ms_wset_start(ms_wset_t **out, const ps_snap_t *snap, char *why,
     w->copied = (uint64_t *)(void *)(w + 1);
     w->sampled = w->copied + words;
     w->prot = w->sampled + words;
-    w->vec = (struct page_region *)(void *)(w->prot + words);
+    w->gone = w->prot + words;
+    w->vec = (struct page_region *)(void *)(w->gone + words);
     w->rbase = (size_t *)(void *)(w->vec + VEC_LEN);
     for (size_t r = 0, b = 0; r < nranges; r++) {
         w->rbase[r] = b;
@@ -519,6 +522,8 @@ static void
 credit_word(credit_t *c, size_t k, uint64_t fresh)
 {
     ms_wset_t *w = c->w;
+    fresh &= ~w->gone[k];           /* released: not a copy, whatever the
+                                       address holds now */
     if (fresh == 0)
         return;
     w->copied[k] |= fresh;
@@ -703,6 +708,34 @@ ms_wset_close_range(ms_wset_t *w, ms_cause_t cause, uintptr_t start,
     return scan_ranges(w, cause, start, end, 0, NULL);
 }
 
+long
+ms_wset_release_range(ms_wset_t *w, ms_cause_t cause, uintptr_t start,
+                      uintptr_t end)
+{
+    long r = ms_wset_close_range(w, cause, start, end);
+    if (r < 0)
+        return r;
+    start = (start + w->psize - 1) & ~(uintptr_t)(w->psize - 1);
+    end &= ~(uintptr_t)(w->psize - 1);
+    for (size_t i = 0; start < end && i < w->nranges; i++) {
+        size_t a, b;
+        if (w->ranges[i].end <= start || w->ranges[i].start >= end)
+            continue;
+        span_bits(w, i, start, end, &a, &b);
+        for (size_t k = a / 64; k * 64 < b; k++) {
+            uint64_t m = word_mask(k, a, b) & w->present[k] & ~w->gone[k];
+            size_t n = (size_t)__builtin_popcountll(m);
+            w->gone[k] |= m;
+            w->ncopied -= (size_t)__builtin_popcountll(m & w->copied[k]);
+            w->copied[k] &= ~m;
+            w->sampled[k] &= ~m;
+            w->npresent -= n;
+            w->nreleased += n;
+        }
+    }
+    return r;
+}
+
 int
 ms_wset_sample_begin(ms_wset_t *w, ms_cause_t cause)
 {
@@ -768,6 +801,8 @@ ms_wset_sample_end(ms_wset_t *w, ms_cause_t cause)
      */
     size_t by_copied = count_runs(w, w->copied, w->sampled, 0);
     size_t by_shared = count_runs(w, w->copied, w->copied, 1) + w->nranges;
+    if (w->nreleased > 0)
+        by_shared = SIZE_MAX;       /* whole ranges now have holes */
     int err = 0;
     if (by_copied <= by_shared) {
         err = unprotect_runs(w, w->copied, w->sampled);
@@ -809,6 +844,18 @@ uint64_t
 ms_wset_copied(const ms_wset_t *w, ms_cause_t cause)
 {
     return w && cause < MS_NCAUSES ? w->n[cause] : 0;
+}
+
+uint64_t
+ms_wset_copied_now(const ms_wset_t *w)
+{
+    return w ? w->ncopied : 0;
+}
+
+uint64_t
+ms_wset_released(const ms_wset_t *w)
+{
+    return w ? w->nreleased : 0;
 }
 
 uint64_t

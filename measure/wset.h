@@ -70,6 +70,16 @@ long ms_wset_close_range(ms_wset_t *w, ms_cause_t cause, uintptr_t start,
                          uintptr_t end);
 
 /*
+ * The allocator releases [start, end) (its release hook, before the
+ * munmap): close it as ms_wset_close_range does, then its snapshot pages
+ * are released: neither shared nor copied from now on (their copies leave
+ * ms_wset_copied_now, not the counts by cause), and nothing written at
+ * their addresses later is a copy.
+ */
+long ms_wset_release_range(ms_wset_t *w, ms_cause_t cause, uintptr_t start,
+                           uintptr_t end);
+
+/*
  * A sampled interval: every page written in it, copied before or not.
  * begin closes the pending interval (to cause) and protects every
  * snapshot page again; end closes the sampled one (its copies to cause),
@@ -80,9 +90,14 @@ long ms_wset_close_range(ms_wset_t *w, ms_cause_t cause, uintptr_t start,
 int ms_wset_sample_begin(ms_wset_t *w, ms_cause_t cause);
 long ms_wset_sample_end(ms_wset_t *w, ms_cause_t cause);
 
-/* Pages copied so far, by cause, and their sum. */
+/* Pages copied so far, by cause, and their sum (released ones included:
+ * each was a copy when it was made). */
 uint64_t ms_wset_copied(const ms_wset_t *w, ms_cause_t cause);
 uint64_t ms_wset_copied_total(const ms_wset_t *w);
+/* The copies now: copied pages not released since (heap_copied_pages),
+ * and the snapshot pages released (heap_released_pages). */
+uint64_t ms_wset_copied_now(const ms_wset_t *w);
+uint64_t ms_wset_released(const ms_wset_t *w);
 /* Odd inside a sampled interval; changes at each begin and end. */
 uint64_t ms_wset_epoch(const ms_wset_t *w);
 /* Scans done and scans skipped (no fault since the last close). */

@@ -183,15 +183,29 @@ is_collecting(const gc_head_t *g)
 }
 
 /* After this, every object of young has refs = its refcount and the
- * GC_COLLECTING flag: a write to every header of the generation. */
+ * GC_COLLECTING flag: a write to every header of the generation.
+ * 3.12: an immortal object's refcount says nothing about its references,
+ * so it is moved to the permanent generation instead, the first time a
+ * collection meets it (a write to its header and its neighbours', once);
+ * no collection visits it again. */
 static void
 update_refs(gc_head_t *young)
 {
-    for (gc_head_t *g = NEXT(young); g != young; g = NEXT(g)) {
+    gc_head_t *g = NEXT(young);
+    while (g != young) {
+        gc_head_t *next = NEXT(g);
         rt_obj_t *o = RT_FROM_GC(g);
         RT_ASSERT(o->refcnt > 0);
-        RT_WK_GCW(g);
-        g->prev = ((uintptr_t)o->refcnt << GC_REFS_SHIFT) | GC_COLLECTING;
+        if (rt__mode.gc_immortal_to_permanent && rt_is_immortal(o)) {
+            /* g's links are still plain: the ones before it carry refs
+             * in prev now, but list_move writes only their next. */
+            list_move(g, &G.permanent.head);
+        } else {
+            RT_WK_GCW(g);
+            g->prev = ((uintptr_t)o->refcnt << GC_REFS_SHIFT)
+                      | GC_COLLECTING;
+        }
+        g = next;
     }
 }
 
@@ -355,6 +369,8 @@ delete_garbage(gc_head_t *collectable, gc_head_t *old)
     }
 }
 
+static void clear_freelists(void);
+
 /* Collect generation gen and the younger ones; returns objects found
  * unreachable. */
 static long
@@ -390,6 +406,8 @@ collect(int gen)
     long m = (long)list_size(&unreachable);
     delete_garbage(&unreachable, old);
 
+    if (gen == GC_GEN_OLDEST)
+        clear_freelists();
     G.stats[gen].collections++;
     G.stats[gen].collected += (size_t)m;
     G.stats[gen].time_ns += rt__now_ns() - t0;
@@ -415,17 +433,81 @@ collect_generations(void)
     }
 }
 
+/* ---- free lists --------------------------------------------------------
+ * CPython keeps freed lists, dicts and small tuples on free lists (80
+ * lists, 80 dicts, 2000 tuples of each size 1..19) and hands them out again
+ * without the collector seeing either: an object freed onto a free list
+ * does not decrement generation 0's count, one taken from it does not
+ * increment it (nor start a collection).  So a request's temporaries move
+ * the count far less than their number, and collections come later.  A
+ * full collection empties the free lists (clear_freelists), each object
+ * then counted off as it is freed.  The model keeps the counts, not the
+ * memory (its allocator reuses a freed block first anyway): they decide
+ * when collections run, not which pages they write. */
+
+#define FL_LISTS          80
+#define FL_DICTS          80
+#define FL_TUPLE_SIZES    20            /* sizes 1 .. 19 */
+#define FL_TUPLES         2000
+
+static struct {
+    unsigned lists, dicts, tuples[FL_TUPLE_SIZES];
+} FL;
+
+/* The free list an object of this type and size goes to, and its room. */
+static unsigned *
+freelist_of(const rt_type_t *type, size_t ntuple, unsigned *cap)
+{
+    if (type == &rt_list_type) {
+        *cap = FL_LISTS;
+        return &FL.lists;
+    }
+    if (type == &rt_dict_type) {
+        *cap = FL_DICTS;
+        return &FL.dicts;
+    }
+    if (type == &rt_tuple_type && ntuple >= 1 && ntuple < FL_TUPLE_SIZES) {
+        *cap = FL_TUPLES;
+        return &FL.tuples[ntuple];
+    }
+    return NULL;
+}
+
+/* A tuple of n items is this many bytes after its gc head. */
+#define TUPLE_ITEMS(size)  (((size) - sizeof(rt_obj_t) - sizeof(intptr_t)) \
+                            / sizeof(rt_obj_t *))
+
+static void
+clear_freelists(void)
+{
+    unsigned n = FL.lists + FL.dicts;
+    for (int i = 0; i < FL_TUPLE_SIZES; i++)
+        n += FL.tuples[i];
+    memset(&FL, 0, sizeof FL);
+    G.gens[0].count = G.gens[0].count > (long)n ? G.gens[0].count - n : 0;
+}
+
 /* ---- allocation hooks ------------------------------------------------- */
 
 rt_obj_t *
 rt__gc_alloc(size_t size, rt_type_t *type)
 {
-    gc_head_t *g = rt__obj_alloc(sizeof(gc_head_t) + size);
-    if (g == NULL)
+    size_t pre = type->flags & RT_TPFLAG_PREHEADER ? RT_PREHEADER_SIZE : 0;
+    char *block = rt__obj_alloc(pre + sizeof(gc_head_t) + size);
+    if (block == NULL)
         return NULL;
+    if (pre)
+        memset(block, 0, pre);
+    gc_head_t *g = (gc_head_t *)(block + pre);
     g->next = g->prev = 0;
     rt_obj_t *o = RT_FROM_GC(g);
     rt__obj_init(o, type);
+    unsigned cap, *fl = freelist_of(type, type == &rt_tuple_type
+                                          ? TUPLE_ITEMS(size) : 0, &cap);
+    if (fl != NULL && *fl > 0) {
+        (*fl)--;                    /* off a free list: not counted */
+        return o;
+    }
     G.gens[0].count++;
     if (G.gens[0].count > G.gens[0].threshold && G.enabled
         && G.gens[0].threshold && !G.collecting) {
@@ -442,9 +524,13 @@ rt__gc_free(rt_obj_t *o)
     RT_ASSERT(RT_AS_GC(o)->next == 0);
     rt__heap->nobjects--;
     rt__heap->ndeallocs++;
-    if (G.gens[0].count > 0)
+    unsigned cap, *fl = freelist_of(o->type, o->type == &rt_tuple_type
+                                             ? rt_tuple_len(o) : 0, &cap);
+    if (fl != NULL && *fl < cap)
+        (*fl)++;                    /* onto a free list: not counted */
+    else if (G.gens[0].count > 0)
         G.gens[0].count--;
-    rt__obj_free(RT_AS_GC(o));
+    rt__obj_free(rt__obj_block(o));
 }
 
 /* ---- the gc module's API ---------------------------------------------- */
@@ -453,6 +539,7 @@ void
 gc__init(void)
 {
     memset(&G, 0, sizeof(G));
+    memset(&FL, 0, sizeof(FL));
     for (int i = 0; i < GC_NGENS; i++)
         list_init(&G.gens[i].head);
     list_init(&G.permanent.head);
@@ -497,6 +584,19 @@ gc_collect(int gen)
     long n = collect(gen);
     G.collecting = 0;
     return n;
+}
+
+long
+gc__collect_nofail(void)
+{
+    return gc_collect(GC_GEN_OLDEST);
+}
+
+void
+gc_get_long_lived(size_t *pending, size_t *total)
+{
+    *pending = G.long_lived_pending;
+    *total = G.long_lived_total;
 }
 
 void
@@ -560,42 +660,6 @@ gc__foreach(void (*fn)(rt_obj_t *o, void *arg), void *arg)
         for (gc_head_t *g = NEXT(l); g != l; g = NEXT(g))
             fn(RT_FROM_GC(g), arg);
     }
-}
-
-static void
-collect_mortal(rt_obj_t *o, void *arg)
-{
-    rt__ptrstack_t *st = arg;
-    if (rt_is_immortal(o) || st->oom)
-        return;
-    rt__ptrstack_push(st, o);
-}
-
-/* Finalization's last pass: clear every mortal tracked object.  The lists
- * are only read to find them (no merge, no move), and every one is held
- * by a reference while the others are cleared, so immortal objects'
- * headers are never written: the teardown of an immortal heap leaves its
- * pages shared.  What dies unlinks itself, as at any deallocation.
- * Out of memory for the list: nothing is cleared, -1. */
-long
-gc__clear_all(void)
-{
-    rt__ptrstack_t st = RT_PTRSTACK_INIT;
-    gc__foreach(collect_mortal, &st);
-    if (st.oom) {
-        rt__ptrstack_fini(&st);
-        return -1;
-    }
-    rt_obj_t **v = (rt_obj_t **)st.v;
-    for (size_t i = 0; i < st.n; i++)
-        rt_incref(v[i]);
-    for (size_t i = 0; i < st.n; i++)
-        v[i]->type->clear(v[i]);
-    for (size_t i = 0; i < st.n; i++)
-        rt_decref(v[i]);
-    long n = (long)st.n;
-    rt__ptrstack_fini(&st);
-    return n;
 }
 
 int

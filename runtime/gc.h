@@ -48,6 +48,10 @@ void gc_get_count(long out[GC_NGENS]);
  * number of unreachable objects found, or -1 if a collection is running. */
 long gc_collect(int gen);
 void gc_get_stats(gc_genstats_t out[GC_NGENS]);
+/* The long-lived rule's state: objects promoted to the oldest generation
+ * since the last full collection (pending), and that collection's
+ * survivors (total).  A full collection waits for pending > total / 4. */
+void gc_get_long_lived(size_t *pending, size_t *total);
 /* Objects in a generation's list (len(gc.get_objects(gen))). */
 size_t gc_gen_size(int gen);
 /* gc.freeze(): move every tracked object into the permanent generation,

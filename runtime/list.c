@@ -60,7 +60,7 @@ list_clear(rt_obj_t *o)
 }
 
 rt_type_t rt_list_type = { "list", RT_TPFLAG_GC, list_dealloc,
-                           list_traverse, list_clear };
+                           list_traverse, list_clear, NULL, NULL };
 
 rt_obj_t *
 rt_list_new(rt_heap_t *h)

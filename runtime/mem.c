@@ -25,6 +25,16 @@
  * mem_in_arena() must answer for any pointer, including malloc()ed ones,
  * without reading memory it does not own, so arenas are found through a
  * two-level radix map of their base addresses (CPython 3.10 does the same).
+ *
+ * Large blocks (over MEM_SMALL_MAX) come from chunks the runtime maps
+ * itself (1 MiB, or a multiple for a bigger block), never from malloc():
+ * CPython sends them to the C library, which is what the model stands for,
+ * but a heap snapshot that included glibc's pages would count libuv's,
+ * jansson's and glibc's own writes as heap copies.  A chunk is carved
+ * first-fit into blocks with a 16-byte header (glibc's overhead), freed
+ * blocks coalesce with their neighbours, and a chunk whose blocks are all
+ * free is unmapped (as glibc trims).  Chunks are found through a second
+ * radix map, one bit per MiB they cover.
  * Read mem_alloc() and mem_free() first.
  */
 #include "mem.h"
@@ -33,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "base.h"
 #include "wkinds.h"
@@ -77,12 +88,26 @@ struct arena {
 #define L1_BITS        (KEY_BITS / 2)
 #define L2_BITS        (KEY_BITS - L1_BITS)
 
-typedef struct large {
-    struct large *next, *prev;
+/* A large block's header (16 bytes) and, while free, its list links. */
+typedef struct lhdr {
+    uint32_t chunk;                 /* index in the chunk table */
+    uint32_t used;                  /* LARGE_USED, or 0: free */
+    uint32_t size;                  /* bytes, header included; x16 */
+    uint32_t prev_size;             /* the block before it, 0 if first */
+} lhdr_t;
+typedef struct lfree {
+    lhdr_t h;
+    struct lfree *next, *prev;      /* its bin's list */
+} lfree_t;
+#define LARGE_USED     0x1A2E5B10u
+#define CHUNK_SIZE     MEM_ARENA_SIZE   /* chunks are MiB-aligned too */
+#define LARGE_NBINS    32
+
+typedef struct chunk {
+    uintptr_t base;                 /* 0: slot unused */
     size_t size;
-    size_t magic;
-} large_t;
-#define LARGE_MAGIC    ((size_t)0xC0F1A2E5B10C0000ULL)
+    size_t nused;                   /* blocks in use */
+} chunk_t;
 
 static struct {
     int initialized;
@@ -95,12 +120,15 @@ static struct {
     size_t arenas_allocated, arenas_released, arenas_live;
     pool_t usedpools[MEM_NCLASSES]; /* ring heads (sentinels) */
     uint64_t *radix[(size_t)1 << 16];  /* L1 -> bitmap of 2^L2 arenas */
-    large_t large;                  /* ring head of large blocks */
+    uint64_t *lradix[(size_t)1 << 16]; /* the same for large chunks */
+    chunk_t *chunks;                /* large chunks */
+    size_t nchunks, chunks_live;
+    lfree_t *bins[LARGE_NBINS];     /* free large blocks by log2 size */
     size_t large_in_use, large_bytes;
     size_t allocs, frees;
-    long fail_countdown;
     void (*release_hook)(void *arg, uintptr_t start, uintptr_t end);
     void *release_arg;
+    uint64_t hook_ns;               /* time spent in the hook */
 } M;
 
 void
@@ -111,20 +139,37 @@ mem_set_release_hook(void (*fn)(void *arg, uintptr_t start, uintptr_t end),
     M.release_arg = arg;
 }
 
+static uint64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void
 about_to_release(uintptr_t start, uintptr_t end)
 {
-    if (M.release_hook && start < end)
+    if (M.release_hook && start < end) {
+        uint64_t t0 = mono_ns();
         M.release_hook(M.release_arg, start, end);
+        M.hook_ns += mono_ns() - t0;
+    }
+}
+
+uint64_t
+mem_hook_ns(void)
+{
+    return M.hook_ns;
 }
 
 static int
-radix_get(uintptr_t addr)
+radix_get_in(uint64_t **radix, uintptr_t addr)
 {
     uintptr_t key = addr >> ARENA_SHIFT;
     if (key >> KEY_BITS)
         return 0;
-    uint64_t *leaf = M.radix[key >> L2_BITS];
+    uint64_t *leaf = radix[key >> L2_BITS];
     if (leaf == NULL)
         return 0;
     uintptr_t bit = key & (((uintptr_t)1 << L2_BITS) - 1);
@@ -132,12 +177,18 @@ radix_get(uintptr_t addr)
 }
 
 static int
-radix_set(uintptr_t addr, int on)
+radix_get(uintptr_t addr)
+{
+    return radix_get_in(M.radix, addr);
+}
+
+static int
+radix_set_in(uint64_t **radix, uintptr_t addr, int on)
 {
     uintptr_t key = addr >> ARENA_SHIFT;
     if (key >> KEY_BITS)
         return -1;
-    uint64_t **leafp = &M.radix[key >> L2_BITS];
+    uint64_t **leafp = &radix[key >> L2_BITS];
     if (*leafp == NULL) {
         if (!on)
             return 0;
@@ -153,17 +204,24 @@ radix_set(uintptr_t addr, int on)
     return 0;
 }
 
+static int
+radix_set(uintptr_t addr, int on)
+{
+    return radix_set_in(M.radix, addr, on);
+}
+
 int
 mem_in_arena(const void *p)
 {
     return radix_get((uintptr_t)p);
 }
 
-/* Map an arena-sized region aligned to its size. */
+/* Map size bytes (a multiple of MEM_ARENA_SIZE) aligned to the arena
+ * size. */
 static void *
-map_aligned(void)
+map_aligned_n(size_t size)
 {
-    size_t len = MEM_ARENA_SIZE * 2;
+    size_t len = size + MEM_ARENA_SIZE;
     uint8_t *raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
@@ -171,14 +229,20 @@ map_aligned(void)
     uintptr_t start = ((uintptr_t)raw + MEM_ARENA_SIZE - 1)
                       & ~(uintptr_t)(MEM_ARENA_SIZE - 1);
     size_t head = start - (uintptr_t)raw;
-    size_t tail = len - head - MEM_ARENA_SIZE;
+    size_t tail = len - head - size;
     if (head)
         munmap(raw, head);
     if (tail)
-        munmap((uint8_t *)start + MEM_ARENA_SIZE, tail);
+        munmap((uint8_t *)start + size, tail);
     /* Keep copy-on-write 4 KiB-granular whatever the THP mode. */
-    (void)madvise((void *)start, MEM_ARENA_SIZE, MADV_NOHUGEPAGE);
+    (void)madvise((void *)start, size, MADV_NOHUGEPAGE);
     return (void *)start;
+}
+
+static void *
+map_aligned(void)
+{
+    return map_aligned_n(MEM_ARENA_SIZE);
 }
 
 /* Take an unused slot, map its arena, put it on the usable list.
@@ -412,48 +476,211 @@ small_free(void *ptr)
     usable_insert(a);
 }
 
-/* ---- large blocks ----------------------------------------------------- */
+/* ---- large blocks ----------------------------------------------------
+ * Chunks hold blocks back to back: [hdr|payload][hdr|payload]...; a
+ * block's size covers its header, prev_size finds the block before.  Free
+ * blocks sit in bins by floor(log2(size)), searched first-fit from the
+ * request's bin up. */
+
+#define HDR(p)        ((lhdr_t *)(p) - 1)
+#define NEXT_BLK(h)   ((lhdr_t *)((uint8_t *)(h) + (h)->size))
+#define PREV_BLK(h)   ((lhdr_t *)((uint8_t *)(h) - (h)->prev_size))
+
+static unsigned
+bin_of(size_t size)
+{
+    unsigned b = 0;
+    while ((size >> (b + 1)) && b + 1 < LARGE_NBINS)
+        b++;
+    return b;
+}
+
+static void
+bin_insert(lhdr_t *h)
+{
+    lfree_t *f = (lfree_t *)h;
+    unsigned b = bin_of(h->size);
+    ALLOC(f);
+    f->prev = NULL;
+    f->next = M.bins[b];
+    if (f->next) {
+        ALLOC(f->next);
+        f->next->prev = f;
+    }
+    M.bins[b] = f;
+}
+
+static void
+bin_remove(lhdr_t *h)
+{
+    lfree_t *f = (lfree_t *)h;
+    if (f->prev) {
+        ALLOC(f->prev);
+        f->prev->next = f->next;
+    } else {
+        M.bins[bin_of(h->size)] = f->next;
+    }
+    if (f->next) {
+        ALLOC(f->next);
+        f->next->prev = f->prev;
+    }
+}
+
+static uintptr_t
+chunk_end(const chunk_t *c)
+{
+    return c->base + c->size;
+}
+
+static int
+chunk_new(size_t need)
+{
+    size_t size = (need + CHUNK_SIZE - 1) & ~(size_t)(CHUNK_SIZE - 1);
+    size_t i;
+    if (size > UINT32_MAX)
+        return -1;
+    for (i = 0; i < M.nchunks && M.chunks[i].base; i++)
+        ;
+    if (i == M.nchunks) {
+        size_t n = M.nchunks ? M.nchunks * 2 : 16;
+        chunk_t *t = realloc(M.chunks, n * sizeof(*t));
+        if (t == NULL)
+            return -1;
+        memset(&t[M.nchunks], 0, (n - M.nchunks) * sizeof(*t));
+        M.chunks = t;
+        M.nchunks = n;
+    }
+    void *base = map_aligned_n(size);
+    if (base == NULL)
+        return -1;
+    for (uintptr_t a = (uintptr_t)base; a < (uintptr_t)base + size;
+         a += CHUNK_SIZE) {
+        if (radix_set_in(M.lradix, a, 1) < 0) {
+            for (uintptr_t b = (uintptr_t)base; b < a; b += CHUNK_SIZE)
+                radix_set_in(M.lradix, b, 0);
+            munmap(base, size);
+            return -1;
+        }
+    }
+    chunk_t *c = &M.chunks[i];
+    c->base = (uintptr_t)base;
+    c->size = size;
+    c->nused = 0;
+    M.chunks_live++;
+    lhdr_t *h = base;               /* one free block: the whole chunk */
+    h->chunk = (uint32_t)i;
+    h->used = 0;
+    h->size = (uint32_t)size;
+    h->prev_size = 0;
+    bin_insert(h);
+    return 0;
+}
+
+static void
+chunk_release(chunk_t *c)
+{
+    about_to_release(c->base, chunk_end(c));
+    for (uintptr_t a = c->base; a < chunk_end(c); a += CHUNK_SIZE)
+        radix_set_in(M.lradix, a, 0);
+    munmap((void *)c->base, c->size);
+    c->base = 0;
+    c->size = 0;
+    M.chunks_live--;
+}
+
+static lhdr_t *
+bin_find(size_t need)
+{
+    for (unsigned b = bin_of(need); b < LARGE_NBINS; b++)
+        for (lfree_t *f = M.bins[b]; f; f = f->next)
+            if (f->h.size >= need)
+                return &f->h;
+    return NULL;
+}
 
 static void *
 large_alloc(size_t n)
 {
-    if (n > SIZE_MAX - sizeof(large_t))
+    if (n > (size_t)UINT32_MAX - 2 * sizeof(lhdr_t))
         return NULL;
-    large_t *b = malloc(sizeof(large_t) + n);
-    if (b == NULL)
-        return NULL;
-    ALLOC(b);
-    ALLOC(M.large.next);
-    b->size = n;
-    b->magic = LARGE_MAGIC;
-    b->next = M.large.next;
-    b->prev = &M.large;
-    M.large.next->prev = b;
-    M.large.next = b;
+    size_t need = (n + sizeof(lhdr_t) + MEM_ALIGNMENT - 1)
+                  & ~(size_t)(MEM_ALIGNMENT - 1);
+    lhdr_t *h = bin_find(need);
+    if (h == NULL) {
+        if (chunk_new(need) < 0)
+            return NULL;
+        h = bin_find(need);
+        RT_ASSERT(h != NULL);
+    }
+    bin_remove(h);
+    chunk_t *c = &M.chunks[h->chunk];
+    ALLOC(h);
+    if (h->size - need >= 64) {     /* split off the rest */
+        lhdr_t *r = (lhdr_t *)((uint8_t *)h + need);
+        ALLOC(r);
+        r->chunk = h->chunk;
+        r->used = 0;
+        r->size = (uint32_t)(h->size - need);
+        r->prev_size = (uint32_t)need;
+        h->size = (uint32_t)need;
+        if ((uintptr_t)NEXT_BLK(r) < chunk_end(c)) {
+            ALLOC(NEXT_BLK(r));
+            NEXT_BLK(r)->prev_size = r->size;
+        }
+        bin_insert(r);
+    }
+    h->used = LARGE_USED;
+    c->nused++;
     M.large_in_use++;
-    M.large_bytes += n;
-    return b + 1;
+    M.large_bytes += h->size;
+    return h + 1;
 }
 
 static void
 large_free(void *ptr)
 {
-    large_t *b = (large_t *)ptr - 1;
-    RT_ASSERT(b->magic == LARGE_MAGIC);
-    if (M.release_hook) {
-        uintptr_t pg = (uintptr_t)rt__page_size();
-        about_to_release(((uintptr_t)b + pg - 1) & ~(pg - 1),
-                         ((uintptr_t)(b + 1) + b->size) & ~(pg - 1));
-    }
-    ALLOC(b->prev);
-    ALLOC(b->next);
-    ALLOC(b);
-    b->prev->next = b->next;
-    b->next->prev = b->prev;
+    lhdr_t *h = HDR(ptr);
+    RT_ASSERT(h->used == LARGE_USED);
+    chunk_t *c = &M.chunks[h->chunk];
+    ALLOC(h);
     M.large_in_use--;
-    M.large_bytes -= b->size;
-    b->magic = 0;
-    free(b);
+    M.large_bytes -= h->size;
+    h->used = 0;
+    c->nused--;
+    if (c->nused == 0) {            /* every block free: trim the chunk */
+        for (lhdr_t *b = (lhdr_t *)c->base; (uintptr_t)b < chunk_end(c);
+             b = NEXT_BLK(b))
+            if (b != h)
+                bin_remove(b);
+        chunk_release(c);
+        return;
+    }
+    lhdr_t *next = NEXT_BLK(h);
+    if ((uintptr_t)next < chunk_end(c) && next->used == 0) {
+        bin_remove(next);
+        h->size += next->size;
+    }
+    if (h->prev_size) {
+        lhdr_t *prev = PREV_BLK(h);
+        if (prev->used == 0) {
+            bin_remove(prev);
+            ALLOC(prev);
+            prev->size += h->size;
+            h = prev;
+        }
+    }
+    next = NEXT_BLK(h);
+    if ((uintptr_t)next < chunk_end(c)) {
+        ALLOC(next);
+        next->prev_size = h->size;
+    }
+    bin_insert(h);
+}
+
+static int
+in_large(const void *p)
+{
+    return radix_get_in(M.lradix, (uintptr_t)p);
 }
 
 /* ---- public entry points ---------------------------------------------- */
@@ -467,7 +694,6 @@ mem_init(void)
         M.usedpools[i].nextpool = M.usedpools[i].prevpool = &M.usedpools[i];
         M.usedpools[i].szidx = i;
     }
-    M.large.next = M.large.prev = &M.large;
     M.initialized = 1;
     return 0;
 }
@@ -485,12 +711,18 @@ mem_fini(void)
             munmap((void *)M.arenas[i].address, MEM_ARENA_SIZE);
         }
     }
-    while (M.large.next != &M.large)
-        large_free(M.large.next + 1);
-    for (size_t i = 0; i < sizeof(M.radix) / sizeof(M.radix[0]); i++)
+    for (size_t i = 0; i < M.nchunks; i++)
+        if (M.chunks[i].base)
+            chunk_release(&M.chunks[i]);
+    for (size_t i = 0; i < sizeof(M.radix) / sizeof(M.radix[0]); i++) {
         free(M.radix[i]);
+        free(M.lradix[i]);
+    }
     free(M.arenas);
+    free(M.chunks);
+    uint64_t hook_ns = M.hook_ns;
     memset(&M, 0, sizeof(M));
+    M.hook_ns = hook_ns;            /* mem_hook_ns() counts on */
 }
 
 void
@@ -551,27 +783,11 @@ mem_realloc(void *p, size_t n)
         if (n <= MEM_SMALL_MAX && MEM_SIZE2CLASS(n) == szidx)
             return p;
     } else {
-        large_t *b = (large_t *)p - 1;
-        old = b->size;
-        if (n > MEM_SMALL_MAX) {
-            if (rt__fail_now())
-                return NULL;
-            /* Unlink, realloc, relink: neighbours point at the header. */
-            large_t *prev = b->prev, *next = b->next;
-            large_t *nb = realloc(b, sizeof(large_t) + n);
-            if (nb == NULL)
-                return NULL;
-            if (nb != b)
-                RT_WK_SPAN(nb, sizeof(large_t) + n, RT_WK_NEW);
-            ALLOC(prev);
-            ALLOC(next);
-            ALLOC(nb);
-            prev->next = nb;
-            next->prev = nb;
-            M.large_bytes += n - nb->size;
-            nb->size = n;
-            return nb + 1;
-        }
+        old = HDR(p)->size - sizeof(lhdr_t);
+        size_t need = (n + sizeof(lhdr_t) + MEM_ALIGNMENT - 1)
+                      & ~(size_t)(MEM_ALIGNMENT - 1);
+        if (n > MEM_SMALL_MAX && need == HDR(p)->size)
+            return p;               /* the same block size */
     }
     void *q = mem_alloc(n);
     if (q == NULL)
@@ -588,10 +804,9 @@ mem_block_size(const void *p)
         return 0;
     if (mem_in_arena(p))
         return MEM_CLASS2SIZE(POOL_ADDR(p)->szidx);
-    const large_t *b = (const large_t *)p - 1;
-    for (large_t *x = M.large.next; x != &M.large; x = x->next)
-        if (x == b)
-            return sizeof(large_t) + b->size;
+    if (in_large(p) && ((uintptr_t)p & (MEM_ALIGNMENT - 1)) == 0
+        && HDR(p)->used == LARGE_USED)
+        return HDR(p)->size;
     return 0;
 }
 
@@ -642,20 +857,20 @@ range_cmp(const void *a, const void *b)
 long
 mem_ranges(mem_range_t *out, size_t max)
 {
-    size_t n = M.arenas_live + M.large_in_use, k = 0;
+    size_t n = M.arenas_live + M.chunks_live, k = 0;
     mem_range_t *all = rt__scratch_realloc(NULL, (n ? n : 1) * sizeof(*all));
     if (all == NULL)
         return -1;
-    uintptr_t pg = (uintptr_t)rt__page_size();
     for (size_t i = 0; i < M.narenas; i++)
         if (M.arenas[i].address) {
             all[k].start = M.arenas[i].address;
             all[k++].end = M.arenas[i].address + MEM_ARENA_SIZE;
         }
-    for (large_t *b = M.large.next; b != &M.large; b = b->next) {
-        all[k].start = (uintptr_t)b & ~(pg - 1);
-        all[k++].end = ((uintptr_t)(b + 1) + b->size + pg - 1) & ~(pg - 1);
-    }
+    for (size_t i = 0; i < M.nchunks; i++)
+        if (M.chunks[i].base) {
+            all[k].start = M.chunks[i].base;
+            all[k++].end = chunk_end(&M.chunks[i]);
+        }
     qsort(all, k, sizeof(*all), range_cmp);
     size_t m = 0;                   /* merge into all[0..m) */
     for (size_t i = 0; i < k; i++) {

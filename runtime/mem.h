@@ -1,8 +1,9 @@
 /*
  * mem.h -- the runtime's small-object allocator, modelled on CPython's
  * obmalloc: arenas from mmap() carved into pools, each pool serving one
- * 16-byte size class up to MEM_SMALL_MAX bytes.  Larger requests go to the
- * system allocator and are tracked so that their pages can be listed too.
+ * 16-byte size class up to MEM_SMALL_MAX bytes.  Larger requests come from
+ * chunks the allocator maps itself (never from malloc), so that its pages
+ * are the runtime's only.
  * The allocator is process-global, as obmalloc is: one heap per process.
  */
 #ifndef COWLAB_MEM_H
@@ -39,8 +40,9 @@ typedef struct mem_stats {
     size_t class_blocks[MEM_NCLASSES];  /* blocks in use per class */
     size_t blocks_in_use;           /* small blocks handed out */
     size_t bytes_in_use;            /* their size-class bytes */
-    size_t large_in_use;            /* system-allocator blocks */
-    size_t large_bytes;             /* their requested bytes */
+    size_t large_in_use;            /* large blocks */
+    size_t large_bytes;             /* their bytes, 16-byte headers and
+                                       rounding to 16 included */
     size_t allocs, frees;           /* calls since mem_init() */
 } mem_stats_t;
 
@@ -59,24 +61,27 @@ void mem_free(void *p);
 /* Resize a block, moving it when its size class changes; NULL on failure
  * (the old block is left intact). */
 void *mem_realloc(void *p, size_t n);
-/* Bytes of the block p (its size class, or a large block's size plus its
+/* Bytes of the block p (its size class, or a large block's size with its
  * header), 0 if p is not the allocator's. */
 size_t mem_block_size(const void *p);
 /* 1 if p points into one of the allocator's live arenas. */
 int mem_in_arena(const void *p);
 /* Fill *st with the allocator's counters (walks the arenas: O(arenas)). */
 void mem_get_stats(mem_stats_t *st);
-/* Page-aligned, sorted, merged address ranges of every live arena and large
- * block; writes at most max of them and returns how many there are, or -1
- * out of memory (it needs working memory for one range per arena and
- * large block).  mem_ranges(NULL, 0) gives the count to allocate for. */
+/* Page-aligned, sorted, merged address ranges of every live arena and
+ * large-block chunk; writes at most max of them and returns how many there
+ * are, or -1 out of memory (it needs working memory for one range per
+ * arena and chunk).  mem_ranges(NULL, 0) gives the count to allocate for. */
 long mem_ranges(mem_range_t *out, size_t max);
 /* Call fn(arg, start, end) for every page-aligned range the allocator is
- * about to give back to the system (an arena before munmap, the pages
- * inside a large block before free), so a worker can count what its
- * teardown copied there; NULL removes the hook. */
+ * about to give back to the system (an arena or a chunk, just before its
+ * munmap), so a worker can count what was copied there and mark the pages
+ * released; NULL removes the hook. */
 void mem_set_release_hook(void (*fn)(void *arg, uintptr_t start,
                                      uintptr_t end), void *arg);
+/* Nanoseconds spent in the release hook since the process started (the
+ * caller's measuring, which a timer of the runtime's work leaves out). */
+uint64_t mem_hook_ns(void);
 /* Test hook: make the n-th allocation from now fail (n >= 1), or none
  * (n == 0).  Every allocation of the runtime counts: small and large
  * blocks, object memory under RT_MALLOC_BYPASS (malloc), and the working

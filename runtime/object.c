@@ -16,6 +16,62 @@
 
 rt_heap_t *rt__heap;
 
+/* ---- the mode ----------------------------------------------------------
+ * Sizes measured with sys.getsizeof() and tracemalloc on CPython 3.11.7
+ * and 3.12.1 (64-bit): see each type's comment. */
+
+rt_mode_t rt__mode;
+
+void
+rt__mode_set(rt_python_t v)
+{
+    memset(&rt__mode, 0, sizeof rt__mode);
+    rt__mode.python = v;
+    if (v == RT_PY_311) {
+        rt__mode.str_header = 48;
+        rt__mode.function_size = 136;
+        rt__mode.code_size = 192;
+        rt__mode.class_size = 944;
+        rt__mode.instance_size = 24;
+    } else {
+        rt__mode.str_header = 40;
+        rt__mode.function_size = 144;
+        rt__mode.code_size = 200;
+        rt__mode.class_size = 960;
+        rt__mode.instance_size = 16;
+        rt__mode.immortal_statics = 1;
+        rt__mode.immortal_interned = 1;
+        rt__mode.gc_immortal_to_permanent = 1;
+    }
+}
+
+void
+rt_opts_default(rt_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->python = RT_PY_DEFAULT;
+}
+
+int
+rt_python_parse(const char *s, rt_python_t *out)
+{
+    if (s == NULL)
+        return -1;
+    if (strcmp(s, "3.11") == 0 || strcmp(s, "311") == 0)
+        *out = RT_PY_311;
+    else if (strcmp(s, "3.12") == 0 || strcmp(s, "312") == 0)
+        *out = RT_PY_312;
+    else
+        return -1;
+    return 0;
+}
+
+const char *
+rt_python_name(rt_python_t v)
+{
+    return v == RT_PY_311 ? "3.11" : "3.12";
+}
+
 /* ---- object memory ----------------------------------------------------
  * Under RT_MALLOC_BYPASS every object is a malloc() block, so the
  * sanitizers see each one; the blocks are chained so that finalization
@@ -123,6 +179,7 @@ rt_dealloc(rt_obj_t *o)
 static void
 atom_dealloc(rt_obj_t *o)
 {
+
     rt__heap->nobjects--;
     rt__heap->ndeallocs++;
     rt__obj_free(o);
@@ -171,12 +228,15 @@ rt__trash_end(void)
 static void
 singleton_dealloc(rt_obj_t *o)
 {
-    /* Only finalization drops the last reference of a singleton. */
-    atom_dealloc(o);
+    /* Static: the heap's own reference never goes (a bug if it does). */
+    (void)o;
+    RT_ASSERT(!"a static singleton reached refcount 0");
 }
 
-rt_type_t rt_none_type = { "NoneType", 0, singleton_dealloc, NULL, NULL };
-rt_type_t rt_bool_type = { "bool", 0, singleton_dealloc, NULL, NULL };
+rt_type_t rt_none_type = { "NoneType", 0, singleton_dealloc, NULL, NULL,
+                           NULL, NULL };
+rt_type_t rt_bool_type = { "bool", 0, singleton_dealloc, NULL, NULL,
+                           NULL, NULL };
 
 rt_obj_t *rt_none(rt_heap_t *h) { return h->none; }
 rt_obj_t *rt_true(rt_heap_t *h) { return h->true_; }
@@ -184,22 +244,88 @@ rt_obj_t *rt_false(rt_heap_t *h) { return h->false_; }
 
 /* ---- int -------------------------------------------------------------- */
 
+/* CPython's PyLongObject is 24 bytes of header (refcount, type, size)
+ * and 30-bit digits of 4 bytes: 28 bytes below 2**30, 32 below 2**60.
+ * The model keeps the value in an int64 and allocates what CPython would
+ * (never less than its own 32-byte struct; the size class is the same). */
 typedef struct {
     rt_obj_t ob;
-    int64_t value;              /* CPython: ob_size + digits, 28-32 bytes */
+    intptr_t ndigits;
+    int64_t value;
 } int_obj_t;
 
-rt_type_t rt_int_type = { "int", 0, atom_dealloc, NULL, NULL };
+rt_type_t rt_int_type = { "int", 0, atom_dealloc, NULL, NULL, NULL, NULL };
+
+static size_t
+int_size(int64_t v)
+{
+    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t nd = 1;
+    while (m >>= 30)
+        nd++;
+    size_t n = 24 + 4 * nd;
+    return n < sizeof(int_obj_t) ? sizeof(int_obj_t) : n;
+}
 
 rt_obj_t *
 rt__int_alloc(int64_t v)
 {
-    int_obj_t *o = rt__obj_alloc(sizeof(int_obj_t));
+    int_obj_t *o = rt__obj_alloc(int_size(v));
     if (o == NULL)
         return NULL;
     rt__obj_init(&o->ob, &rt_int_type);
+    o->ndigits = (intptr_t)(int_size(v) - 24) / 4;
     o->value = v;
     return &o->ob;
+}
+
+/* ---- static singletons -------------------------------------------------
+ * None, True, False and the small ints are static objects in CPython (in
+ * its binary's data), never in the object allocator: the same here.  They
+ * are mortal in 3.11 (every reference writes their refcount, in static
+ * memory) and immortal in 3.12.  The heap holds one reference to each
+ * forever, so a mortal one never reaches zero. */
+
+typedef struct {
+    rt_obj_t ob;
+    intptr_t value;
+} static_obj_t;
+
+static static_obj_t none_s, true_s, false_s;
+static int_obj_t small_s[RT_NSMALLNEG + RT_NSMALLPOS];
+
+static void
+static_init(rt_obj_t *o, rt_type_t *type)
+{
+    o->type = type;
+    o->refcnt = rt__mode.immortal_statics ? RT_IMMORTAL_REFCNT : 1;
+}
+
+void
+rt__statics_init(rt_heap_t *h)
+{
+    static_init(&none_s.ob, &rt_none_type);
+    static_init(&true_s.ob, &rt_bool_type);
+    true_s.value = 1;
+    static_init(&false_s.ob, &rt_bool_type);
+    h->none = &none_s.ob;
+    h->true_ = &true_s.ob;
+    h->false_ = &false_s.ob;
+    for (int i = 0; i < RT_NSMALLNEG + RT_NSMALLPOS; i++) {
+        static_init(&small_s[i].ob, &rt_int_type);
+        small_s[i].ndigits = 1;
+        small_s[i].value = i - RT_NSMALLNEG;
+        h->small_ints[i] = &small_s[i].ob;
+    }
+}
+
+int
+rt__is_static(const rt_obj_t *o)
+{
+    return o == &none_s.ob || o == &true_s.ob || o == &false_s.ob
+           || (o >= &small_s[0].ob
+               && o <= &small_s[RT_NSMALLNEG + RT_NSMALLPOS - 1].ob)
+           || o == rt__heap->object_class;
 }
 
 rt_obj_t *
@@ -226,7 +352,8 @@ typedef struct {
     double value;
 } float_obj_t;
 
-rt_type_t rt_float_type = { "float", 0, atom_dealloc, NULL, NULL };
+rt_type_t rt_float_type = { "float", 0, atom_dealloc, NULL, NULL, NULL,
+                            NULL };
 
 rt_obj_t *
 rt_float_new(rt_heap_t *h, double v)
@@ -248,13 +375,18 @@ rt_float_value(const rt_obj_t *o)
 
 /* ---- str and bytes ---------------------------------------------------- */
 
+/* A compact ASCII str (PyASCIIObject): refcount, type, length, hash,
+ * state; 3.11 adds a wstr pointer.  The text and a NUL follow the header
+ * (rt__mode.str_header bytes): 49 + len bytes in 3.11, 41 + len in 3.12.
+ * The model handles ASCII text only (every str the workloads make). */
 typedef struct {
     rt_obj_t ob;
     intptr_t len;
     intptr_t hash;              /* -1 until first asked, then cached */
-    intptr_t interned;          /* CPython keeps state bits here too */
-    char data[];                /* len bytes and a NUL */
+    intptr_t interned;          /* CPython's state bits */
 } str_obj_t;
+
+#define STR_DATA(o)  ((char *)(o) + rt__mode.str_header)
 
 typedef struct {
     rt_obj_t ob;
@@ -271,8 +403,9 @@ str_dealloc(rt_obj_t *o)
     atom_dealloc(o);
 }
 
-rt_type_t rt_str_type = { "str", 0, str_dealloc, NULL, NULL };
-rt_type_t rt_bytes_type = { "bytes", 0, atom_dealloc, NULL, NULL };
+rt_type_t rt_str_type = { "str", 0, str_dealloc, NULL, NULL, NULL, NULL };
+rt_type_t rt_bytes_type = { "bytes", 0, atom_dealloc, NULL, NULL, NULL,
+                            NULL };
 
 static intptr_t
 hash_bytes(const void *p, size_t len)
@@ -288,19 +421,27 @@ hash_bytes(const void *p, size_t len)
     return r == -1 ? -2 : r;
 }
 
+intptr_t
+rt__hash_text(const char *s, size_t len)
+{
+    return hash_bytes(s, len);
+}
+
 rt_obj_t *
 rt_str_new(rt_heap_t *h, const char *s, size_t len)
 {
     (void)h;
-    str_obj_t *o = rt__obj_alloc(sizeof(str_obj_t) + len + 1);
+    str_obj_t *o = rt__obj_alloc(rt__mode.str_header + len + 1);
     if (o == NULL)
         return NULL;
     rt__obj_init(&o->ob, &rt_str_type);
     o->len = (intptr_t)len;
     o->hash = -1;
     o->interned = 0;
-    memcpy(o->data, s, len);
-    o->data[len] = '\0';
+    if (rt__mode.str_header > sizeof(str_obj_t))        /* wstr */
+        memset(o + 1, 0, rt__mode.str_header - sizeof(str_obj_t));
+    memcpy(STR_DATA(o), s, len);
+    STR_DATA(o)[len] = '\0';
     return &o->ob;
 }
 
@@ -326,14 +467,37 @@ rt_str_intern(rt_heap_t *h, const char *s, size_t len)
         rt_decref(tmp);
         return NULL;
     }
-    ((str_obj_t *)tmp)->interned = 1;
+    rt__str_set_interned(tmp);
     return tmp;
+}
+
+/* 3.12 makes every interned string immortal (SSTATE_INTERNED_IMMORTAL):
+ * references to identifiers, the commonest of all, write nothing. */
+void
+rt__str_set_interned(rt_obj_t *o)
+{
+    ((str_obj_t *)o)->interned = 1;
+    if (rt__mode.immortal_interned)
+        rt_immortalize(o);
+}
+
+void
+rt__str_set_uninterned(rt_obj_t *o)
+{
+    RT_WK_PAYLOAD_AT(&((str_obj_t *)o)->interned);
+    ((str_obj_t *)o)->interned = 0;
+}
+
+int
+rt__str_is_interned(const rt_obj_t *o)
+{
+    return o->type == &rt_str_type && ((const str_obj_t *)o)->interned;
 }
 
 const char *
 rt_str_data(const rt_obj_t *o)
 {
-    return ((const str_obj_t *)o)->data;
+    return STR_DATA(o);
 }
 
 size_t
@@ -379,7 +543,7 @@ rt_hash(rt_obj_t *o)
         str_obj_t *s = (str_obj_t *)o;
         if (s->hash == -1) {        /* a write: the first hash caches */
             RT_WK_PAYLOAD_AT(&s->hash);
-            s->hash = hash_bytes(s->data, (size_t)s->len);
+            s->hash = hash_bytes(STR_DATA(s), (size_t)s->len);
         }
         return s->hash;
     }
@@ -419,7 +583,8 @@ rt_hash(rt_obj_t *o)
     }
     if (o->type == &rt_none_type || o->type == &rt_bool_type
         || o->type == &rt_class_type || o->type == &rt_function_type
-        || o->type == &rt_module_type)
+        || o->type == &rt_module_type || o->type == &rt_code_type
+        || o->type == &rt_weakref_type)
         return (intptr_t)((uintptr_t)o >> 4);
     return -1;                      /* list, dict, instances */
 }
@@ -438,7 +603,7 @@ rt_eq(rt_obj_t *a, rt_obj_t *b)
     }
     if (a->type == &rt_str_type) {
         str_obj_t *x = (str_obj_t *)a, *y = (str_obj_t *)b;
-        return x->len == y->len && memcmp(x->data, y->data,
+        return x->len == y->len && memcmp(STR_DATA(x), STR_DATA(y),
                                           (size_t)x->len) == 0;
     }
     if (a->type == &rt_bytes_type) {

@@ -29,21 +29,32 @@ typedef struct rt_obj {
 typedef int (*rt_visit_fn)(rt_obj_t *o, void *arg);
 
 #define RT_TPFLAG_GC        1u      /* has a gc_head_t; may be tracked */
+#define RT_TPFLAG_PREHEADER 2u      /* 16 more bytes before the gc_head_t
+                                       (CPython 3.11+'s managed dict) */
 
 struct rt_type {
     const char *name;
     unsigned flags;
     void (*dealloc)(rt_obj_t *o);   /* refcount reached zero */
-    /* Call visit on each referenced object; stop at a nonzero return. */
+    /* CPython's tp_traverse, so what gc.get_referents() gives: call visit
+     * on each referenced object; stop at a nonzero return.  NULL for the
+     * types CPython gives none (atoms, code). */
     int (*traverse)(rt_obj_t *o, rt_visit_fn visit, void *arg);
     /* Drop every reference the object holds (breaks cycles); 0. */
     int (*clear)(rt_obj_t *o);
+    /* Every reference, for rt_heap_walk(); NULL: traverse says it all. */
+    int (*refs)(rt_obj_t *o, rt_visit_fn visit, void *arg);
+    /* The static type this one is a case of (a class's instances: the
+     * class embeds their type, as CPython's ob_type is the class); NULL:
+     * itself.  rt_kind() and rt_type_name() report it. */
+    const rt_type_t *kind;
 };
 
 extern rt_type_t rt_none_type, rt_bool_type, rt_int_type, rt_float_type,
                  rt_str_type, rt_bytes_type, rt_tuple_type, rt_list_type,
                  rt_dict_type, rt_class_type, rt_instance_type,
-                 rt_slots_type, rt_function_type, rt_module_type;
+                 rt_slots_type, rt_function_type, rt_module_type,
+                 rt_code_type, rt_weakref_type, rt_descr_type;
 
 /* PEP 683: a refcount no live program reaches; incref/decref leave it. */
 #define RT_IMMORTAL_REFCNT  ((intptr_t)1 << 40)
@@ -89,19 +100,56 @@ rt_is_gc(const rt_obj_t *o)
     return (o->type->flags & RT_TPFLAG_GC) != 0;
 }
 
+/* The static type of o: an instance of any class gives rt_instance_type
+ * (or rt_slots_type), whatever its class. */
+static inline const rt_type_t *
+rt_kind(const rt_obj_t *o)
+{
+    return o->type->kind ? o->type->kind : o->type;
+}
+
 static inline const char *
 rt_type_name(const rt_obj_t *o)
 {
-    return o->type->name;
+    return rt_kind(o)->name;
 }
 
 /* ---- the heap: one per process, like one interpreter ------------------ */
 
 typedef struct rt_heap rt_heap_t;
 
-/* Start the runtime (allocator, collector, singletons); NULL if one is
- * already running or memory ran out. */
+/*
+ * Which CPython the runtime mirrors, chosen once when the heap starts
+ * (DESIGN.md "Versions"); nothing above the runtime branches on it.
+ *   3.11  object layouts of 3.11 (str header 48 bytes, heap types 960,
+ *         functions 152, code 192, instances 56 + a values block);
+ *         None, True, False, small ints and interned strings are mortal:
+ *         every reference writes their refcount.
+ *   3.12  3.12's layouts (str 40, types 976, functions 160, code 200,
+ *         instances 48); those singletons and every interned string are
+ *         immortal (PEP 683), and a collection moves an immortal tracked
+ *         object to the permanent generation the first time it meets it.
+ */
+typedef enum rt_python { RT_PY_311 = 311, RT_PY_312 = 312 } rt_python_t;
+#define RT_PY_DEFAULT RT_PY_312
+
+typedef struct rt_opts {
+    rt_python_t python;
+} rt_opts_t;
+
+/* The defaults: RT_PY_DEFAULT. */
+void rt_opts_default(rt_opts_t *o);
+/* "3.11" or "3.12" (also "311", "312"); 0, or -1 for anything else. */
+int rt_python_parse(const char *s, rt_python_t *out);
+/* "3.11" or "3.12". */
+const char *rt_python_name(rt_python_t v);
+
+/* Start the runtime (allocator, collector, singletons) with the default
+ * options; NULL if one is already running or memory ran out. */
 rt_heap_t *rt_heap_new(void);
+/* The same with options (NULL: the defaults). */
+rt_heap_t *rt_heap_new_opts(const rt_opts_t *o);
+rt_python_t rt_heap_python(const rt_heap_t *h);
 /* Tear everything down without measuring (tests); see rt_finalize(). */
 void rt_heap_free(rt_heap_t *h);
 /* Live objects right now (allocations minus deallocations). */
@@ -116,7 +164,9 @@ rt_obj_t *rt_false(rt_heap_t *h);
 
 /* ---- atoms ------------------------------------------------------------ */
 
-/* Small ints (-5..256) are shared singletons, as in CPython. */
+/* Small ints (-5..256) are shared singletons, as in CPython.  They, None,
+ * True and False live in static storage, outside the heap's arenas, as
+ * CPython's live in its binary's data: writes to them copy no heap page. */
 rt_obj_t *rt_int_new(rt_heap_t *h, int64_t v);
 int64_t rt_int_value(const rt_obj_t *o);
 rt_obj_t *rt_float_new(rt_heap_t *h, double v);
@@ -175,26 +225,67 @@ void rt_dict_clear(rt_obj_t *d);
 
 /* ---- classes, instances, functions, modules --------------------------- */
 
-/* A class: name, bases (a tuple, or NULL for none), attribute dict. */
+/*
+ * A class (a heap type): its name, bases (a tuple, or NULL for (object,)),
+ * attribute dict, method resolution order, and the shared keys its
+ * instances' attributes use.  Made as CPython's type() makes one: the
+ * bases tuple and the mro tuple, "__doc__" in the dict, "__dict__" and
+ * "__weakref__" descriptors in a class that introduces them, and a weak
+ * reference to it in its base's subclass table.  The class's name is a
+ * fresh string, as type()'s is (not interned).
+ */
 rt_obj_t *rt_class_new(rt_heap_t *h, const char *name, rt_obj_t *bases);
+/* A class whose instances have fixed slots and no __dict__ (__slots__ =
+ * names, a tuple of str, possibly empty; it is kept in the class dict as
+ * "__slots__", and a member descriptor per name). */
+rt_obj_t *rt_class_new_slots(rt_heap_t *h, const char *name,
+                             rt_obj_t *bases, rt_obj_t *names);
 rt_obj_t *rt_class_dict(rt_obj_t *cls);                 /* borrowed */
 rt_obj_t *rt_class_name(rt_obj_t *cls);                 /* borrowed */
-/* An instance with an attribute dict (__dict__). */
+rt_obj_t *rt_class_mro(rt_obj_t *cls);                  /* borrowed */
+/* The static class "object" every class derives from (borrowed). */
+rt_obj_t *rt_object_class(rt_heap_t *h);
+
+/*
+ * An instance of a class made by rt_class_new() (CPython 3.11/3.12 "inline
+ * values"): its attributes live in a values block sized from the class's
+ * shared keys (which learn the attribute names), and a dict object exists
+ * only once rt_instance_dict() asks for it.
+ */
 rt_obj_t *rt_instance_new(rt_heap_t *h, rt_obj_t *cls);
-rt_obj_t *rt_instance_dict(rt_obj_t *inst);             /* borrowed */
+/* setattr(inst, name, v): name must be a str; 0 or -1 (out of memory). */
+int rt_instance_setattr(rt_obj_t *inst, rt_obj_t *name, rt_obj_t *v);
+int rt_instance_setattr_str(rt_heap_t *h, rt_obj_t *inst, const char *name,
+                            rt_obj_t *v);
+/* getattr on the instance itself (not the class), borrowed, or NULL. */
+rt_obj_t *rt_instance_getattr(rt_obj_t *inst, rt_obj_t *name);
+/* inst.__dict__ (borrowed): made on the first call, holding the
+ * attributes from then on; NULL when out of memory. */
+rt_obj_t *rt_instance_dict(rt_obj_t *inst);
+/* 1 if inst.__dict__ has been made. */
+int rt_instance_has_dict(const rt_obj_t *inst);
 rt_obj_t *rt_instance_class(rt_obj_t *inst);            /* borrowed */
-/* An instance with n fixed slots (__slots__), all NULL at first. */
-rt_obj_t *rt_slots_new(rt_heap_t *h, rt_obj_t *cls, size_t n);
+/* An instance of a class made by rt_class_new_slots(), every slot NULL;
+ * NULL if cls has no slots layout. */
+rt_obj_t *rt_slots_new(rt_heap_t *h, rt_obj_t *cls);
 int rt_slots_set(rt_obj_t *inst, size_t i, rt_obj_t *v);
 rt_obj_t *rt_slots_get(rt_obj_t *inst, size_t i);       /* borrowed */
 size_t rt_slots_len(rt_obj_t *inst);
-/* A function: name, code (bytes), globals (a module's dict). */
+/* A code object, as compiling "def name(x=None, n=0): ..." makes one: its
+ * constants (blob, None) in a tuple, its local names and their kinds;
+ * blob stands for the bytecode.  Not GC-able, as in CPython. */
+rt_obj_t *rt_code_new(rt_heap_t *h, rt_obj_t *name, rt_obj_t *blob);
+rt_obj_t *rt_code_consts(rt_obj_t *code);               /* borrowed */
+/* A function: name, code, globals (a module's dict; its "__name__" is the
+ * function's __module__). */
 rt_obj_t *rt_function_new(rt_heap_t *h, rt_obj_t *name, rt_obj_t *code,
                           rt_obj_t *globals);
 rt_obj_t *rt_function_code(rt_obj_t *f);                /* borrowed */
 rt_obj_t *rt_function_globals(rt_obj_t *f);             /* borrowed */
 int rt_function_set_defaults(rt_obj_t *f, rt_obj_t *defaults);
-/* A module with an empty global dict, registered in sys.modules. */
+/* A module as types.ModuleType(name) makes one (a global dict holding
+ * __name__, __doc__, __package__, __loader__ and __spec__), registered in
+ * sys.modules. */
 rt_obj_t *rt_module_new(rt_heap_t *h, const char *name);
 rt_obj_t *rt_module_dict(rt_obj_t *m);                  /* borrowed */
 
@@ -202,9 +293,11 @@ rt_obj_t *rt_module_dict(rt_obj_t *m);                  /* borrowed */
 
 void rt_immortalize(rt_obj_t *o);
 /* Make every object reachable from the roots or tracked by the collector
- * immortal (Cinder's immortalize_heap); returns how many were marked, or
- * -1 out of memory (its stack): the heap is then only partly immortal and
- * must not be measured as an immortal one. */
+ * immortal (Cinder's immortalize_heap), the static singletons and small
+ * ints too (3.11 has them mortal); returns how many of the heap's objects
+ * were marked (the statics, not the heap's, are not counted), or -1 out
+ * of memory (its stack): the heap is then only partly immortal and must
+ * not be measured as an immortal one. */
 long rt_immortalize_heap(rt_heap_t *h);
 
 /* ---- walking the heap ------------------------------------------------- */
@@ -224,25 +317,49 @@ long rt_heap_walk(rt_heap_t *h, rt_walk_fn fn, void *arg);
 /* ---- teardown --------------------------------------------------------- */
 
 typedef struct rt_teardown {
-    /* In: called after every object is gone and before the arenas are
-     * unmapped (a worker reads its pagemap here); may be NULL. */
+    /* In: called once Py_Finalize's work is done and before the runtime
+     * releases what is left (a worker reads its pagemap here); may be
+     * NULL.  Not timed. */
     void (*before_release)(void *arg);
     void *arg;
     /* Out: */
-    double wall_ms;             /* rt_finalize() from start to end */
-    long minflt;                /* minor faults it caused (getrusage) */
-    size_t collected;           /* objects freed by its collections */
+    double wall_ms;             /* Py_Finalize's work: from the start to
+                                   the last collection and the interned
+                                   strings; neither the release of what
+                                   is left (the kernel's job at exit) nor
+                                   time spent in the allocator's release
+                                   hook (the caller's measuring) */
+    long minflt;                /* minor faults in that span (getrusage) */
+    size_t collections;         /* full collections it ran */
+    size_t collected;           /* objects they found unreachable */
     size_t deallocated;         /* objects freed in all */
-    size_t left;                /* immortal objects left to munmap */
+    size_t left;                /* objects never freed: immortal, frozen
+                                   cycles, what they hold (the kernel
+                                   unmaps them) */
 } rt_teardown_t;
 
-/* What Py_Finalize does to the heap: drop the module roots and the
- * interned strings, collect, clear whatever is still tracked, deallocate
- * every mortal object, then release the arenas.  The heap is gone after.
- * st may be NULL; its before_release and arg are read, the rest written.
- * 0, or -1 if the clearing ran out of memory: mortal objects were left
- * (the heap is released all the same), so st's figures are not those of
- * a teardown and must not be reported as one. */
+/*
+ * What Py_Finalize does to the heap, in its order (CPython 3.11/3.12's
+ * Py_FinalizeEx, finalize_modules, interpreter_clear):
+ *   1. a full collection if the collector is enabled (gc.collect());
+ *   2. every module in sys.modules replaced by None, then sys.modules
+ *      emptied: a module nothing else holds dies by refcount;
+ *   3. a full collection (even with the collector disabled);
+ *   4. the global dict of every module still alive emptied, newest first
+ *      (values set to None: names with one leading underscore first);
+ *   5. two more full collections;
+ *   6. the interned strings released (3.11: each one's refcount written
+ *      and the table cleared; 3.12: immortal, left as they are).
+ * No collection visits the permanent generation: frozen cycles are not
+ * collected and are left, as in CPython.  Immortal objects are never
+ * written.  Then what is left is released untimed (as the kernel unmaps a
+ * process at exit) and the heap is gone.  st may be NULL; its
+ * before_release and arg are read, the rest written.
+ * 0, or -1 if its working memory ran out (the list of modules): the
+ * globals of modules still alive were not cleared (the heap is released
+ * all the same), so st's figures are not those of a teardown and must not
+ * be reported as one.
+ */
 int rt_finalize(rt_heap_t *h, rt_teardown_t *st);
 /* The os._exit(0) path: leave at once, writing nothing to the heap. */
 _Noreturn void rt_skip_exit(int status);

@@ -54,7 +54,7 @@ tuple_clear(rt_obj_t *o)
 }
 
 rt_type_t rt_tuple_type = { "tuple", RT_TPFLAG_GC, tuple_dealloc,
-                            tuple_traverse, tuple_clear };
+                            tuple_traverse, tuple_clear, NULL, NULL };
 
 rt_obj_t *
 rt_tuple_new(rt_heap_t *h, size_t n)

@@ -216,6 +216,13 @@ def parse_args(argv):
     p.add_argument("--load-timeout", type=float, default=600.0,
                    help="give up on a cell's load after S seconds "
                    "[%(default)s]")
+    p.add_argument("--python", choices=["3.11", "3.12"], default=None,
+                   help="CPython version the server's runtime mirrors "
+                   "(bin/cowlab --python) [the server's: 3.12]")
+    p.add_argument("--prefork-gc", choices=["import", "collected"],
+                   default=None,
+                   help="the collector's state at fork (bin/cowlab "
+                   "--prefork-gc) [the server's: import]")
     p.add_argument("--bin", default=os.path.join(ROOT, "bin", "cowlab"),
                    help="the server binary [bin/cowlab]")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
@@ -303,6 +310,10 @@ def cell_command(o, c):
         args += ["--threads", str(o.threads)]
     if o.keepalive != "on":
         args += ["--keepalive", o.keepalive]
+    if o.python:
+        args += ["--python", o.python]
+    if o.prefork_gc:
+        args += ["--prefork-gc", o.prefork_gc]
     if os.path.abspath(o.bin) != os.path.join(ROOT, "bin", "cowlab"):
         args += ["--bin", o.bin]
     if o.quick:
@@ -474,6 +485,10 @@ def run_cell(o, c, i, progress, paths):
                "--duration", str(int(o.load_timeout + 300))]
     if o.keepalive == "off":
         srv_cmd += ["--keepalive-timeout-ms", "0"]
+    if o.python:
+        srv_cmd += ["--python", o.python]
+    if o.prefork_gc:
+        srv_cmd += ["--prefork-gc", o.prefork_gc]
     if o.write_kinds and "--lazy" not in POLICIES[c["policy"]]:
         # a lazy worker inherits no heap: no copies, no kinds (and the
         # server refuses --write-kinds with --lazy)

@@ -38,8 +38,9 @@ typedef enum {
     K_FLAG,         /* int, 0 or 1; JSON boolean */
     K_GC,           /* int gc_enabled: on | off */
     K_EXIT,         /* cfg_exit_t: finalize | skip */
-    K_ENUM,         /* int: the index of one of names[] */
-    K_THRESH        /* long[3]: A,B,C */
+    K_THRESH,       /* long[3]: A,B,C */
+    K_LIST,         /* long[CFG_MAX_REFORK] + int count: N[,N2,...] */
+    K_CHOICE        /* int: one of .choices, stored as .values[i] */
 } kind_t;
 
 typedef struct opt {
@@ -54,11 +55,38 @@ typedef struct opt {
     size_t maxlen;              /* strings: 0 = no limit */
     const char *expect;         /* strings: what a valid value is */
     const char *unset;          /* strings: what NULL means (NULL: K_HOST) */
-    const char *const *names;   /* K_ENUM: the values, NULL-terminated */
     int cli_only;               /* in a file: type-checked, then ignored */
     const char *meta;           /* argument name in --help, NULL: a flag */
     const char *help;
+    const char *const *choices; /* K_CHOICE: the names, NULL-terminated */
+    const int *values;          /* K_CHOICE: the value of each name */
 } opt_t;
+
+static const char *const python_names[] = { "3.11", "3.12", NULL };
+static const int python_values[] = { 311, 312 };
+static const char *const prefork_names[] = { "import", "collected", NULL };
+static const int prefork_values[] = { CFG_PREFORK_IMPORT,
+                                      CFG_PREFORK_COLLECTED };
+
+/* Index of name among o->choices, or -1. */
+static int
+choice_index(const opt_t *o, const char *name)
+{
+    for (int i = 0; o->choices[i] != NULL; i++)
+        if (strcmp(o->choices[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* The name of the value a K_CHOICE field holds. */
+static const char *
+choice_name(const opt_t *o, int value)
+{
+    for (int i = 0; o->choices[i] != NULL; i++)
+        if (o->values[i] == value)
+            return o->choices[i];
+    return "?";
+}
 
 static int
 name_char(int ch)
@@ -81,11 +109,16 @@ host_char(int ch)
 
 #define OFF(field) offsetof(cfg_t, field)
 
-/* K_ENUM values, in the order of their enums (config.h). */
 static const char *const attribution_names[] = {
     "auto", "write-sets", "pagemap", "off", NULL
 };
+static const int attribution_values[] = { CFG_ATTR_AUTO, CFG_ATTR_WSET,
+                                          CFG_ATTR_PAGEMAP, CFG_ATTR_OFF };
 
+static const char *const refork_choices[] = { "first", "least-copied",
+                                              NULL };
+static const int refork_values[] = { CFG_REFORK_FIRST,
+                                     CFG_REFORK_LEAST_COPIED };
 static const opt_t opts[] = {
     { .name = "config", .short_name = 'c', .kind = K_CONFIG,
       .off = OFF(config_path), .expect = "a file name", .unset = "none",
@@ -120,6 +153,14 @@ static const opt_t opts[] = {
       .help = "build the heap in each worker (no sharing)" },
     { .name = "exit", .kind = K_EXIT, .off = OFF(exit_policy),
       .meta = "finalize|skip", .help = "worker teardown" },
+    { .name = "python", .kind = K_CHOICE, .off = OFF(python),
+      .choices = python_names, .values = python_values,
+      .meta = "3.11|3.12",
+      .help = "CPython the heap mirrors (layouts, immortals)" },
+    { .name = "prefork-gc", .kind = K_CHOICE, .off = OFF(prefork_gc),
+      .choices = prefork_names, .values = prefork_values,
+      .meta = "MODE",
+      .help = "GC state at fork: import or collected" },
     { .name = "max-requests", .kind = K_LONG, .off = OFF(max_requests),
       .imin = 0, .imax = LONG_MAX, .meta = "N",
       .help = "recycle a worker after N requests; 0 = never" },
@@ -164,8 +205,9 @@ static const opt_t opts[] = {
     { .name = "pagemap-gc-fraction", .kind = K_DOUBLE,
       .off = OFF(pagemap_gc_fraction), .dmin = 0, .dmax = 1, .meta = "F",
       .help = "fraction of GCs followed by a pagemap scan" },
-    { .name = "attribution", .kind = K_ENUM, .off = OFF(attribution),
-      .names = attribution_names, .meta = "M",
+    { .name = "attribution", .kind = K_CHOICE, .off = OFF(attribution),
+      .choices = attribution_names, .values = attribution_values,
+      .meta = "M",
       .help = "copies by cause: auto|write-sets|pagemap|off" },
     { .name = "write-sample-ms", .kind = K_UINT, .off = OFF(write_sample_ms),
       .imin = 0, .imax = 3600000, .meta = "N",
@@ -192,6 +234,30 @@ static const opt_t opts[] = {
     { .name = "max-connections", .kind = K_UINT,
       .off = OFF(max_connections), .imin = 1, .imax = 1000000,
       .meta = "N", .help = "open connections per worker" },
+    { .name = "ksm", .kind = K_FLAG, .off = OFF(ksm),
+      .help = "KSM: workers mergeable, ksmd running (root)" },
+    { .name = "ksm-pages-to-scan", .kind = K_UINT,
+      .off = OFF(ksm_pages_to_scan), .imin = 1, .imax = 1000000,
+      .meta = "N", .help = "pages ksmd scans per wake-up (--ksm)" },
+    { .name = "ksm-sleep-ms", .kind = K_UINT, .off = OFF(ksm_sleep_ms),
+      .imin = 1, .imax = 600000, .meta = "N",
+      .help = "ksmd's sleep between scans (--ksm)" },
+    { .name = "identical-pages", .kind = K_FLAG, .off = OFF(identical_pages),
+      .help = "count copied pages equal to the master's" },
+    { .name = "identical-diff", .kind = K_FLAG, .off = OFF(identical_diff),
+      .help = "diffs.csv: differing words by field, at the end" },
+    { .name = "refork-after", .kind = K_LIST, .off = OFF(refork_after),
+      .imin = 1, .imax = LONG_MAX, .meta = "N[,N2..]",
+      .help = "after N requests a worker is the mold" },
+    { .name = "refork-select", .kind = K_CHOICE, .off = OFF(refork_select),
+      .choices = refork_choices, .values = refork_values, .meta = "HOW",
+      .help = "mold: first to N, or least-copied" },
+    { .name = "max-copied-pct", .kind = K_DOUBLE, .off = OFF(max_copied_pct),
+      .dmin = 0, .dmax = 100, .meta = "P",
+      .help = "replace a worker past P% heap copied" },
+    { .name = "reload-on-rss", .kind = K_UINT, .off = OFF(reload_on_rss_mb),
+      .imin = 0, .imax = 16777216, .meta = "MIB",
+      .help = "recycle a worker past MIB of RSS" },
     { .name = "check-config", .kind = K_FLAG, .off = OFF(check_config),
       .cli_only = 1, .help = "print the resolved config as JSON, exit 0" },
     { .name = "quiet", .short_name = 'q', .kind = K_FLAG,
@@ -236,6 +302,8 @@ cfg_defaults(cfg_t *c)
     c->gc_threshold[1] = GC_THRESHOLD1_DEFAULT;
     c->gc_threshold[2] = GC_THRESHOLD2_DEFAULT;
     c->exit_policy = CFG_EXIT_FINALIZE;
+    c->python = 312;
+    c->prefork_gc = CFG_PREFORK_IMPORT;
     c->timeout_s = 30;
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
@@ -250,6 +318,9 @@ cfg_defaults(cfg_t *c)
     c->header_timeout_ms = lim.header_timeout_ms;
     c->keepalive_timeout_ms = lim.keepalive_timeout_ms;
     c->max_connections = lim.max_connections;
+    c->ksm_pages_to_scan = 5000;
+    c->ksm_sleep_ms = 20;
+    c->refork_select = CFG_REFORK_FIRST;
 }
 
 void
@@ -357,23 +428,26 @@ expected(const opt_t *o, int json, char *buf, size_t len)
         snprintf(buf, len, json ? "\"finalize\" or \"skip\""
                                 : "finalize or skip");
         break;
-    case K_ENUM: {
-        size_t n = 0;
-        buf[0] = '\0';
-        for (size_t i = 0; o->names[i] != NULL; i++) {
-            int w = snprintf(buf + n, len - n, "%s%s%s%s",
-                             i == 0 ? "" : o->names[i + 1] ? ", " : " or ",
-                             json ? "\"" : "", o->names[i], json ? "\"" : "");
-            if (w < 0 || (size_t)w >= len - n)
-                break;
-            n += (size_t)w;
-        }
-        break;
-    }
     case K_THRESH:
         snprintf(buf, len, json ? "an array of three integers >= 0"
                                 : "three integers >= 0 as A,B,C");
         break;
+    case K_LIST:
+        snprintf(buf, len, json ? "an array of at most %d integers >= 1"
+                                : "0, or at most %d integers >= 1 as N,N2,...",
+                 CFG_MAX_REFORK);
+        break;
+    case K_CHOICE: {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (int i = 0; o->choices[i] != NULL && n < len; i++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s%s%s",
+                                  i == 0 ? "" : o->choices[i + 1] ? ", "
+                                                                  : " or ",
+                                  json ? "\"" : "", o->choices[i],
+                                  json ? "\"" : "");
+        break;
+    }
     case K_CONFIG: case K_STR: case K_HOST:
         snprintf(buf, len, "%s%s", o->expect,
                  json && o->unset != NULL ? " or null" : "");
@@ -498,16 +572,6 @@ store_str(cfg_t *c, const opt_t *o, const char *s)
 
 /* ---- The config file ---- */
 
-/* The index of s among o's K_ENUM names, or -1. */
-static int
-enum_index(const opt_t *o, const char *s)
-{
-    for (int i = 0; o->names[i] != NULL; i++)
-        if (strcmp(s, o->names[i]) == 0)
-            return i;
-    return -1;
-}
-
 static int
 json_bad(const emsg_src_t *src, const char *ptr, const opt_t *o,
          const json_t *v)
@@ -564,12 +628,12 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v,
         else
             return json_bad(src, ptr, o, v);
         return 0;
-    case K_ENUM: {
-        int k = enum_index(o, json_is_string(v) ? json_string_value(v) : "");
-        if (k < 0)
+    case K_CHOICE: {
+        int ci = json_is_string(v) ? choice_index(o, json_string_value(v))
+                                   : -1;
+        if (ci < 0)
             return json_bad(src, ptr, o, v);
-        if (!o->cli_only)
-            *FIELD(c, o, int) = k;
+        *FIELD(c, o, int) = o->values[ci];
         return 0;
     }
     case K_THRESH:
@@ -590,6 +654,26 @@ apply_json(cfg_t *c, const opt_t *o, const json_t *v,
             c->gc_threshold[i] = (long)json_integer_value(
                 json_array_get(v, i));
         return 0;
+    case K_LIST: {
+        long *dst = FIELD(c, o, long);
+        if (!json_is_array(v) || json_array_size(v) > CFG_MAX_REFORK)
+            return json_bad(src, ptr, o, v);
+        for (i = 0; i < json_array_size(v); i++) {
+            json_t *e = json_array_get(v, i);
+            char want[80];
+
+            if (json_is_integer(e) && in_range_ll(o, json_integer_value(e)))
+                continue;
+            snprintf(eptr, sizeof eptr, "%s", ptr);
+            jpos_path_append_index(eptr, sizeof eptr, i);
+            emsg_expect_int(want, sizeof want, o->imin, o->imax);
+            return emsg_bad_value(src, eptr, want, e);
+        }
+        for (i = 0; i < json_array_size(v); i++)
+            dst[i] = (long)json_integer_value(json_array_get(v, i));
+        c->refork_after_n = (int)json_array_size(v);
+        return 0;
+    }
     case K_CONFIG: case K_STR: case K_HOST:
         if (json_is_null(v) && o->unset != NULL)
             s = NULL;
@@ -754,13 +838,11 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
         else
             return cli_bad(o, arg, err, errlen);
         return 0;
-    case K_ENUM: {
-        int e = enum_index(o, arg);
-        if (e < 0)
+    case K_CHOICE:
+        if ((k = choice_index(o, arg)) < 0)
             return cli_bad(o, arg, err, errlen);
-        *FIELD(c, o, int) = e;
+        *FIELD(c, o, int) = o->values[k];
         return 0;
-    }
     case K_THRESH:
         /* Exactly three strict integers separated by single commas. */
         p = arg;
@@ -777,6 +859,32 @@ apply_cli(cfg_t *c, const opt_t *o, const char *arg, int negated,
         for (k = 0; k < 3; k++)
             c->gc_threshold[k] = (long)t[k];
         return 0;
+    case K_LIST: {
+        long vals[CFG_MAX_REFORK];
+        int n = 0;
+
+        if (strcmp(arg, "0") == 0) {            /* off */
+            c->refork_after_n = 0;
+            return 0;
+        }
+        p = arg;
+        for (;;) {
+            if (n == CFG_MAX_REFORK || !isdigit((unsigned char)*p))
+                return cli_bad(o, arg, err, errlen);
+            errno = 0;
+            iv = strtoll(p, &end, 10);
+            if (errno != 0 || !in_range_ll(o, iv)
+                || (*end != ',' && *end != '\0'))
+                return cli_bad(o, arg, err, errlen);
+            vals[n++] = (long)iv;
+            if (*end == '\0')
+                break;
+            p = end + 1;
+        }
+        memcpy(FIELD(c, o, long), vals, (size_t)n * sizeof(long));
+        c->refork_after_n = n;
+        return 0;
+    }
     case K_STR: case K_HOST:
         if (*arg == '\0' && o->unset != NULL) {
             arg = NULL;                 /* --out '' unsets */
@@ -895,6 +1003,38 @@ bad_flag(int ch, int argc, char **argv, char *err, size_t errlen)
     return -1;
 }
 
+/*
+ * Settings that cannot go together.  The fleet strategies measure copies
+ * of a pre-fork heap: with --lazy there is none to copy, compare or
+ * refork from.
+ */
+int
+cfg_check(const cfg_t *c, char *err, size_t errlen)
+{
+    static const struct {
+        size_t off;
+        const char *name;
+    } need_heap[] = {
+        { OFF(refork_after_n), "--refork-after" },
+        { OFF(identical_pages), "--identical-pages" },
+        { OFF(identical_diff), "--identical-diff" },
+    };
+    if (!c->lazy)
+        return 0;
+    for (size_t i = 0; i < sizeof need_heap / sizeof need_heap[0]; i++)
+        if (*(const int *)(const void *)((const char *)c + need_heap[i].off)) {
+            emsg_set(err, errlen, "%s needs a pre-fork heap: not with "
+                     "--lazy", need_heap[i].name);
+            return -1;
+        }
+    if (c->max_copied_pct > 0) {
+        emsg_set(err, errlen, "--max-copied-pct needs a pre-fork heap: not "
+                 "with --lazy");
+        return -1;
+    }
+    return 0;
+}
+
 int
 cfg_parse_args(cfg_t *c, int argc, char **argv, int *exit_now, char *err,
                size_t errlen)
@@ -997,8 +1137,8 @@ cfg_to_json(const cfg_t *c)
             v = json_string(c->exit_policy == CFG_EXIT_SKIP ? "skip"
                                                             : "finalize");
             break;
-        case K_ENUM:
-            v = json_string(o->names[*CFIELD(c, o, int)]);
+        case K_CHOICE:
+            v = json_string(choice_name(o, *CFIELD(c, o, int)));
             break;
         case K_THRESH:
             v = a = json_array();
@@ -1012,6 +1152,16 @@ cfg_to_json(const cfg_t *c)
             break;
         case K_HOST:
             v = json_string(c->host);
+            break;
+        case K_LIST:
+            v = a = json_array();
+            for (k = 0; a != NULL && k < (size_t)c->refork_after_n; k++)
+                if (json_array_append_new(a, json_integer(
+                        CFIELD(c, o, long)[k])) < 0) {
+                    json_decref(a);
+                    v = NULL;
+                    break;
+                }
             break;
         case K_CONFIG: case K_STR:
         default:
@@ -1093,8 +1243,8 @@ default_text(const cfg_t *d, const opt_t *o, char *buf, size_t len)
         snprintf(buf, len, "%s", d->exit_policy == CFG_EXIT_SKIP
                                  ? "skip" : "finalize");
         break;
-    case K_ENUM:
-        snprintf(buf, len, "%s", o->names[*CFIELD(d, o, int)]);
+    case K_CHOICE:
+        snprintf(buf, len, "%s", choice_name(o, *CFIELD(d, o, int)));
         break;
     case K_THRESH:
         snprintf(buf, len, "%ld,%ld,%ld", d->gc_threshold[0],
@@ -1102,6 +1252,9 @@ default_text(const cfg_t *d, const opt_t *o, char *buf, size_t len)
         break;
     case K_HOST:
         snprintf(buf, len, "%s", d->host);
+        break;
+    case K_LIST:
+        snprintf(buf, len, "%s", d->refork_after_n ? "on" : "off");
         break;
     case K_CONFIG: case K_STR:
     default:

@@ -9,15 +9,21 @@
  *   integers  workers port max_requests max_requests_jitter sample_ms
  *             requests limit_header_bytes limit_url_bytes
  *             limit_body_bytes header_timeout_ms keepalive_timeout_ms
- *             max_connections write_sample_ms smaps_ms
+ *             max_connections ksm_pages_to_scan ksm_sleep_ms reload_on_rss
+ *             write_sample_ms smaps_ms
  *   numbers   scale timeout graceful_timeout duration pagemap_gc_fraction
- *             sample_budget
- *   booleans  freeze immortal lazy type_census write_kinds quiet
+ *             sample_budget max_copied_pct
+ *   booleans  freeze immortal lazy type_census quiet ksm identical_pages
+ *             identical_diff write_kinds
  *   strings   host; workload out run_id policy_name (or null = unset)
  *   "attribution": "auto" | "write-sets" | "pagemap" | "off"
  *   "gc": "on" | "off" (or true | false)
  *   "gc_threshold": [A, B, C]
  *   "exit": "finalize" | "skip"
+ *   "refork_after": [N, N2, ...] (integers >= 1; [] = off)
+ *   "refork_select": "first" | "least-copied"
+ *   "python": "3.11" | "3.12"
+ *   "prefork_gc": "import" | "collected"
  *   "config", "check_config": accepted so that the output of
  *             --check-config loads back, but ignored (command-line actions)
  * Unknown keys, duplicate keys, wrong types and out-of-range values are
@@ -37,6 +43,13 @@
 #define COWLAB_VERSION "0.1.0"
 
 typedef enum { CFG_EXIT_FINALIZE, CFG_EXIT_SKIP } cfg_exit_t;
+/* --refork-select: which worker becomes the mold */
+typedef enum { CFG_REFORK_FIRST, CFG_REFORK_LEAST_COPIED } cfg_refork_t;
+#define CFG_MAX_REFORK 16       /* values of --refork-after */
+/* The collector's state at fork (--prefork-gc): as an import leaves it
+ * (collections ran by threshold all along the build), or collected (the
+ * build paused the collector and ended with a full collection). */
+enum { CFG_PREFORK_IMPORT, CFG_PREFORK_COLLECTED };
 
 /* --attribution: how copies are attributed to their cause. */
 enum {
@@ -61,6 +74,9 @@ typedef struct cfg {
     int lazy;               /* --lazy: build the heap in each worker after
                                fork; --freeze/--immortal then apply there */
     cfg_exit_t exit_policy; /* --exit finalize|skip (default finalize) */
+    int python;             /* --python 3.11|3.12: 311 or 312 (default) */
+    int prefork_gc;         /* --prefork-gc import|collected (default
+                               import): CFG_PREFORK_* */
     long max_requests;      /* --max-requests N (0 = never recycle) */
     long max_requests_jitter; /* --max-requests-jitter N (default 0) */
     double timeout_s;       /* --timeout S: kill a worker stuck this long in
@@ -91,6 +107,18 @@ typedef struct cfg {
     unsigned keepalive_timeout_ms; /* --keepalive-timeout-ms (5000; 0 =
                                       close after each response) */
     unsigned max_connections;      /* --max-connections (1000) */
+    /* Fleet strategies (README "Fleet"). */
+    int ksm;                /* --ksm: PR_SET_MEMORY_MERGE before fork, ksmd
+                               running (root) */
+    unsigned ksm_pages_to_scan; /* --ksm-pages-to-scan (5000) */
+    unsigned ksm_sleep_ms;  /* --ksm-sleep-ms (20) */
+    int identical_pages;    /* --identical-pages: heap_identical_pages */
+    int identical_diff;     /* --identical-diff: diffs.csv at the end */
+    long refork_after[CFG_MAX_REFORK]; /* --refork-after N[,N2,...] */
+    int refork_after_n;     /* values given; 0 = no reforking */
+    cfg_refork_t refork_select; /* --refork-select first|least-copied */
+    double max_copied_pct;  /* --max-copied-pct P (0 = off) */
+    unsigned reload_on_rss_mb; /* --reload-on-rss MiB (0 = off) */
     int check_config;       /* --check-config: print the config as JSON */
     int quiet;              /* -q/--quiet */
 } cfg_t;
@@ -125,6 +153,14 @@ int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen);
  */
 int cfg_parse_args(cfg_t *c, int argc, char **argv, int *exit_now,
                    char *err, size_t errlen);
+
+/*
+ * Settings that parse but cannot go together (each one names the flags):
+ * --refork-after, --identical-pages, --identical-diff and
+ * --max-copied-pct need a pre-fork heap, so not --lazy.  0, or -1 with
+ * the message in err.  main() calls it after cfg_parse_args().
+ */
+int cfg_check(const cfg_t *c, char *err, size_t errlen);
 
 /*
  * Every field as a new JSON object, under the config file's key names

@@ -109,7 +109,8 @@ main(int argc, char **argv)
     if (pc >= 0)
         return pc;
     cfg_defaults(&cfg);
-    if (cfg_parse_args(&cfg, argc, argv, &exit_now, err, sizeof err) < 0) {
+    if (cfg_parse_args(&cfg, argc, argv, &exit_now, err, sizeof err) < 0
+        || (!exit_now && cfg_check(&cfg, err, sizeof err) < 0)) {
         fprintf(stderr, "cowlab: %s\n", err);
         fprintf(stderr, "Try 'cowlab --help'.\n");
         cfg_free(&cfg);

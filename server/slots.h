@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum { SLOT_FREE, SLOT_STARTING, SLOT_SERVING, SLOT_STOPPING, SLOT_DONE };
+enum { SLOT_FREE, SLOT_STARTING, SLOT_SERVING, SLOT_STOPPING, SLOT_DONE,
+       SLOT_MOLD };                 /* a mold: forks, serves nothing */
 
 /* How a worker attributes its copies (runs.csv, samples.csv and
  * meta.json write the names of srv_attr_name()). */
@@ -49,6 +50,10 @@ typedef struct srv_slot {
     _Atomic uint64_t copied_by_teardown;
     _Atomic uint64_t copied_measured;   /* their sum at the last measure */
     _Atomic uint64_t gc_measured;       /* collections bracketed */
+    _Atomic uint64_t first_full_gc_request; /* the request during which
+                                           its first full collection ran
+                                           (1 = the first); 0: none yet */
+    _Atomic uint64_t teardown_collections; /* finalize's collections */
     _Atomic int attribution;            /* SRV_ATTR_* in force here */
     _Atomic uint64_t written_pages;     /* by the sampled requests */
     _Atomic uint64_t written_requests;  /* requests sampled */
@@ -58,6 +63,7 @@ typedef struct srv_slot {
     _Atomic uint64_t wset_check;        /* |pagemap - write sets| at exit */
     _Atomic int wset_checked;           /* 1: wset_check was measured */
     _Atomic uint64_t wset_busy_us;      /* time in scans and sampling */
+    _Atomic uint64_t wset_released;     /* snapshot pages released */
     _Atomic uint64_t kind_copied[SRV_NKCAUSES][SRV_NKINDS];
     char pad[8];
 } srv_slot_t;

@@ -12,7 +12,11 @@
  * cause" below.
  *
  * Stopping: SIGTERM drains (stop accepting, finish in-flight requests),
- * SIGINT/SIGQUIT close at once, --max-requests drains after N requests.
+ * SIGINT/SIGQUIT close at once; --max-requests, --reload-on-rss and
+ * --max-copied-pct drain (recycle, "Recycling" below).  With
+ * --refork-after the master may tell the worker to become the mold
+ * (refork.h): it drains the same way, then runs srv_mold_main() instead
+ * of the exit policy.
  * Then the exit policy: finalize (rt_finalize: the whole heap torn down,
  * timed) or skip (rt_skip_exit: _exit right away).  Counters are already in
  * the shared slot, so nothing needs flushing.
@@ -20,6 +24,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +46,7 @@
 
 _Static_assert(SRV_NKINDS == MS_NKINDS && MS_NKINDS == RT_WK_NKINDS,
                "one list of write kinds");
+#include "refork.h"
 
 typedef struct worker {
     const srv_worker_args_t *a;
@@ -68,6 +74,12 @@ typedef struct worker {
     uint64_t copied_gc, copied_req, copied_unattr, gc_measured;
     uint8_t *seen;              /* teardown: pages already counted */
     uint64_t copied_teardown;
+    int recycle;                /* a recycling limit was passed */
+    uv_poll_t ctl_poll;         /* the master's messages (refork.h) */
+    int ctl_active;
+    int becoming_mold;          /* RF_MOLD came: drain, then the mold */
+    unsigned mold_gen;
+    int stop_signal;            /* a stop signal came: no mold then */
     /* Exact write sets (SRV_ATTR_WSET): */
     int attr;                   /* SRV_ATTR_* in force */
     ms_wset_t *ws;              /* NULL: not tracking */
@@ -79,6 +91,22 @@ typedef struct worker {
 } worker_t;
 
 static worker_t W;
+
+rt_heap_t *
+srv_heap_new(const cfg_t *cfg)
+{
+    rt_opts_t o;
+    rt_opts_default(&o);
+    o.python = cfg->python == 311 ? RT_PY_311 : RT_PY_312;
+    return rt_heap_new_opts(&o);
+}
+
+wl_gc_t
+srv_build_gc(const cfg_t *cfg)
+{
+    return cfg->prefork_gc == CFG_PREFORK_COLLECTED ? WL_GC_COLLECTED
+                                                    : WL_GC_IMPORT;
+}
 
 void
 srv_apply_gc_thresholds(const cfg_t *cfg)
@@ -110,6 +138,8 @@ srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h)
  * One request per --write-sample-ms is sampled: all the heap pages it
  * writes, copies or not (written_pages).
  */
+static void check_copied(size_t copied);
+
 static void
 ws_publish(void)
 {
@@ -120,7 +150,9 @@ ws_publish(void)
     atomic_store(&s->copied_by_gc, ms_wset_copied(W.ws, MS_CAUSE_GC));
     atomic_store(&s->copied_unattributed,
                  ms_wset_copied(W.ws, MS_CAUSE_BEFORE));
-    atomic_store(&s->copied_measured, ms_wset_copied_total(W.ws));
+    atomic_store(&s->copied_measured, ms_wset_copied_now(W.ws));
+    atomic_store(&s->wset_released, ms_wset_released(W.ws));
+    check_copied((size_t)ms_wset_copied_now(W.ws));
     ms_wset_scans(W.ws, &done, &skipped);
     atomic_store(&s->wset_scans, done);
     atomic_store(&s->wset_skipped, skipped);
@@ -144,7 +176,6 @@ ws_fail(long err)
              "%s; copies no longer attributed\n", W.a->index,
              strerror((int)-err));
     fputs(msg, stderr);
-    mem_set_release_hook(NULL, NULL);
     ms_wset_free(W.ws);
     W.ws = NULL;
     W.attr = SRV_ATTR_NONE;
@@ -176,13 +207,14 @@ ws_close(ms_cause_t cause, long minflt)
         ws_credit(ms_wset_close(W.ws, cause, minflt), cause);
 }
 
-/* The allocator is about to unmap [start, end): its copies first. */
+/* The allocator is about to unmap [start, end): its copies first, then
+ * its pages are released (neither shared nor copied from now on). */
 static void
-ws_release(void *arg, uintptr_t start, uintptr_t end)
+ws_release(uintptr_t start, uintptr_t end)
 {
-    (void)arg;
     if (W.ws != NULL)
-        ws_credit(ms_wset_close_range(W.ws, W.cause, start, end), W.cause);
+        ws_credit(ms_wset_release_range(W.ws, W.cause, start, end),
+                  W.cause);
 }
 
 static void
@@ -219,16 +251,61 @@ publish_copies(void)
     atomic_store(&s->gc_measured, W.gc_measured);
 }
 
+/*
+ * Recycling.  A worker past one of these limits drains and exits cleanly
+ * after the response in hand, and the master forks a fresh one (as
+ * --max-requests does; runs.csv counts them in recycles):
+ *   --reload-on-rss MiB  its RSS, read after every request from
+ *                        /proc/self/statm, as uWSGI's reload-on-rss does;
+ *                        RSS counts shared pages as well as copied ones,
+ *                        so it sees new memory, never copy-on-write;
+ *   --max-copied-pct P   its exact heap copies (the counter of
+ *                        heap_copied_pages: its write sets, else pagemap)
+ *                        past P% of the heap pages it was forked with,
+ *                        checked whenever they are counted (write sets:
+ *                        every closed interval; pagemap: about once a
+ *                        second of requests, and around full collections).
+ */
+static void
+check_copied(size_t copied)
+{
+    double pct = W.a->cfg->max_copied_pct;
+    size_t pages = ps_snap_pages(W.a->snap);
+    if (pct > 0 && pages > 0
+        && 100.0 * (double)copied > pct * (double)pages)
+        W.recycle = 1;
+}
+
+static long
+rss_kb(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    long size, resident;
+    if (sscanf(buf, "%ld %ld", &size, &resident) != 2)
+        return -1;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 static int
 measure(size_t *copied)
 {
     if (W.pm.fd < 0)
         return -1;
-    if (ps_count_copied_fd(W.a->snap, &W.pm, copied) < 0) {
+    if (ps_count_copied_excl(W.a->snap, &W.pm, W.a->released, copied,
+                             NULL) < 0) {
         ps_pagemap_close(&W.pm);    /* stop measuring, never guess */
         return -1;
     }
     W.last_measure_ns = clk_now_ns();
+    check_copied(*copied);
     return 0;
 }
 
@@ -270,6 +347,10 @@ on_gc(int phase, int gen, long collected, void *arg)
         return;
     }
     if (phase == 0) {
+        if (gen == GC_GEN_OLDEST
+            && atomic_load(&W.slot->first_full_gc_request) == 0)
+            atomic_store(&W.slot->first_full_gc_request,
+                         atomic_load(&W.slot->requests) + 1);
         if (W.pm.fd >= 0) {
             int bracket = gen == GC_GEN_OLDEST
                           || (W.young_every
@@ -516,7 +597,12 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
     W.route = W.nroutes + SRV_ROUTE_SERVER;
     uint64_t n = atomic_fetch_add(&s->requests, 1) + 1;
     atomic_store(&s->busy_since_ns, 0);
-    if (W.max_requests > 0 && (long)n >= W.max_requests && !W.stopping) {
+    if (W.max_requests > 0 && (long)n >= W.max_requests)
+        W.recycle = 1;
+    if (W.a->cfg->reload_on_rss_mb > 0
+        && rss_kb() > (long)W.a->cfg->reload_on_rss_mb * 1024)
+        W.recycle = 1;
+    if (W.recycle && !W.stopping) {
         /* Recycle (uWSGI max-requests): drain after this response. */
         resp->close = 1;
         uv_timer_start(&W.stop_timer, on_stop_timer, 0, 0);
@@ -559,6 +645,10 @@ http_done(void *arg)
     uv_close((uv_handle_t *)&W.sig_quit, close_cb);
     uv_close((uv_handle_t *)&W.stop_timer, close_cb);
     uv_close((uv_handle_t *)&W.publish_timer, close_cb);
+    if (W.ctl_active) {
+        W.ctl_active = 0;
+        uv_close((uv_handle_t *)&W.ctl_poll, close_cb);
+    }
 }
 
 static void
@@ -582,22 +672,92 @@ static void
 on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
+    W.stop_signal = 1;
     begin_stop(signum == SIGTERM);
 }
 
+/* A message from the master (refork.h): RF_MOLD is the only one a
+ * worker takes.  The master gone (EOF): PDEATHSIG ends us anyway. */
 static void
-count_released(void *arg, uintptr_t start, uintptr_t end)
+on_ctl(uv_poll_t *h, int status, int events)
+{
+    srv_rf_msg_t m;
+    int fds[2];
+    (void)events;
+    int r = status < 0 ? -1 : srv_rf_recv(W.a->ctl_fd, &m, fds);
+    for (int i = 0; r > 0 && i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (r == -EAGAIN)
+        return;
+    if (r <= 0) {
+        uv_poll_stop(h);
+        return;
+    }
+    if (m.type == RF_MOLD && !W.stopping) {
+        W.becoming_mold = 1;
+        W.mold_gen = m.generation;
+        begin_stop(1);
+    }
+}
+
+/* Drained after RF_MOLD: hand the heap over to the mold's loop. */
+static _Noreturn void
+become_mold(void)
+{
+    srv_mold_args_t ma = {
+        .cfg = W.a->cfg, .heap = W.heap, .app = W.app, .spec = W.a->spec,
+        .slots = W.a->slots, .nslots = W.a->nslots, .own = W.slot,
+        .ctl_fd = W.a->ctl_fd, .master = W.a->master,
+        .generation = W.mold_gen, .attribution = W.a->attribution,
+        .routes = W.a->routes_all,
+    };
+    publish_gc_stats();
+    publish_responses();
+    gc_set_callback(NULL, NULL);
+    /* A mold's copies are the master's pagemap count (samples.csv); its
+     * workers track their own, against its snapshot. */
+    mem_set_release_hook(NULL, NULL);
+    ms_wset_free(W.ws);
+    W.ws = NULL;
+    ps_pagemap_close(&W.pm);
+    uv_loop_close(&W.loop);         /* every handle is closed: no fd left */
+    srv_mold_main(&ma);
+}
+
+/* The allocator's release hook, for the worker's whole life: pages it
+ * gives back are marked released (in the bitmap the master reads too),
+ * so that no counter takes them for shared, nor their address, once a new
+ * mapping reuses it, for copies.  During a finalize teardown the copies
+ * in them are counted first (copied_by_teardown). */
+static void
+on_release(void *arg, uintptr_t start, uintptr_t end)
 {
     size_t n = 0;
     (void)arg;
-    if (ps_count_new_copies(W.a->snap, &W.pm, W.seen, start, end, &n) == 0)
+    ws_release(start, end);
+    if (W.seen != NULL
+        && ps_count_new_copies(W.a->snap, &W.pm, W.seen, start, end,
+                               &n) == 0)
         W.copied_teardown += n;
+    if (W.a->snap != NULL && W.a->released != NULL) {
+        ps_snap_mark(W.a->snap, W.a->released, start, end);
+        if (W.seen != NULL)
+            ps_snap_mark(W.a->snap, W.seen, start, end);
+    }
 }
 
 static void
 count_rest(void *arg)
 {
-    count_released(arg, 0, UINTPTR_MAX);
+    size_t n = 0;
+    (void)arg;
+    if (W.seen != NULL
+        && ps_count_new_copies(W.a->snap, &W.pm, W.seen, 0, UINTPTR_MAX,
+                               &n) == 0)
+        W.copied_teardown += n;
+    free(W.seen);
+    W.seen = NULL;              /* the rest is released uncounted */
 }
 
 /*
@@ -614,8 +774,9 @@ check_against_pagemap(void)
     size_t now = 0;
     if (W.ws == NULL || ps_pagemap_open(&pm, 0) < 0)
         return;
-    if (ps_count_copied_fd(W.a->snap, &pm, &now) == 0) {
-        int64_t d = (int64_t)now - (int64_t)ms_wset_copied_total(W.ws);
+    if (ps_count_copied_excl(W.a->snap, &pm, W.a->released, &now,
+                             NULL) == 0) {
+        int64_t d = (int64_t)now - (int64_t)ms_wset_copied_now(W.ws);
         atomic_store(&W.slot->wset_check, (uint64_t)(d < 0 ? -d : d));
         atomic_store(&W.slot->wset_checked, 1);
     }
@@ -647,18 +808,25 @@ exit_policy(void)
             st.before_release = ws_teardown_rest;
         } else if (W.pm.fd >= 0) {
             close_gap();
-            /* Pages copied before teardown are marked seen; arenas the
-             * teardown releases are counted just before their munmap. */
+            /* Pages copied (or released) before teardown are marked seen;
+             * what the teardown releases is counted just before its
+             * munmap (on_release), the rest at the end (count_rest). */
             size_t bytes = (ps_snap_total_pages(W.a->snap) + 7) / 8 + 1;
             size_t c;
-            W.seen = malloc(bytes);
-            if (W.seen && ps_copied_bitmap_fd(W.a->snap, &W.pm, W.seen,
-                                              &c) == 0) {
-                mem_set_release_hook(count_released, NULL);
+            uint8_t *seen = malloc(bytes);
+            if (seen && ps_copied_bitmap_fd(W.a->snap, &W.pm, seen,
+                                            &c) == 0) {
+                for (size_t i = 0; W.a->released && i + 1 < bytes; i++)
+                    seen[i] |= W.a->released[i];
+                W.seen = seen;
                 st.before_release = count_rest;
+            } else {
+                free(seen);
             }
         }
-        t0 = clk_now_ns();              /* the measuring above is not teardown */
+        /* Py_Finalize's work, timed by the runtime: the release of what
+         * is left (the kernel's work) and the measuring above and in the
+         * release hook are not in it. */
         if (rt_finalize(W.heap, &st) < 0) {
             /* Its figures would be those of a partial teardown: report
              * none, and fail (the master says so and exits non-zero). */
@@ -672,7 +840,8 @@ exit_policy(void)
             W.copied_teardown = ms_wset_copied(W.ws, MS_CAUSE_TEARDOWN);
         atomic_store(&s->copied_by_teardown, W.copied_teardown);
         atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
-        atomic_store(&s->teardown_us, (clk_now_ns() - t0) / 1000);
+        atomic_store(&s->teardown_collections, st.collections);
+        atomic_store(&s->teardown_us, (uint64_t)(st.wall_ms * 1000.0));
         atomic_store(&s->state, SLOT_DONE);
         _exit(0);
     }
@@ -712,6 +881,11 @@ srv_worker_main(const srv_worker_args_t *a)
     W.slot = a->slot;
     W.heap = a->heap;
     W.app = a->app;
+    /* A mold's worker: its parent exits right after fork(), and the
+     * master (a child subreaper) adopts it.  PDEATHSIG follows the parent
+     * of the moment, so it is set once the master is that parent. */
+    for (int i = 0; a->reparent && getppid() != a->master && i < 5000; i++)
+        usleep(1000);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != a->master)
         _exit(1);                   /* the master died before prctl */
@@ -728,11 +902,11 @@ srv_worker_main(const srv_worker_args_t *a)
     if (a->heap == NULL) {          /* lazy: no sharing, the baseline */
         uint64_t t0 = clk_now_ns();
         char err[512];
-        W.heap = rt_heap_new();
+        W.heap = srv_heap_new(a->cfg);
         srv_apply_gc_thresholds(a->cfg);
         if (W.heap == NULL
-            || wl_build(W.heap, a->spec, a->cfg->scale, a->seed, &W.app,
-                        NULL) < 0) {
+            || wl_build_gc(W.heap, a->spec, a->cfg->scale, a->seed,
+                           srv_build_gc(a->cfg), &W.app, NULL) < 0) {
             snprintf(err, sizeof err, "worker %u: heap build failed\n",
                      a->index);
             fputs(err, stderr);
@@ -755,7 +929,6 @@ srv_worker_main(const srv_worker_args_t *a)
     if (W.attr == SRV_ATTR_PAGEMAP && ps_pagemap_open(&W.pm, 0) < 0)
         W.pm.fd = -1;
     if (W.ws != NULL) {
-        mem_set_release_hook(ws_release, NULL);
         ws_close(MS_CAUSE_REQUEST, -1);     /* the start-up, if anything */
         ws_publish();
     }
@@ -770,6 +943,9 @@ srv_worker_main(const srv_worker_args_t *a)
         publish_copies();
     }
     gc_set_callback(on_gc, NULL);
+    /* Released pages, for the write sets too (ws_release). */
+    if (a->snap != NULL && a->heap != NULL)
+        mem_set_release_hook(on_release, NULL);
     W.max_requests = a->cfg->max_requests;
     if (W.max_requests > 0 && a->cfg->max_requests_jitter > 0)
         W.max_requests += (long)(a->seed % (uint64_t)
@@ -802,7 +978,12 @@ srv_worker_main(const srv_worker_args_t *a)
     uv_timer_start(&W.publish_timer, on_publish_timer, PUBLISH_MS,
                    PUBLISH_MS);
     uv_unref((uv_handle_t *)&W.publish_timer);  /* never keeps the loop */
+    if (a->ctl_fd >= 0 && uv_poll_init(&W.loop, &W.ctl_poll, a->ctl_fd) == 0
+        && uv_poll_start(&W.ctl_poll, UV_READABLE, on_ctl) == 0)
+        W.ctl_active = 1;
     atomic_store(&W.slot->state, SLOT_SERVING);
     uv_run(&W.loop, UV_RUN_DEFAULT);
+    if (W.becoming_mold && !W.stop_signal)
+        become_mold();
     exit_policy();
 }

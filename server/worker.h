@@ -27,6 +27,17 @@ typedef struct srv_worker_args {
     int attribution;            /* SRV_ATTR_*: what the master resolved */
     srv_route_t *routes;        /* this slot's rows: workload routes, then
                                    SRV_ROUTE_EXTRA (slots.h) */
+    const srv_routes_t *routes_all; /* every slot's (a mold's workers') */
+    int ctl_fd;                 /* --refork-after: its end of the master's
+                                   socketpair (refork.h); -1: none */
+    unsigned generation;        /* 0: forked by the master; g: by mold g */
+    int reparent;               /* forked by a mold's child: wait to be
+                                   the master's child first */
+    srv_slot_t *slots;          /* the whole stats region, for a worker
+                                   that becomes a mold */
+    unsigned nslots;
+    uint8_t *released;          /* shared with the master: snapshot pages
+                                   this worker gave back (one bit each) */
 } srv_worker_args_t;
 
 /* A worker's exit status when its finalize teardown failed (out of
@@ -42,6 +53,10 @@ _Noreturn void srv_worker_main(const srv_worker_args_t *a);
  * after its own build.  0, or -ENOMEM if the heap could not be made
  * immortal (it is then partly immortal: stop, do not measure it). */
 int srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h);
+/* A heap in the configured mode (--python), or NULL. */
+rt_heap_t *srv_heap_new(const cfg_t *cfg);
+/* The build's collector mode (--prefork-gc). */
+wl_gc_t srv_build_gc(const cfg_t *cfg);
 /* Set thresholds as configured (gc off = threshold 0). */
 void srv_apply_gc_thresholds(const cfg_t *cfg);
 

@@ -45,14 +45,14 @@ teardown(void)
 static int
 parse(int *exit_now, ...)
 {
-    char *argv[96];
+    char *argv[128];
     int argc = 0, rc, i;
     const char *a;
     va_list ap;
 
     argv[argc++] = strdup("cowlab");
     va_start(ap, exit_now);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 95)
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 127)
         argv[argc++] = strdup(a);
     va_end(ap);
     argv[argc] = NULL;
@@ -174,7 +174,8 @@ START_TEST(config_every_flag_parsed)
     PARSE_OK("--workload", "wl.json", "--scale", "0.5", "--workers", "7",
              "--host", "::1", "--port", "0", "--gc", "off",
              "--gc-threshold", "1000,5,0", "--freeze", "--immortal",
-             "--lazy", "--exit", "skip", "--max-requests", "500",
+             "--lazy", "--exit", "skip", "--python", "3.11",
+             "--prefork-gc", "collected", "--max-requests", "500",
              "--max-requests-jitter", "20", "--timeout", "0",
              "--graceful-timeout", "2.5", "--sample-ms", "10",
              "--sample-budget", "50",
@@ -185,12 +186,17 @@ START_TEST(config_every_flag_parsed)
              "--limit-header-bytes", "1024",
              "--limit-url-bytes", "512", "--limit-body-bytes", "0",
              "--header-timeout-ms", "1", "--keepalive-timeout-ms", "0",
-             "--max-connections", "2", "--check-config", "--quiet");
+             "--max-connections", "2", "--check-config", "--quiet",
+             "--ksm", "--ksm-pages-to-scan", "7", "--ksm-sleep-ms", "9",
+             "--identical-pages", "--identical-diff", "--refork-after",
+             "3,5", "--refork-select", "least-copied", "--max-copied-pct",
+             "40", "--reload-on-rss", "300");
     settings_are("{\"config\": null, \"workload\": \"wl.json\", "
                  "\"scale\": 0.5, \"workers\": 7, \"host\": \"::1\", "
                  "\"port\": 0, \"gc\": \"off\", "
                  "\"gc_threshold\": [1000, 5, 0], \"freeze\": true, "
                  "\"immortal\": true, \"lazy\": true, \"exit\": \"skip\", "
+                 "\"python\": \"3.11\", \"prefork_gc\": \"collected\", "
                  "\"max_requests\": 500, \"max_requests_jitter\": 20, "
                  "\"timeout\": 0, \"graceful_timeout\": 2.5, "
                  "\"sample_ms\": 10, \"sample_budget\": 50, "
@@ -202,8 +208,19 @@ START_TEST(config_every_flag_parsed)
                  "\"limit_header_bytes\": 1024, \"limit_url_bytes\": 512, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 1, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 2, "
-                 "\"check_config\": true, \"quiet\": true}");
+                 "\"check_config\": true, \"quiet\": true, \"ksm\": true, "
+                 "\"ksm_pages_to_scan\": 7, \"ksm_sleep_ms\": 9, "
+                 "\"identical_pages\": true, \"identical_diff\": true, "
+                 "\"refork_after\": [3, 5], "
+                 "\"refork_select\": \"least-copied\", "
+                 "\"max_copied_pct\": 40, \"reload_on_rss\": 300}");
     ck_assert_int_eq(cfg.check_config, 1);
+    ck_assert_int_eq(cfg.refork_after_n, 2);
+    /* parsed, but --lazy has no pre-fork heap to refork from */
+    ck_assert_int_eq(cfg_check(&cfg, err, sizeof err), -1);
+    ASSERT_ERR("--refork-after needs a pre-fork heap: not with --lazy");
+    cfg.lazy = 0;
+    ck_assert_int_eq(cfg_check(&cfg, err, sizeof err), 0);
 }
 END_TEST
 
@@ -238,7 +255,8 @@ START_TEST(config_file_every_key)
                  "\"workers\": 16, \"host\": \"0.0.0.0\", \"port\": 0, "
                  "\"gc\": \"off\", \"gc_threshold\": [7000, 20, 30], "
                  "\"freeze\": true, \"immortal\": true, \"lazy\": true, "
-                 "\"exit\": \"skip\", \"max_requests\": 1000, "
+                 "\"exit\": \"skip\", \"python\": \"3.11\", "
+                 "\"prefork_gc\": \"collected\", \"max_requests\": 1000, "
                  "\"max_requests_jitter\": 50, \"timeout\": 12.5, "
                  "\"graceful_timeout\": 7, \"sample_ms\": 100, "
                  "\"sample_budget\": 1, \"duration\": 60, "
@@ -250,7 +268,12 @@ START_TEST(config_file_every_key)
                  "\"limit_header_bytes\": 16384, \"limit_url_bytes\": 2048, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 2000, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 64, "
-                 "\"check_config\": false, \"quiet\": true}");
+                 "\"check_config\": false, \"quiet\": true, "
+                 "\"ksm\": true, \"ksm_pages_to_scan\": 100, "
+                 "\"ksm_sleep_ms\": 50, \"identical_pages\": true, "
+                 "\"identical_diff\": false, \"refork_after\": [1000], "
+                 "\"refork_select\": \"first\", \"max_copied_pct\": 0, "
+                 "\"reload_on_rss\": 512}");
 }
 END_TEST
 
@@ -380,6 +403,10 @@ static const bad_t bad[] = {
          "\"auto\", \"write-sets\", \"pagemap\" or \"off\", found true"),
     TEXT("{\"attribution\": \"exact\"}", "field 'attribution': expected "
          "\"auto\""),
+    TEXT("{\"python\": 3}", "=@:1:12: field 'python': expected \"3.11\" or "
+         "\"3.12\", found 3"),
+    TEXT("{\"prefork_gc\": \"lazy\"}", "field 'prefork_gc': expected "
+         "\"import\" or \"collected\""),
     TEXT("{\"out\": 5}", "field 'out': expected a directory name or null, "
          "found 5"),
     TEXT("{\"host\": \"\"}", "field 'host': expected a host name or "
@@ -405,6 +432,12 @@ static const bad_t bad[] = {
          "unknown key, did you mean 'gc_threshold'?"),
     TEXT("{\"a/b~c\": 1}", "=@:1:2: field 'a/b~c': unknown key (cowlab "
          "--help lists the settings)"),
+    TEXT("{\"refork_after\": [100, 0]}", "=@:1:24: field "
+         "'refork_after[1]': expected an integer >= 1, found 0"),
+    TEXT("{\"refork_after\": 100}", "field 'refork_after': expected an "
+         "array of at most 16 integers >= 1, found 100"),
+    TEXT("{\"refork_select\": \"least\"}", "field 'refork_select': "
+         "expected \"first\" or \"least-copied\", found"),
     /* a file given on the command line */
     LOAD_ARGS("out_of_range.json", -EINVAL, "=@:2:16: field 'workers': "
               "expected an integer from 1 to 256, found 300",
@@ -439,6 +472,10 @@ static const bad_t bad[] = {
     ARGS("--write-sample-ms: expected an integer from 0 to 3600000",
          "--write-sample-ms", "-1"),
     ARGS("--smaps-ms: expected", "--smaps-ms", "1.5"),
+    ARGS("=--python: expected 3.11 or 3.12, got '3.10'", "--python", "3.10"),
+    ARGS("=--python: expected 3.11 or 3.12, got ''", "--python", ""),
+    ARGS("=--prefork-gc: expected import or collected, got 'frozen'",
+         "--prefork-gc", "frozen"),
     ARGS("--max-requests: expected an integer >= 0", "--max-requests",
          "-5"),
     ARGS("--max-requests-jitter: expected", "--max-requests-jitter", "x"),
@@ -466,6 +503,19 @@ static const bad_t bad[] = {
     ARGS("--max-connections: expected", "--max-connections", "0"),
     ARGS("--out: expected a directory name in UTF-8, got bytes that are "
          "not UTF-8", "--out", "\xff\xfe"),
+    ARGS("=--refork-after: expected 0, or at most 16 integers >= 1 as "
+         "N,N2,..., got '10,0'", "--refork-after", "10,0"),
+    ARGS("--refork-after: expected 0, or", "--refork-after", "10,"),
+    ARGS("--refork-after: expected 0, or", "--refork-after",
+         "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"),
+    ARGS("=--refork-select: expected first or least-copied, got 'last'",
+         "--refork-select", "last"),
+    ARGS("=--max-copied-pct: expected a number from 0 to 100, got '101'",
+         "--max-copied-pct", "101"),
+    ARGS("--ksm-pages-to-scan: expected an integer from 1 to",
+         "--ksm-pages-to-scan", "0"),
+    ARGS("--reload-on-rss: expected an integer from 0 to",
+         "--reload-on-rss", "-1"),
     /* flags themselves */
     ARGS("=unknown or ambiguous option '--wokers' (did you mean "
          "'--workers'?)", "--wokers", "3"),
@@ -697,7 +747,8 @@ START_TEST(config_help_sets_exit_now)
 {
     const char *want[] = {
         "usage: cowlab", "-w, --workers N", "[4]", "--gc-threshold A,B,C",
-        "[700,10,10]", "--exit finalize|skip", "--max-requests N",
+        "[700,10,10]", "--exit finalize|skip", "--python 3.11|3.12",
+        "--max-requests N",
         "--limit-body-bytes N", "[1048576]", "--check-config", "--version",
         "SIGTERM", "--graceful-timeout", "SIGINT, SIGQUIT", "SIGHUP",
         "SIGKILL", "respawn", "\"gc_threshold\"",
@@ -759,7 +810,15 @@ START_TEST(config_to_json_fields)
     ck_assert(json_real_value(json_object_get(j, "scale")) == 1.0);
     ck_assert_int_eq(json_integer_value(json_object_get(j,
                      "limit_body_bytes")), 1048576);
-    ck_assert_int_eq(json_object_size(j), 37);  /* one key per setting */
+    ck_assert(json_is_array(json_object_get(j, "refork_after"))
+              && json_array_size(json_object_get(j, "refork_after")) == 0);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "refork_select")),
+                     "first");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "python")),
+                     "3.12");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "prefork_gc")),
+                     "import");
+    ck_assert_int_eq(json_object_size(j), 48);  /* one key per setting */
     json_decref(j);
 }
 END_TEST

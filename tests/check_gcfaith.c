@@ -1,16 +1,21 @@
 /*
- * check_gcfaith.c -- is runtime/gc.c faithful to CPython 3.11's collector?
+ * check_gcfaith.c -- is runtime/gc.c faithful to CPython 3.11's and 3.12's
+ * collectors?
  * Each scenario builds a heap shape with the runtime's API and measures what
  * CPython's gc module would report: what gc.collect() returns, get_count(),
  * get_stats(), get_freeze_count(), is_tracked() and generation sizes.
  *
- * tests/gc_scenarios.py builds the same scenarios in CPython.  Two checks:
+ * tests/gc_scenarios.py builds the same scenarios in CPython.  Every check
+ * runs once on a runtime in 3.11 mode and once in 3.12 mode:
  *   gcfaith_scenario       our values against values hard-coded from
- *                          CPython 3.11 (no python needed);
+ *                          CPython (3.11 and 3.12 give the same ones; no
+ *                          python needed);
  *   gcfaith_matches_python every scenario in one run (each hard-coded value
  *                          measured once), then our values against the
- *                          script's output, line by line (that part is
- *                          skipped, with a SKIP line, without python3).
+ *                          script's output under the matching interpreter
+ *                          (python3.11 / python3.12 on PATH or in pyenv),
+ *                          line by line; a SKIP line, with the reason,
+ *                          when that interpreter is missing.
  * Keep the two files in step: same scenario names, keys, construction
  * order.  The script's docstring says what makes a scenario equivalent
  * (instance __dict__s, free lists, the interpreter's own objects).
@@ -21,7 +26,7 @@
  * whether the object survived).
  *
  * Run from the repository root.  CK_FORK=no to run under gdb,
- * CK_RUN_CASE=scenarios (or python, pages) for one case.
+ * CK_RUN_CASE=scenarios (or scenarios312, python, pages) for one case.
  */
 #include <check.h>
 #include <errno.h>
@@ -48,7 +53,7 @@ typedef struct {
     long value;
 } expect_t;
 
-/* What CPython 3.11 gives (python3 tests/gc_scenarios.py). */
+/* What CPython 3.11 and 3.12 give (python3.1x tests/gc_scenarios.py). */
 static const expect_t expected[] = {
     { "self_list", "collected", 1 },
     { "two_list_cycle", "collected", 2 },
@@ -167,6 +172,20 @@ static const expect_t expected[] = {
     { "instance_dict_tracking", "with_list", 1 },
     { "instance_dict_tracking", "after_full", 0 },
     { "instance_dict_tracking", "instance", 1 },
+    /* 3.11+ inline values: an instance without a __dict__ is one object */
+    { "inline_self_attr", "has_dict", 0 },
+    { "inline_self_attr", "collected", 1 },
+    { "inline_count", "count0", 100 },
+    { "inline_count", "collected_ring", 100 },
+    /* free lists: 80 lists, 80 dicts, 2000 tuples of each small size */
+    { "freelists", "lists_made", 101 },
+    { "freelists", "lists_freed", 80 },
+    { "freelists", "lists_reused", 80 },
+    { "freelists", "dicts_made", 180 },
+    { "freelists", "dicts_freed", 160 },
+    { "freelists", "tuples_made", 260 },
+    { "freelists", "tuples_freed", 260 },
+    { "freelists", "after_full", 1 },
 };
 #define NEXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -212,16 +231,25 @@ find_expected(const char *scen, const char *key)
 /* ---- the heap and the classes the script defines at module level ------- */
 
 static rt_heap_t *H;
+static rt_python_t PY = RT_PY_311; /* the mode of the next heap_up() */
 static rt_obj_t *cls_C;            /* class C: pass */
 static rt_obj_t *cls_S;            /* class S: __slots__ = ('a', 'b') */
 
 static void
 heap_up(void)
 {
-    H = rt_heap_new();
+    rt_opts_t opts;
+    rt_opts_default(&opts);
+    opts.python = PY;
+    H = rt_heap_new_opts(&opts);
     ck_assert_ptr_nonnull(H);
     cls_C = rt_class_new(H, "C", NULL);
-    cls_S = rt_class_new(H, "S", NULL);
+    rt_obj_t *names = rt_tuple_new(H, 2);
+    ck_assert_ptr_nonnull(names);
+    rt_tuple_set_steal(names, 0, rt_str_intern(H, "a", 1));
+    rt_tuple_set_steal(names, 1, rt_str_intern(H, "b", 1));
+    cls_S = rt_class_new_slots(H, "S", NULL, names);
+    rt_decref(names);
     ck_assert_ptr_nonnull(cls_C);
     ck_assert_ptr_nonnull(cls_S);
 }
@@ -369,10 +397,19 @@ instance_new(void)
     return o;
 }
 
+/* setattr(o, name, v), v stolen. */
+static void
+setattr_steal(rt_obj_t *o, const char *name, rt_obj_t *v)
+{
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(rt_instance_setattr_str(H, o, name, v), 0);
+    rt_decref(v);
+}
+
 static rt_obj_t *
 slots_new(void)
 {
-    rt_obj_t *o = rt_slots_new(H, cls_S, 2);
+    rt_obj_t *o = rt_slots_new(H, cls_S);
     ck_assert_ptr_nonnull(o);
     return o;
 }
@@ -926,6 +963,85 @@ s_instance_dict_tracking(void)
     rt_decref(o);
 }
 
+/* o.me = o without asking for o.__dict__: the attribute sits in the
+ * instance's values block, so the cycle is the instance alone. */
+static void
+s_inline_self_attr(void)
+{
+    fresh();
+    rt_obj_t *o = instance_new();
+    ck_assert_int_eq(rt_instance_setattr_str(H, o, "me", o), 0);
+    put("inline_self_attr", "has_dict", rt_instance_has_dict(o));
+    rt_decref(o);
+    put("inline_self_attr", "collected", collect(2));
+}
+
+/* 100 instances with two attributes each count 100 toward gen 0 (no dict
+ * objects); a ring of them through an attribute is 100 objects. */
+static void
+s_inline_count(void)
+{
+    fresh();
+    rt_obj_t *holder = list_new();
+    collect(2);
+    for (int i = 0; i < 100; i++) {
+        rt_obj_t *o = instance_new();
+        setattr_steal(o, "x", int_new(1));
+        setattr_steal(o, "y", str_new("y"));
+        append_steal(holder, o);
+    }
+    put("inline_count", "count0", count0());
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(rt_instance_setattr_str(H, rt_list_get(holder,
+                         (size_t)i), "nxt", rt_list_get(holder,
+                         (size_t)((i + 1) % 100))), 0);
+    rt_decref(holder);
+    put("inline_count", "collected_ring", collect(2));
+}
+
+/* Lists, dicts and small tuples freed onto CPython's free lists leave
+ * generation 0's count as it was; those handed out again do not raise
+ * it; a full collection empties the free lists. */
+static void
+s_freelists(void)
+{
+    long v[8];
+    fresh();
+    long base = count0();
+    rt_obj_t *holder = list_new();
+    for (int i = 0; i < 100; i++)
+        append_steal(holder, list_new());
+    v[0] = count0() - base;
+    rt_decref(holder);                          /* 80 kept */
+    v[1] = count0() - base;
+    holder = list_new();
+    for (int i = 0; i < 50; i++)
+        append_steal(holder, list_new());       /* reused */
+    v[2] = count0() - base;
+    rt_obj_t *d = list_new();
+    for (int i = 0; i < 100; i++)
+        append_steal(d, dict_new());
+    v[3] = count0() - base;
+    rt_decref(d);
+    v[4] = count0() - base;
+    rt_obj_t *t = list_new();
+    for (int i = 0; i < 100; i++)
+        append_steal(t, tuple_of(2, int_new(i), int_new(i), NULL));
+    v[5] = count0() - base;
+    rt_decref(t);
+    v[6] = count0() - base;
+    rt_decref(holder);
+    collect(2);                                 /* empties them */
+    rt_obj_t *x = list_new();
+    v[7] = count0();
+    rt_decref(x);
+    static const char *const names[] = { "lists_made", "lists_freed",
+        "lists_reused", "dicts_made", "dicts_freed", "tuples_made",
+        "tuples_freed", "after_full" };
+    for (int k = 0; k < 8; k++)
+        put("freelists", names[k], v[k]);
+}
+
 typedef struct {
     const char *name;
     void (*run)(void);
@@ -963,6 +1079,9 @@ static const scenario_t scenarios[] = {
     { "dict_untrack_full", s_dict_untrack_full },
     { "dict_tuple_value", s_dict_tuple_value },
     { "instance_dict_tracking", s_instance_dict_tracking },
+    { "inline_self_attr", s_inline_self_attr },
+    { "inline_count", s_inline_count },
+    { "freelists", s_freelists },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
@@ -971,6 +1090,15 @@ static const scenario_t scenarios[] = {
 static void
 setup(void)
 {
+    PY = RT_PY_311;
+    heap_up();
+    ngot = 0;
+}
+
+static void
+setup312(void)
+{
+    PY = RT_PY_312;
     heap_up();
     ngot = 0;
 }
@@ -1009,31 +1137,36 @@ END_TEST
 
 /* ---- case "python": against CPython itself ------------------------------ */
 
+/* A working python3.<minor> (on PATH, or in pyenv's versions), written
+ * into out; 0, or -1 if there is none (a pyenv shim for a version pyenv
+ * does not select exists but fails: each candidate is run). */
 static int
-python3_on_path(void)
+find_python(int minor, char *out, size_t len)
 {
-    const char *path = getenv("PATH");
-    char buf[4096];
-    if (path == NULL)
-        return 0;
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        if (n > 0 && n < sizeof(buf) - 16) {
-            memcpy(buf, path, n);
-            strcpy(buf + n, "/python3");
-            if (access(buf, X_OK) == 0)
-                return 1;
-        }
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return 0;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "for p in python3.%d \"$(pyenv root 2>/dev/null)\"/versions/"
+             "3.%d*/bin/python3.%d; do "
+             "\"$p\" -c 'import sys; sys.exit(sys.version_info[:2] != "
+             "(3, %d))' 2>/dev/null && { command -v \"$p\" || echo \"$p\"; }"
+             " && break; done", minor, minor, minor, minor);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    if (fgets(out, (int)len, p) == NULL)
+        out[0] = '\0';
+    pclose(p);
+    out[strcspn(out, "\n")] = '\0';
+    return out[0] ? 0 : -1;
 }
 
 START_TEST(gcfaith_matches_python)
 {
+    static const rt_python_t vers[] = { RT_PY_311, RT_PY_312 };
+    int minor = _i == 0 ? 11 : 12;
+    char python[512], cmd[1024];
     ngot = 0;
+    PY = vers[_i];
     for (int s = 0; s < NSCENARIOS; s++) {
         heap_up();
         scenarios[s].run();
@@ -1045,20 +1178,26 @@ START_TEST(gcfaith_matches_python)
                       "%s %s: hard-coded but never measured",
                       expected[i].scen, expected[i].key);
     ck_assert_uint_eq(ngot, NEXPECTED);
-    if (!python3_on_path())
-        TS_SKIP("python3 not found on PATH (the hard-coded CPython values "
-                "were still checked)");
+    if (find_python(minor, python, sizeof python) < 0) {
+        char name[64];
+        snprintf(name, sizeof name, "gcfaith_matches_python_3.%d", minor);
+        ts_skip(name, "no python3.%d on PATH or in pyenv (the hard-coded "
+                "CPython values were still checked)", minor);
+        return;
+    }
     ck_assert_msg(access(SCRIPT, R_OK) == 0,
                   "%s not found: run from the repository root", SCRIPT);
     fflush(stdout);
-    FILE *p = popen("python3 " SCRIPT, "r");
+    snprintf(cmd, sizeof cmd, "'%s' %s", python, SCRIPT);
+    FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     char line[256], scen[96], key[96];
     long value;
     size_t lines = 0, bad = 0;
     while (fgets(line, sizeof(line), p)) {
         if (sscanf(line, "%95s %95s %ld", scen, key, &value) != 3) {
-            fprintf(stderr, "gcfaith: unparsed line from python3: %s", line);
+            fprintf(stderr, "gcfaith: unparsed line from %s: %s", python,
+                    line);
             bad++;
             continue;
         }
@@ -1069,24 +1208,22 @@ START_TEST(gcfaith_matches_python)
                     scen, key, value);
             bad++;
         } else if (r->value != value) {
-            fprintf(stderr, "gcfaith: %s %s: CPython %ld, ours %ld\n", scen,
-                    key, value, r->value);
+            fprintf(stderr, "gcfaith: 3.%d %s %s: CPython %ld, ours %ld\n",
+                    minor, scen, key, value, r->value);
             bad++;
         }
     }
     int status = pclose(p);
     ck_assert_msg(status != -1 && WIFEXITED(status),
-                  "python3 %s failed (status %d)", SCRIPT, status);
-    if (WEXITSTATUS(status) == EXIT_OTHER_VERSION && lines == 0)
-        TS_SKIP("python3 is not CPython 3.11/3.12 (see its message above)");
-    ck_assert_msg(WEXITSTATUS(status) == 0, "python3 %s exited with %d",
-                  SCRIPT, WEXITSTATUS(status));
-    ck_assert_msg(bad == 0, "%zu disagreements with CPython (see stderr)",
-                  bad);
+                  "%s failed (status %d)", cmd, status);
+    ck_assert_msg(WEXITSTATUS(status) == 0, "%s exited with %d", cmd,
+                  WEXITSTATUS(status));
+    ck_assert_msg(bad == 0, "%zu disagreements with CPython 3.%d (see "
+                  "stderr)", bad, minor);
     ck_assert_msg(lines == ngot, "CPython printed %zu values, we measured "
                   "%zu", lines, ngot);
-    printf("gcfaith_matches_python: %zu values agree with %s\n", lines,
-           "CPython");
+    printf("gcfaith_matches_python: %zu values agree with CPython 3.%d "
+           "(%s)\n", lines, minor, python);
 }
 END_TEST
 
@@ -1183,9 +1320,15 @@ main(void)
     tcase_add_loop_test(tc, gcfaith_scenario, 0, NSCENARIOS);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("scenarios312");
+    tcase_add_checked_fixture(tc, setup312, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, gcfaith_scenario, 0, NSCENARIOS);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("python");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, gcfaith_matches_python);
+    tcase_add_loop_test(tc, gcfaith_matches_python, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pages");

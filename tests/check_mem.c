@@ -20,6 +20,8 @@
 
 #define POOL_OF(p)   ((uintptr_t)(p) & ~(uintptr_t)(MEM_POOL_SIZE - 1))
 #define ARENA_OF(p)  ((uintptr_t)(p) & ~(uintptr_t)(MEM_ARENA_SIZE - 1))
+/* A large block's bytes: a 16-byte header, rounded to 16 (glibc's). */
+#define LB(n)        ((((size_t)(n)) + 16 + 15) & ~(size_t)15)
 
 static void setup(void)    { ck_assert_int_eq(mem_init(), 0); }
 static void teardown(void) { mem_fini(); }
@@ -206,7 +208,7 @@ START_TEST(mem_stats_counts_calls)
     ck_assert_uint_eq(st.frees, 7);
     ck_assert_uint_eq(st.blocks_in_use, 0);
     ck_assert_uint_eq(st.large_in_use, 3);
-    ck_assert_uint_eq(st.large_bytes, 3000);
+    ck_assert_uint_eq(st.large_bytes, 3 * LB(1000));
     for (int i = 7; i < 10; i++)
         mem_free(v[i]);
 }
@@ -654,7 +656,7 @@ START_TEST(mem_large_tracked)
     ck_assert(mem_in_arena((uint8_t *)q + MEM_SMALL_MAX - 1));
     mem_stats_t st = stats();
     ck_assert_uint_eq(st.large_in_use, 2);
-    ck_assert_uint_eq(st.large_bytes, MEM_SMALL_MAX + 1 + 100000);
+    ck_assert_uint_eq(st.large_bytes, LB(MEM_SMALL_MAX + 1) + LB(100000));
     ck_assert_uint_eq(st.blocks_in_use, 1);
     ck_assert_uint_eq(st.bytes_in_use, MEM_SMALL_MAX);
 
@@ -670,13 +672,67 @@ START_TEST(mem_large_tracked)
     mem_free(p);
     st = stats();
     ck_assert_uint_eq(st.large_in_use, 1);
-    ck_assert_uint_eq(st.large_bytes, 100000);
+    ck_assert_uint_eq(st.large_bytes, LB(100000));
     mem_free(r);
     mem_free(q);
     st = stats();
     ck_assert_uint_eq(st.large_in_use, 0);
     ck_assert_uint_eq(st.large_bytes, 0);
     ck_assert_uint_eq(st.blocks_in_use, 0);
+}
+END_TEST
+
+/* Large blocks come from the allocator's own chunks, never from malloc:
+ * a malloc()ed block (libuv's, jansson's, glibc's bookkeeping) is on no
+ * page mem_ranges() lists.  Fails when large blocks go to malloc. */
+START_TEST(mem_large_blocks_not_from_malloc)
+{
+    void *big[8], *own[8];
+    for (int i = 0; i < 8; i++) {
+        big[i] = mem_alloc(600 + (size_t)i * 300);
+        own[i] = malloc(64);
+        ck_assert_ptr_nonnull(big[i]);
+        ck_assert_ptr_nonnull(own[i]);
+    }
+    size_t m = mem_ranges(NULL, 0);
+    mem_range_t *r = calloc(m + 1, sizeof(*r));
+    mem_ranges(r, m);
+    for (int i = 0; i < 8; i++) {
+        int in_big = 0, in_own = 0;
+        for (size_t j = 0; j < m; j++) {
+            in_big |= r[j].start <= (uintptr_t)big[i]
+                      && (uintptr_t)big[i] < r[j].end;
+            in_own |= r[j].start <= (uintptr_t)own[i]
+                      && (uintptr_t)own[i] < r[j].end;
+        }
+        ck_assert(in_big);
+        ck_assert_msg(!in_own, "a malloc()ed block lies in the heap ranges");
+        ck_assert_uint_eq(mem_block_size(big[i]), LB(600 + i * 300));
+        ck_assert_uint_eq(mem_block_size(own[i]), 0);
+    }
+    free(r);
+    for (int i = 0; i < 8; i++) {
+        mem_free(big[i]);
+        free(own[i]);
+    }
+    ck_assert_uint_eq(mem_ranges(NULL, 0), 0);       /* chunk trimmed */
+}
+END_TEST
+
+/* Large blocks coalesce when freed: a block freed between two free ones
+ * joins them, and the space serves a request of their joint size. */
+START_TEST(mem_large_blocks_coalesce)
+{
+    void *a = mem_alloc(10000), *b = mem_alloc(10000), *c = mem_alloc(10000);
+    void *keep = mem_alloc(10000);
+    mem_free(a);
+    mem_free(c);
+    mem_free(b);
+    void *d = mem_alloc(30000);         /* fits where a, b, c were */
+    ck_assert_ptr_eq(d, a);
+    mem_free(d);
+    mem_free(keep);
+    ck_assert_uint_eq(stats().large_in_use, 0);
 }
 END_TEST
 
@@ -870,7 +926,7 @@ START_TEST(mem_realloc_small_large)
     mem_stats_t st = stats();
     ck_assert_uint_eq(st.blocks_in_use, 0);
     ck_assert_uint_eq(st.large_in_use, 1);
-    ck_assert_uint_eq(st.large_bytes, 5000);
+    ck_assert_uint_eq(st.large_bytes, LB(5000));
 
     fill(q, 5000, 2);
     void *r = mem_realloc(q, 300000);                 /* large -> large */
@@ -878,12 +934,12 @@ START_TEST(mem_realloc_small_large)
     ck_assert(filled(r, 5000, 2));
     st = stats();
     ck_assert_uint_eq(st.large_in_use, 1);
-    ck_assert_uint_eq(st.large_bytes, 300000);
+    ck_assert_uint_eq(st.large_bytes, LB(300000));
     void *other = mem_alloc(1000);                    /* list neighbours */
     fill(r, 300000, 3);
     void *s = mem_realloc(r, 700);                    /* large -> large */
     ck_assert(filled(s, 700, 3));
-    ck_assert_uint_eq(stats().large_bytes, 1700);
+    ck_assert_uint_eq(stats().large_bytes, LB(1000) + LB(700));
 
     void *t = mem_realloc(s, MEM_SMALL_MAX);          /* large -> small */
     ck_assert_ptr_nonnull(t);
@@ -891,7 +947,7 @@ START_TEST(mem_realloc_small_large)
     ck_assert(filled(t, MEM_SMALL_MAX, 3));
     st = stats();
     ck_assert_uint_eq(st.large_in_use, 1);
-    ck_assert_uint_eq(st.large_bytes, 1000);
+    ck_assert_uint_eq(st.large_bytes, LB(1000));
     ck_assert_uint_eq(st.blocks_in_use, 1);
     mem_free(other);
     mem_free(t);
@@ -952,7 +1008,7 @@ START_TEST(mem_fail_after_realloc_keeps_block)
     mem_fail_after(1);
     ck_assert_ptr_null(mem_realloc(big, 20000));      /* large -> large */
     ck_assert(filled(big, 10000, 6));
-    ck_assert_uint_eq(stats().large_bytes, 10000);
+    ck_assert_uint_eq(stats().large_bytes, LB(10000));
     mem_fail_after(1);
     ck_assert_ptr_null(mem_realloc(big, 100));        /* large -> small */
     ck_assert(filled(big, 10000, 6));
@@ -1133,6 +1189,8 @@ main(void)
     tcase_add_test(tc, mem_fail_after_nth);
     tcase_add_test(tc, mem_fail_after_realloc_keeps_block);
     tcase_add_test(tc, mem_large_tracked);
+    tcase_add_test(tc, mem_large_blocks_not_from_malloc);
+    tcase_add_test(tc, mem_large_blocks_coalesce);
 #ifdef RT_DEBUG
     tcase_add_test(tc, mem_debug_fill_patterns);
 #endif

@@ -476,6 +476,71 @@ START_TEST(procstat_copy_count_exact)
 }
 END_TEST
 
+/* Released pages: the child unmaps 64 snapshot pages and maps new memory
+ * at the same address (what a new arena or chunk may get), writing it,
+ * and writes 10 other pages.  The plain count takes the 64 new pages for
+ * copies; with the release marked (the worker's hook does it) they are
+ * left out and counted as released.  Fails without the exclusion. */
+static char *released_shared;           /* MAP_SHARED: the child's marks */
+
+static void
+release_and_reuse(int step, void *arg)
+{
+    if (step != 0)
+        return;
+    char *mem = arg;
+    size_t pg = psize();
+    for (size_t i = 0; i < 10; i++)
+        touch(mem, i);
+    munmap(mem + 100 * pg, 64 * pg);
+    void *p = mmap(mem + 100 * pg, 64 * pg, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED)
+        _exit(3);
+    for (size_t i = 100; i < 164; i++)
+        touch(mem, i);
+}
+
+START_TEST(procstat_released_pages_excluded)
+{
+    char *mem = map_pages(N_PAGES);
+    ps_range_t r = range_of(mem, N_PAGES);
+    ps_snap_t *snap;
+    ps_pagemap_t pm;
+    child_t a;
+    size_t copied, released;
+
+    for (size_t i = 0; i < N_PAGES; i++)
+        touch(mem, i);
+    ck_assert_int_eq(ps_snap_take(&snap, 0, &r, 1), 0);
+    released_shared = mmap(NULL, N_PAGES / 8 + 1, PROT_READ | PROT_WRITE,
+                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(released_shared, MAP_FAILED);
+    /* What the worker's release hook does, here in the parent. */
+    ck_assert_uint_eq(ps_snap_mark(snap, (uint8_t *)released_shared,
+                                   (uintptr_t)mem + 100 * psize(),
+                                   (uintptr_t)mem + 164 * psize()), 64);
+    ck_assert_uint_eq(ps_snap_mark(snap, (uint8_t *)released_shared,
+                                   (uintptr_t)mem + 100 * psize(),
+                                   (uintptr_t)mem + 110 * psize()), 0);
+    child_start(&a, release_and_reuse, mem);
+    child_wait_step(&a);
+    ck_assert_int_eq(ps_pagemap_open(&pm, a.pid), 0);
+    ck_assert_int_eq(ps_count_copied_fd(snap, &pm, &copied), 0);
+    ck_assert_uint_eq(copied, 10 + 64);             /* the old mistake */
+    ck_assert_int_eq(ps_count_copied_excl(snap, &pm,
+                                          (uint8_t *)released_shared,
+                                          &copied, &released), 0);
+    ck_assert_uint_eq(copied, 10);
+    ck_assert_uint_eq(released, 64);
+    ps_pagemap_close(&pm);
+    child_finish(&a);
+    munmap(released_shared, N_PAGES / 8 + 1);
+    ps_snap_free(snap);
+    munmap(mem, N_PAGES * psize());
+}
+END_TEST
+
 /* Step 0 copies 10 pages; step 1 writes 5 of them again and 10 more. */
 static void
 write_in_steps(int step, void *arg)
@@ -816,6 +881,7 @@ main(void)
     suite_add_tcase(s, parse);
 
     tcase_add_test(pagemap, procstat_copy_count_exact);
+    tcase_add_test(pagemap, procstat_released_pages_excluded);
     tcase_add_test(pagemap, procstat_copy_count_sampled);
     tcase_add_test(pagemap, procstat_copy_ignores_outside_ranges);
     tcase_add_test(pagemap, procstat_copy_ignores_new_pages);

@@ -44,7 +44,7 @@
 #include "wl_app.h"
 
 /* wl_spec_objects()'s documented constant (workload.h). */
-_Static_assert(WL_FIXED_OBJECTS == 54, "update the formula in workload.h");
+_Static_assert(WL_FIXED_OBJECTS == 99, "update the formula in workload.h");
 
 #define HOT_POOL_DIVISOR 10     /* the first 1/10 of the pool is hot */
 #define CODE_SCRATCH     65536  /* random "bytecode" code blobs copy from */
@@ -114,16 +114,20 @@ wl_spec_objects(const wl_spec_t *s, double scale)
     const wl_heap_spec_t *h = &s->heap;
     size_t c = (size_t)h->classes_per_module;
     size_t m = (size_t)h->methods_per_class;
+    size_t fn = (size_t)h->functions_per_module;
     size_t n = (size_t)h->config_keys;
     size_t f = (size_t)h->template_fanout, d, level = 1, internal = 0;
-    size_t a = (size_t)h->instance_attrs, p = (size_t)h->slots_percent;
-    size_t ni = scaled(h->instances, scale), nslots;
+    size_t a = (size_t)h->instance_attrs;
+    size_t nmod = scaled(h->modules, scale);
+    size_t nmodels = scaled(h->models, scale);
     size_t total = WL_FIXED_OBJECTS + pool_size(h, scale);
 
-    total += scaled(h->modules, scale)
-             * (3 + c * (3 + m * 2 + m / 3) + (c > 0 ? c - 1 : 0)
-                + (size_t)h->functions_per_module * 2
-                + (size_t)h->constants_per_module);
+    if (nmod > 0 && c * m + fn > 0)
+        total += 1;                     /* "x", a code's local name ("n",
+                                           the other, is a builder name) */
+    total += nmod * (3 + (c > 0 ? 9 + 7 * (c - 1) + (c > 1) : 0)
+                     + c * (6 * m + m / 3) + 6 * fn
+                     + (size_t)h->constants_per_module);
     total += scaled(h->config_dicts, scale) * (2 + n - n / 4);
     total += scaled(h->url_patterns, scale) * 3;
     for (d = 0; d < (size_t)h->template_depth; d++) {
@@ -131,9 +135,9 @@ wl_spec_objects(const wl_spec_t *s, double scale)
         level *= f;
     }
     total += scaled(h->templates, scale) * (2 * internal + level);
-    total += scaled(h->models, scale) * (6 + 3 * (size_t)h->fields_per_model);
-    nslots = ni / 100 * p + (ni % 100 < p ? ni % 100 : p);
-    total += ni * 2 - nslots + ni * ((a + 3) / 4 + (a + 2) / 4);
+    if (nmodels > 0)
+        total += 2 + nmodels * (17 + a + 2 * (size_t)h->fields_per_model);
+    total += scaled(h->instances, scale) * (1 + (a + 3) / 4 + (a + 2) / 4);
     return total;
 }
 
@@ -290,23 +294,57 @@ class_new(build_t *b, const char *name, rt_obj_t *base)
     rt_xdecref(bases);
     if (c == NULL)
         return NULL;
-    if (keep(b, c) == NULL || keep(b, rt_class_dict(c)) == NULL
-        || keep(b, rt_class_name(c)) == NULL) {
+    if (keep(b, c) == NULL || keep(b, rt_class_name(c)) == NULL) {
         rt_decref(c);
         return NULL;
     }
     return c;
 }
 
-/* A function with a code blob of about code_bytes; new reference. */
+/* A __slots__ class named name deriving from base, with slots names (a
+ * tuple, borrowed); new reference. */
+static rt_obj_t *
+slots_class_new(build_t *b, const char *name, rt_obj_t *base,
+                rt_obj_t *names)
+{
+    rt_obj_t *bases = NULL, *c;
+
+    if (base != NULL) {
+        if ((bases = rt_tuple_new(b->h, 1)) == NULL)
+            return NULL;
+        rt_incref(base);
+        rt_tuple_set_steal(bases, 0, base);
+    }
+    if (bases != NULL && keep(b, bases) == NULL) {
+        rt_decref(bases);
+        return NULL;
+    }
+    c = rt_class_new_slots(b->h, name, bases, names);
+    rt_xdecref(bases);
+    if (c == NULL)
+        return NULL;
+    if (keep(b, c) == NULL || keep(b, rt_class_name(c)) == NULL) {
+        rt_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* A function with a code object whose bytecode stands in a blob of about
+ * code_bytes (its first constant); new reference. */
 static rt_obj_t *
 function_new(build_t *b, rt_obj_t *name, rt_obj_t *globals)
 {
     size_t cb = (size_t)b->hs->code_bytes;
     size_t len = cb / 2 + pick(b, cb + 1);
     size_t off = pick(b, b->codelen - len + 1);
-    rt_obj_t *code = keep(b, rt_bytes_new(b->h, b->code + off, len)), *f;
+    rt_obj_t *blob = keep(b, rt_bytes_new(b->h, b->code + off, len));
+    rt_obj_t *code, *f;
 
+    if (blob == NULL)
+        return NULL;
+    code = keep(b, rt_code_new(b->h, name, blob));
+    rt_decref(blob);                    /* its constants tuple holds it */
     if (code == NULL)
         return NULL;
     f = rt_function_new(b->h, name, code, globals);
@@ -503,73 +541,106 @@ error:
     return -ENOMEM;
 }
 
-/* A model: class with field instances pointing back at it; borrowed
- * (the module's globals hold it). */
+/* A model: class with field instances pointing back at it, and its
+ * __slots__ twin (named <model>Slots, deriving from SlotModel, with slots
+ * named as the model's instance attributes); borrowed (the module's
+ * globals hold them). */
 static rt_obj_t *
 build_model(build_t *b, rt_obj_t *g, rt_obj_t *model_base,
-            rt_obj_t *const *kinds, size_t serial, size_t *fbase,
-            rt_obj_t **instances)
+            rt_obj_t *slot_base, rt_obj_t *const *kinds, size_t serial,
+            size_t *fbase, rt_obj_t **instances, rt_obj_t **slot_class)
 {
     rt_heap_t *h = b->h;
-    rt_obj_t **names = b->app->names, *c, *cd, *fields, *insts;
+    rt_obj_t **names = b->app->names, *c, *cd, *fields, *insts, *sc = NULL;
+    rt_obj_t *attrs = NULL;
     const char *w1 = word(b), *w2 = word(b);
-    char name[96];
-    size_t k;
+    char name[96], sname[112];
+    size_t k, nattr = (size_t)b->hs->instance_attrs;
 
     snprintf(name, sizeof name, "%c%s%c%s%zu", w1[0] - 32, w1 + 1,
              w2[0] - 32, w2 + 1, serial);
-    if ((c = class_new(b, name, model_base)) == NULL)
-        return NULL;
-    cd = rt_class_dict(c);
+    snprintf(sname, sizeof sname, "%sSlots", name);
     *fbase = pick(b, b->app->npool);
+    if ((fields = keep(b, rt_list_new(h))) == NULL)
+        return NULL;
+    if ((c = class_new(b, name, model_base)) == NULL) {
+        rt_decref(fields);
+        return NULL;
+    }
+    cd = rt_class_dict(c);
     if (put_borrowed(cd, names[WL_N_DUNDER_MODULE], b->models_mod_name) < 0
-        || (fields = keep(b, rt_list_new(h))) == NULL)
+        || put(cd, names[WL_N_FIELDS], fields) < 0)
         goto error;
-    if (put(cd, names[WL_N_FIELDS], fields) < 0)
+    if ((attrs = rt_tuple_new(h, nattr)) == NULL)
+        goto error;
+    for (k = 0; k < nattr; k++) {
+        rt_obj_t *an = pool(b, *fbase + k);
+
+        rt_incref(an);
+        rt_tuple_set_steal(attrs, k, an);
+    }
+    sc = slots_class_new(b, sname, slot_base, attrs);
+    rt_decref(attrs);
+    if (sc == NULL
+        || put_borrowed(rt_class_dict(sc), names[WL_N_DUNDER_MODULE],
+                        b->models_mod_name) < 0)
         goto error;
     for (k = 0; k < (size_t)b->hs->fields_per_model; k++) {
         rt_obj_t *fname = pool(b, *fbase + k);
-        rt_obj_t *fld = keep(b, rt_instance_new(h, kinds[k % 4])), *fd;
+        rt_obj_t *fld = keep(b, rt_instance_new(h, kinds[k % 4]));
         char col[128];
+        int r;
 
-        if (fld == NULL || keep(b, rt_instance_dict(fld)) == NULL)
+        if (fld == NULL)
             goto error;
-        fd = rt_instance_dict(fld);
         snprintf(col, sizeof col, "%s_%s", rt_str_data(rt_class_name(c)),
                  rt_str_data(fname));
-        if (put_borrowed(fd, names[WL_N_NAME], fname) < 0
-            || put_borrowed(fd, names[WL_N_MODEL], c) < 0   /* the cycle */
-            || put(fd, names[WL_N_COLUMN],
-                   keep(b, rt_str_from(h, col))) < 0
-            || put(fd, names[WL_N_MAX_LENGTH], rt_int_new(h, 255)) < 0
-            || rt_list_append(fields, fld) < 0
+        r = rt_instance_setattr(fld, names[WL_N_NAME], fname) < 0
+            || rt_instance_setattr(fld, names[WL_N_MODEL], c) < 0; /* cycle */
+        if (r == 0) {
+            rt_obj_t *cs = keep(b, rt_str_from(h, col)), *ml;
+
+            r = cs == NULL || rt_instance_setattr(fld, names[WL_N_COLUMN],
+                                                  cs) < 0;
+            rt_xdecref(cs);
+            ml = rt_int_new(h, 255);
+            r = r || rt_instance_setattr(fld, names[WL_N_MAX_LENGTH],
+                                         ml) < 0;
+            rt_decref(ml);
+        }
+        if (r != 0 || rt_list_append(fields, fld) < 0
             || put(cd, fname, fld) < 0)
             goto error;
     }
     if ((insts = keep(b, rt_list_new(h))) == NULL
         || put(cd, names[WL_N_INSTANCES], insts) < 0
-        || put_borrowed(g, rt_class_name(c), c) < 0)
+        || put_borrowed(g, rt_class_name(c), c) < 0
+        || put_borrowed(g, rt_class_name(sc), sc) < 0)
         goto error;
     *instances = insts;
+    *slot_class = sc;
+    rt_decref(sc);
     rt_decref(c);
     return c;
 
 error:
+    rt_xdecref(sc);
     rt_decref(c);
     return NULL;
 }
 
-/* Model instances: __slots__ for slots_percent of them, __dict__ for the
+/* Model instances: __slots__ (of the model's Slots twin) for
+ * slots_percent of them, plain (attributes in a values block) for the
  * rest; attribute k is an int, a fresh str, a pool identifier or an
  * earlier instance (k % 4). */
 static int
-build_instances(build_t *b, rt_obj_t **models, rt_obj_t **lists,
-                const size_t *fbase, size_t nmodels)
+build_instances(build_t *b, rt_obj_t **models, rt_obj_t **slot_classes,
+                rt_obj_t **lists, const size_t *fbase, size_t nmodels)
 {
     rt_heap_t *h = b->h;
     size_t n = scaled(b->hs->instances, b->scale), i, k;
     size_t nattr = (size_t)b->hs->instance_attrs;
-    rt_obj_t **made, *o = NULL, *d;
+    rt_obj_t **made, *o = NULL;
     int rc = -ENOMEM;
 
     if (n == 0)
@@ -580,18 +651,15 @@ build_instances(build_t *b, rt_obj_t **models, rt_obj_t **lists,
         size_t mi = i % nmodels;
         int slotted = (long)(i % 100) < b->hs->slots_percent;
 
-        d = NULL;
-
         if (slotted)
-            o = keep(b, rt_slots_new(h, models[mi], nattr));
-        else if ((o = keep(b, rt_instance_new(h, models[mi]))) != NULL)
-            d = keep(b, rt_instance_dict(o));
+            o = keep(b, rt_slots_new(h, slot_classes[mi]));
+        else
+            o = keep(b, rt_instance_new(h, models[mi]));
         if (o == NULL)
             goto out;
-        if (!slotted && d == NULL)
-            goto out_o;
         for (k = 0; k < nattr; k++) {
             rt_obj_t *v;
+            int r;
 
             switch (k % 4) {
             case 0: v = int_new(b); break;
@@ -607,15 +675,11 @@ build_instances(build_t *b, rt_obj_t **models, rt_obj_t **lists,
             }
             if (v == NULL)
                 goto out_o;
-            if (slotted) {
-                int r = rt_slots_set(o, k, v);
-
-                rt_decref(v);
-                if (r < 0)
-                    goto out_o;
-            } else if (put(d, pool(b, fbase[mi] + k), v) < 0) {
+            r = slotted ? rt_slots_set(o, k, v)
+                        : rt_instance_setattr(o, pool(b, fbase[mi] + k), v);
+            rt_decref(v);
+            if (r < 0)
                 goto out_o;
-            }
         }
         if (rt_list_append(lists[mi], o) < 0)
             goto out_o;
@@ -637,8 +701,9 @@ build_models(build_t *b)
 {
     size_t nmodels = scaled(b->hs->models, b->scale), i;
     rt_obj_t *m = module(b, "app.models"), *g, *field, *model = NULL;
+    rt_obj_t *slot_model = NULL, *empty = NULL;
     rt_obj_t *kinds[4] = { NULL, NULL, NULL, NULL };
-    rt_obj_t **models = NULL, **lists = NULL;
+    rt_obj_t **models = NULL, **lists = NULL, **slots = NULL;
     size_t *fbase = NULL;
     int rc = -ENOMEM;
 
@@ -657,24 +722,35 @@ build_models(build_t *b)
     }
     if (rc == 0 && (model = class_new(b, "Model", NULL)) == NULL)
         rc = -ENOMEM;
+    if (rc == 0 && ((empty = rt_tuple_new(b->h, 0)) == NULL
+                    || (slot_model = slots_class_new(b, "SlotModel", NULL,
+                                                     empty)) == NULL))
+        rc = -ENOMEM;
     if (rc == 0)
         rc = put_borrowed(g, rt_class_name(model), model);
+    if (rc == 0)
+        rc = put_borrowed(g, rt_class_name(slot_model), slot_model);
     if (rc == 0 && nmodels > 0) {
         models = malloc(nmodels * sizeof *models);
         lists = malloc(nmodels * sizeof *lists);
+        slots = malloc(nmodels * sizeof *slots);
         fbase = malloc(nmodels * sizeof *fbase);
-        rc = models && lists && fbase ? 0 : -ENOMEM;
+        rc = models && lists && slots && fbase ? 0 : -ENOMEM;
     }
     for (i = 0; i < nmodels && rc == 0; i++)
-        if ((models[i] = build_model(b, g, model, kinds, i, &fbase[i],
-                                     &lists[i])) == NULL)
+        if ((models[i] = build_model(b, g, model, slot_model, kinds, i,
+                                     &fbase[i], &lists[i], &slots[i]))
+            == NULL)
             rc = -ENOMEM;
     if (rc == 0 && nmodels > 0)
-        rc = build_instances(b, models, lists, fbase, nmodels);
+        rc = build_instances(b, models, slots, lists, fbase, nmodels);
     free(models);
     free(lists);
+    free(slots);
     free(fbase);
     rt_xdecref(model);
+    rt_xdecref(slot_model);
+    rt_xdecref(empty);
     for (i = 0; i < 4; i++)
         rt_xdecref(kinds[i]);
     rt_decref(field);
@@ -818,6 +894,13 @@ int
 wl_build(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
          wl_app_t **out, wl_build_stats_t *st)
 {
+    return wl_build_gc(h, s, scale, seed, WL_GC_IMPORT, out, st);
+}
+
+int
+wl_build_gc(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
+            wl_gc_t gc, wl_app_t **out, wl_build_stats_t *st)
+{
     build_t b;
     wl_app_t *app;
     size_t objects0 = rt_heap_objects(h), bytes0 = heap_bytes(), i;
@@ -848,14 +931,16 @@ wl_build(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
     }
     for (i = 0; i < b.codelen; i++)
         b.code[i] = (uint8_t)wl__rand(&b.rng);
-    /* Automatic collection pauses during the build; one full collection
-     * then leaves every survivor in the oldest generation, the layout
-     * CPython's import leaves (it collects all along, which costs this
-     * builder 3x the time for the same end state).  With the collector
-     * off (disabled or threshold 0) the objects stay in generation 0, as
-     * they would in CPython. */
+    /* WL_GC_IMPORT: the collector runs by its thresholds all along, as
+     * during CPython's import, and leaves generations 0 and 1 and the
+     * long-lived pending count as they fall.  WL_GC_COLLECTED: automatic
+     * collection pauses and one full collection ends the build, leaving
+     * every survivor in the oldest generation and nothing pending (the
+     * best case: the first full collection in a worker comes as late as
+     * it can).  With the collector off (disabled or threshold 0) the
+     * objects stay in generation 0 either way, as they would in CPython. */
     gc_get_threshold(th);
-    paused = gc_isenabled() && th[0] > 0;
+    paused = gc == WL_GC_COLLECTED && gc_isenabled() && th[0] > 0;
     if (paused)
         gc_disable();
     rc = build_names(&b);

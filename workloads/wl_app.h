@@ -25,17 +25,26 @@
     X(FIELDS, "_fields") X(INSTANCES, "_instances") \
     X(URLPATTERNS, "urlpatterns") X(TEMPLATES, "TEMPLATES") \
     X(GET, "GET") X(POST, "POST") X(PUT, "PUT") X(DELETE, "DELETE") \
-    X(ID, "id") X(CACHES, "caches")
+    X(ID, "id") X(CACHES, "caches") X(ITEMS, "items") X(TYPE, "type") \
+    X(N, "n") X(TEMPORARIES, "temporaries")
 
 #define WL_NAME_ENUM(id, text) WL_N_##id,
 enum { WL_NAMES(WL_NAME_ENUM) WL_N_COUNT };
 #undef WL_NAME_ENUM
 
 /* Objects the build makes whatever the sizes (see wl_spec_objects()):
- * the names, 4 app modules of 3 objects, Field + 4 field kinds (each with
- * a bases tuple) + Model in app.models, and the urlpatterns and TEMPLATES
- * lists. */
-#define WL_FIXED_OBJECTS (WL_N_COUNT + 4 * 3 + 3 + 4 * 4 + 3 + 2)
+ * the names; the interned names the runtime adds (__doc__, __package__,
+ * __loader__, __spec__ of a module; __dict__, __weakref__ of a root
+ * class; __slots__); the object class's subclass table; 4 app modules of
+ * 3 objects; in app.models the root class Field (9 objects: name, bases,
+ * dict, class, mro, two descriptors, the weakref in object's subclass
+ * table and its key), 4 field kinds deriving from it (7: their bases
+ * tuple, name, dict, class, mro, weakref, key) and Field's subclass
+ * table, the root class Model (9) and the __slots__ root SlotModel (8:
+ * its empty slots tuple, name, bases, dict, class, mro, weakref, key);
+ * and the urlpatterns and TEMPLATES lists. */
+#define WL_FIXED_OBJECTS (WL_N_COUNT + 7 + 1 + 4 * 3 + 9 + 4 * 7 + 1 + 9 \
+                          + 8 + 2)
 
 /* How many objects a read remembers for the response items. */
 #define WL_PICKED_MAX 256

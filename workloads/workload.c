@@ -73,7 +73,7 @@ static const field_t heap_fields[] = {
     INT("models", HOFF(models), 0, COUNT_MAX, 300),
     INT("fields_per_model", HOFF(fields_per_model), 0, 10000, 12),
     INT("instances", HOFF(instances), 0, COUNT_MAX, 75000),
-    INT("instance_attrs", HOFF(instance_attrs), 0, 10000, 6),
+    INT("instance_attrs", HOFF(instance_attrs), 0, 29, 6),
     INT("slots_percent", HOFF(slots_percent), 0, 100, 50),
 };
 

@@ -29,7 +29,8 @@
  *     fields_per_model         12  field instances, each -> its model
  *     instances*            75000  model instances (model i % models)
  *     instance_attrs            6  attributes: int, str, identifier, or a
- *                                  reference to an earlier instance
+ *                                  reference to an earlier instance (at
+ *                                  most 29: a class's shared keys)
  *     slots_percent            50  of instances, __slots__ (else __dict__)
  *   "routes": 1 to 1024 objects, one per URL path:
  *     path            (required) "/..." matched exactly
@@ -96,22 +97,35 @@ const char *wl_spec_route_path(const wl_spec_t *s, size_t i);
  * one whose interned strings do not yet include the builder's fixed names).
  * The formula, with sc(n) = 0 if n == 0 else max(1, floor(n * scale + .5))
  * for the counts marked "scaled" in webapp.json, and integer division:
- *   fixed      = 18 names + 4 modules * 3 + 22 model-module classes and
- *                bases tuples + 2 lists (urlpatterns, TEMPLATES)     = 54
+ *   fixed      = 99 (WL_FIXED_OBJECTS in wl_app.h: names, the runtime's
+ *                own interned names, the 4 app modules, the model
+ *                module's classes, 2 lists)
  *   strings    = S = max(sc(interned_strings), names one dict needs)
- *   modules    = sc(modules) * (3 + C * (3 + M * 2 + M / 3)
- *                + max(C - 1, 0) + F * 2 + K)
+ *   code names = 1 ("x", a code's local name; "n" is among the names)
+ *                if there is any function
+ *   modules    = sc(modules) * (3 + [C > 0] (9 + 7 (C - 1) + [C > 1])
+ *                + C * (6 M + M / 3) + 6 F + K)
  *                C classes_per_module, M methods_per_class,
- *                F functions_per_module, K constants_per_module
+ *                F functions_per_module, K constants_per_module; a root
+ *                class is 9 objects, a derived one 7 (see wl_app.h), a
+ *                function 6 (blob, code, its consts and local-name
+ *                tuples and kinds bytes, the function), every third
+ *                method a defaults tuple
  *   config     = sc(config_dicts) * (2 + N - N / 4)        N config_keys
  *   url        = sc(url_patterns) * 3
  *   templates  = sc(templates) * (2 * (f^0 + ... + f^(d-1)) + f^d)
  *                d template_depth, f template_fanout
- *   models     = sc(models) * (6 + 3 * fields_per_model)
- *   instances  = I * 2 - I_slots + I * ((A + 3) / 4 + (A + 2) / 4)
- *                I = sc(instances), A = instance_attrs,
- *                I_slots = I / 100 * P + min(I % 100, P), P slots_percent
- * The sum is what rt_heap_objects() grows by and wl_app_objects().
+ *   models     = [sc(models) > 0] * 2 + sc(models) * (17 + A
+ *                + 2 * fields_per_model): _fields, the model class (7),
+ *                its Slots twin (its slots tuple and bases, 6, and a
+ *                member descriptor per slot), _instances; per field an
+ *                instance and a column name
+ *   instances  = I * (1 + (A + 3) / 4 + (A + 2) / 4)
+ *                I = sc(instances), A = instance_attrs: attributes sit in
+ *                values blocks, not objects
+ * The sum is what rt_heap_objects() grows by.  The app's index
+ * (wl_app_objects) holds the objects a request may pick, a subset: not a
+ * class's mro, weakref, descriptors or key, nor a code object's parts.
  */
 size_t wl_spec_objects(const wl_spec_t *s, double scale);
 
@@ -131,15 +145,27 @@ typedef struct wl_build_stats {
  * written after the build, so it shares cleanly across fork(). */
 typedef struct wl_app wl_app_t;
 
+/* What the collector does during the build (--prefork-gc). */
+typedef enum {
+    WL_GC_IMPORT,       /* collect by threshold all along, as an import
+                           does: generations 0 and 1 and the long-lived
+                           pending count end as they fall */
+    WL_GC_COLLECTED     /* pause, then one full collection: every survivor
+                           in the oldest generation, nothing pending */
+} wl_gc_t;
+
 /* Build the spec's heap in h (every count times scale, (0, 1000]) from a
- * seeded PRNG: the same spec, scale and seed give the same heap.  With the
- * collector on, automatic collection pauses during the build and one full
- * collection follows, so survivors end in the oldest generation as after
- * CPython's import; with it off (disabled or threshold 0) they stay in
- * generation 0.  st may be NULL.  -EINVAL for a bad scale, -ENOMEM (the
- * objects built so far stay in the heap, reachable from sys.modules). */
+ * seeded PRNG: the same spec, scale and seed give the same heap, the
+ * collector as WL_GC_IMPORT leaves it; with the collector off (disabled
+ * or threshold 0) the objects stay in generation 0.  st may be NULL.
+ * -EINVAL for a bad scale, -ENOMEM (the objects built so far stay in the
+ * heap, reachable from sys.modules). */
 int wl_build(rt_heap_t *h, const wl_spec_t *s, double scale, uint64_t seed,
              wl_app_t **out, wl_build_stats_t *st);
+/* The same, with the collector's part chosen. */
+int wl_build_gc(rt_heap_t *h, const wl_spec_t *s, double scale,
+                uint64_t seed, wl_gc_t gc, wl_app_t **out,
+                wl_build_stats_t *st);
 /* Free the malloc'd index; the heap objects go with the heap, so this may
  * run before or after rt_heap_free()/rt_finalize(). */
 void wl_app_free(wl_app_t *app);

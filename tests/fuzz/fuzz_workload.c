@@ -94,8 +94,10 @@ fz_build_and_serve(const wl_spec_t *s)
     before = rt_heap_objects(heap);
     if (wl_build(heap, s, FZ_BUILD_SCALE, 1, &app, &st) < 0)
         fz_fail("wl_build failed on a valid spec", NULL);
+    /* The app's index holds the objects a request may pick: a subset
+     * (not a class's mro or weakref, nor a code object's parts). */
     if (rt_heap_objects(heap) - before != want || st.objects != want
-        || wl_app_objects(app) != want) {
+        || wl_app_objects(app) > want) {
         fprintf(stderr, "built %zu (stats %zu, app %zu), formula %zu\n",
                 rt_heap_objects(heap) - before, st.objects,
                 wl_app_objects(app), want);

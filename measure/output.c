@@ -421,8 +421,8 @@ static const ms_column_t kind_cols[] = {
                 "`gc` (the collector's links and gc_refs), `payload` (an "
                 "object's contents: items, entries, a cached hash, clearing),"
                 " `new` (a new object or array in an inherited free block), "
-                "`allocator` (pool headers, free-list links), `other` (no "
-                "write of the runtime: libc's data on a large block's page)"),
+                "`allocator` (pool headers, free-list links, large-block "
+                "headers and bins), `other` (no write the runtime noted)"),
     MS_COL_U64(K, copied_pages, "copied_pages", "pages",
                "heap pages this kind of write copied"),
     MS_COL_U64(K, copied_by_request, "copied_by_request", "pages",

@@ -5,8 +5,9 @@
  * links or gc_refs, an object's contents, a new object placed in an
  * inherited free block, the allocator's own metadata.  measure/wset.c
  * pairs each copy it sees with its page's kind; a copy whose page the
- * runtime never wrote is "other" (malloc's or libc's data next to a large
- * block, say).
+ * runtime never noted is "other" (a write site without a mark; since large
+ * blocks come from the runtime's own chunks, no libc data shares a heap
+ * page).
  *
  * It costs nothing when off because it is not there: only a build with
  * RT_WRITE_KINDS notes anything (bin/cowlab-kinds, which `make` builds and

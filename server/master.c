@@ -1561,8 +1561,8 @@ resolve_attribution(master_t *m)
         snprintf(m->attr_why, sizeof m->attr_why, "--attribution pagemap");
     } else if (cfg->ksm && cfg->attribution == CFG_ATTR_AUTO) {
         /* KSM merges copies back into shared pages, which write sets
-         * cannot see; and it leaves pages under userfaultfd protection
-         * alone (the ksm tests' merged copies never came back). */
+         * cannot see: heap_copied_pages and --max-copied-pct would keep
+         * counting them. */
         m->attr = SRV_ATTR_PAGEMAP;
         snprintf(m->attr_why, sizeof m->attr_why, "--ksm: merged copies "
                  "are shared again; write sets with --attribution "

@@ -24,7 +24,7 @@ INC_workloads = -Iworkloads -Iruntime -Icommon -I$(GEN)
 INC_measure   = -Imeasure -Iruntime -Icommon
 INC_server    = -Iserver -Iworkloads -Imeasure -Iruntime -Icommon
 INC_tests     = $(INC_server) -Itests
-WHITEBOX      = check_gc check_gcfaith
+WHITEBOX      = check_gc check_gcfaith check_wset
 
 RT_SRC    = $(wildcard runtime/*.c)
 CM_SRC    = $(wildcard common/*.c)
@@ -38,17 +38,37 @@ TEST_BIN  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
 BENCH_BIN = $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
 SERVER    = $(BUILD)/cowlab
 EMBEDDED  = $(GEN)/wl_embedded.h
+# --write-kinds: the same server built with RT_WRITE_KINDS (runtime/
+# wkinds.h), so the default build's hot paths carry no trace of it;
+# `cowlab --write-kinds` runs the cowlab-kinds beside it.
+KINDS     = $(BUILD)/kinds
+KINDS_OBJ = $(patsubst %.c,$(KINDS)/%.o,$(RT_SRC) $(CM_SRC) $(WL_SRC) \
+                $(MS_SRC) $(SRV_SRC) server/main.c)
+SERVER_KINDS = $(BUILD)/cowlab-kinds
 
 .PHONY: all layers test debug asan bench clean help experiment validate \
         experiment-fleet \
         validate-app \
         test-experiment small-arenas valgrind fuzz fuzz-replay chaos \
         readme-columns
-all: $(SERVER) bin/cowlab     ## build the server as bin/cowlab
+all: $(SERVER) bin/cowlab bin/cowlab-kinds ## build the server as bin/cowlab (and bin/cowlab-kinds)
 
 bin/cowlab: $(SERVER)
 	@mkdir -p bin
 	rm -f $@ && cp $(SERVER) $@
+
+bin/cowlab-kinds: $(SERVER_KINDS)
+	@mkdir -p bin
+	rm -f $@ && cp $(SERVER_KINDS) $@
+
+$(KINDS)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(INC_$(firstword $(subst /, ,$*))) $(ALL_CFLAGS) \
+	    -DRT_WRITE_KINDS -c $< -o $@
+$(KINDS)/workloads/workload.o: $(EMBEDDED)
+
+$(SERVER_KINDS): $(KINDS_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ $(LIBS) -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -68,10 +88,20 @@ $(SERVER): $(BUILD)/server/main.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ $(LIBS) -o $@
 
 TEST_FLAGS = $(INC_tests) $(if $(filter $(notdir $@),$(WHITEBOX)),-DRT_BUILD_CORE)
-$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(LIB) $(SERVER)
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(LIB) $(SERVER) $(SERVER_KINDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_FLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< \
 	    $(TEST_SUPPORT) $(LIB) $(LIBS) $(CHECK_LIBS) -o $@
+
+# check_wkinds tests the runtime built with RT_WRITE_KINDS: the kinds
+# objects, not the library.
+KINDS_LIB_OBJ = $(filter-out $(KINDS)/server/main.o,$(KINDS_OBJ))
+$(BUILD)/tests/check_wkinds: tests/check_wkinds.c $(TEST_SUPPORT) \
+        $(KINDS_LIB_OBJ) $(SERVER) $(SERVER_KINDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(INC_tests) -DRT_BUILD_CORE -DRT_WRITE_KINDS \
+	    $(ALL_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT) $(KINDS_LIB_OBJ) \
+	    $(LIBS) $(CHECK_LIBS) -o $@
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -122,6 +152,7 @@ bench: $(BENCH_BIN) $(SERVER) ## print the benchmark figures (release build; as 
 	@: > $(SKIPS)
 	@for b in $(BENCH_BIN); do COWLAB_BIN=$(SERVER) ./$$b || exit 1; done
 	@COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) tests/bench/bench_server.sh
+	@COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) tests/bench/bench_attribution.sh
 	@tests/skips.sh report $(SKIPS)
 
 VALGRIND_TESTS = check_object check_gc check_gcfaith check_mem check_workload

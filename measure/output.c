@@ -54,7 +54,9 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, heap_pages, "heap_pages", "pages",
                "heap pages present in the master at fork"),
     MS_COL_U64(S, heap_copied_pages, "heap_copied_pages", "pages",
-               "of those, copied by this worker"),
+               "of those, copied by this worker and not released since "
+               "(write sets: the copies it counted; with `--ksm` or "
+               "without them, its pagemap: present and exclusive)"),
     MS_COL_FIXED(S, heap_shared_pct, 3, "heap_shared_pct", "%",
                  "100 × (1 − (copied + released) / heap_pages)"),
     MS_COL_U64(S, gc_collections_0, "gc_collections_0", "",
@@ -67,22 +69,25 @@ static const ms_column_t sample_cols[] = {
     MS_COL_U64(S, faults_gc, "faults_gc", "",
                "minor faults inside collections"),
     MS_COL_U64(S, faults_request, "faults_request", "",
-               "minor faults inside request handling, collections "
-               "excluded"),
+               "minor faults inside request handling, collections and "
+               "faults_sampling excluded"),
     MS_COL_I64(S, faults_other, "faults_other", "",
-               "minflt − faults_gc − faults_request"),
+               "minflt − faults_gc − faults_request − faults_sampling"),
     /* appended after DESIGN.md's list */
     MS_COL_U64(S, sample_ms, "sample_ms", "ms",
                "sampling interval in force"),
     MS_COL_U64(S, copied_by_gc, "copied_by_gc", "pages",
-               "heap pages copied inside bracketed collections"),
+               "heap pages copied inside collections (write sets: every "
+               "one; pagemap: the bracketed ones)"),
     MS_COL_U64(S, copied_by_request, "copied_by_request", "pages",
-               "heap pages copied by request handling"),
+               "heap pages copied while serving requests: handlers and the "
+               "HTTP layer (`(server)` in routes.csv)"),
     MS_COL_U64(S, copied_unattributed, "copied_unattributed", "pages",
-               "copied between measurements that saw an unbracketed "
-               "collection"),
+               "write sets: copied before the worker's first instruction "
+               "(0); pagemap: between measurements that saw an "
+               "unbracketed collection"),
     MS_COL_U64(S, gc_measured, "gc_measured", "",
-               "collections bracketed by pagemap reads"),
+               "pagemap: collections bracketed by pagemap reads"),
     MS_COL_U64(S, copied_by_master, "copied_by_master", "pages",
                "`cowlab attach`: heap pages the master itself wrote after "
                "the snapshot (its page frame moved), not this worker's "
@@ -123,6 +128,26 @@ static const ms_column_t sample_cols[] = {
                  "differs from the mold's at its snapshot; 0 for a mold "
                  "that wrote none, its workers' copies for them (else "
                  "empty)"),
+    MS_COL_TEXT(S, attribution, "attribution", "",
+                "how this worker attributes copies: `write-sets` (exact), "
+                "`pagemap` (bracketing), `none`"),
+    MS_COL_U64(S, written_pages, "written_pages", "pages",
+               "write sets: heap pages written by the sampled requests "
+               "(copied before or not: the write rate), one request every "
+               "`--write-sample-ms`"),
+    MS_COL_U64(S, written_requests, "written_requests", "",
+               "requests sampled for written_pages"),
+    MS_COL_U64(S, wset_scans, "wset_scans", "",
+               "write-set scans done (PAGEMAP_SCAN over the heap)"),
+    MS_COL_U64(S, wset_skipped, "wset_skipped", "",
+               "scans skipped: no page fault since the last one, so no "
+               "copy"),
+    MS_COL_FIXED(S, wset_ms, 1, "wset_ms", "ms",
+                 "time the worker spent in write-set scans and sampling"),
+    MS_COL_U64(S, faults_sampling, "faults_sampling", "",
+               "minor faults the written_pages samples added (one per "
+               "copied page a sampled request wrote again); not in "
+               "faults_request nor faults_other"),
 };
 #undef S
 
@@ -236,6 +261,25 @@ static const ms_column_t run_cols[] = {
     MS_COL_FIXED(R, cpu_s, 3, "cpu_s", "s",
                  "CPU time of the master and every worker and mold, exited "
                  "ones included"),
+    MS_COL_TEXT(R, attribution, "attribution", "",
+                "copy attribution of the run's workers: `write-sets`, "
+                "`pagemap`, `none`, or `mixed`"),
+    MS_COL_U64(R, written_pages, "written_pages", "pages",
+               "heap pages written by the sampled requests, all worker "
+               "processes"),
+    MS_COL_U64(R, written_requests, "written_requests", "",
+               "requests sampled"),
+    MS_COL_FIXED(R, written_per_request, 1, "written_per_request", "pages",
+                 "written_pages / written_requests"),
+    MS_COL_TEXT(R, top_copy_route, "top_copy_route", "",
+                "write sets: the route whose requests copied the most heap "
+                "pages (routes.csv)"),
+    MS_COL_FIXED(R, top_copy_route_pct, 1, "top_copy_route_pct", "%",
+                 "its share of the copies made by requests"),
+    MS_COL_FIXED(R, wset_check_pages, 0, "wset_check_pages", "pages",
+                 "write sets' self-check: at each worker's exit, its "
+                 "copies counted by write sets against the pagemap's count, "
+                 "summed absolute difference (0: every copy was seen)"),
 };
 #undef R
 
@@ -337,21 +381,77 @@ static const ms_column_t diff_cols[] = {
 };
 #undef D
 
+/* ---- routes.csv --------------------------------------------------------- */
+
+#define O ms_route_row_t
+static const ms_column_t route_cols[] = {
+    MS_COL_TEXT(O, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(O, policy, "policy", "", "policy label"),
+    MS_COL_U64(O, worker, "worker", "",
+               "logical worker number (its processes summed)"),
+    MS_COL_TEXT(O, route, "route", "",
+                "the workload's path, `/healthz`, `/stats`, `/sleep`, "
+                "`(other)` (unknown paths) or `(server)` (outside any "
+                "handler: the HTTP layer)"),
+    MS_COL_U64(O, requests, "requests", "", "requests served"),
+    MS_COL_FIXED(O, copied_pages, 0, "copied_pages", "pages",
+                 "heap pages its handler copied, collections excluded "
+                 "(empty without write sets)"),
+    MS_COL_FIXED(O, copied_by_gc, 0, "copied_by_gc", "pages",
+                 "heap pages copied by collections inside its requests"),
+    MS_COL_U64(O, written_requests, "written_requests", "",
+               "requests sampled (`--write-sample-ms`)"),
+    MS_COL_FIXED(O, written_pages, 0, "written_pages", "pages",
+                 "heap pages those requests wrote, copied before or not"),
+    MS_COL_FIXED(O, written_per_request, 1, "written_per_request", "pages",
+                 "written_pages / written_requests"),
+};
+#undef O
+
+/* ---- kinds.csv ---------------------------------------------------------- */
+
+#define K ms_kind_row_t
+static const ms_column_t kind_cols[] = {
+    MS_COL_TEXT(K, run_id, "run_id", "", "the run"),
+    MS_COL_TEXT(K, policy, "policy", "", "policy label"),
+    MS_COL_U64(K, worker, "worker", "",
+               "logical worker number (its processes summed)"),
+    MS_COL_TEXT(K, kind, "kind", "",
+                "the first write to the page: `refcount` (incref/decref), "
+                "`gc` (the collector's links and gc_refs), `payload` (an "
+                "object's contents: items, entries, a cached hash, clearing),"
+                " `new` (a new object or array in an inherited free block), "
+                "`allocator` (pool headers, free-list links, large-block "
+                "headers and bins), `other` (no write the runtime noted)"),
+    MS_COL_U64(K, copied_pages, "copied_pages", "pages",
+               "heap pages this kind of write copied"),
+    MS_COL_U64(K, copied_by_request, "copied_by_request", "pages",
+               "of those, in request handling"),
+    MS_COL_U64(K, copied_by_gc, "copied_by_gc", "pages",
+               "in collections"),
+    MS_COL_U64(K, copied_by_teardown, "copied_by_teardown", "pages",
+               "in the finalize teardown"),
+};
+#undef K
+
 #define TABLE(file, cols) { file, cols, sizeof cols / sizeof cols[0] }
 const ms_table_t ms_samples_table = TABLE("samples.csv", sample_cols);
 const ms_table_t ms_runs_table = TABLE("runs.csv", run_cols);
 const ms_table_t ms_types_table = TABLE("types.csv", type_cols);
 const ms_table_t ms_totals_table = TABLE("totals.csv", total_cols);
 const ms_table_t ms_diffs_table = TABLE("diffs.csv", diff_cols);
+const ms_table_t ms_routes_table = TABLE("routes.csv", route_cols);
+const ms_table_t ms_kinds_table = TABLE("kinds.csv", kind_cols);
 
-const char ms_table_names[] = "samples|runs|types|totals|diffs";
+const char ms_table_names[] = "samples|runs|types|totals|diffs|routes|kinds";
 
 const ms_table_t *
 ms_table_find(const char *name)
 {
     const ms_table_t *all[] = { &ms_samples_table, &ms_runs_table,
                                 &ms_types_table, &ms_totals_table,
-                                &ms_diffs_table };
+                                &ms_diffs_table, &ms_routes_table,
+                                &ms_kinds_table };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *f = all[i]->file;
         size_t stem = strlen(f) - strlen(".csv");
@@ -523,6 +623,11 @@ ms_meta_write(const char *path, const ms_meta_t *m)
     SET("heap_pages", json_integer((json_int_t)m->heap_pages));
     SET("heap_objects", json_integer((json_int_t)m->heap_objects));
     SET("build_ms", json_real(m->build_ms));
+    json_t *a = json_pack("{s:s, s:s?}", "method",
+                          m->attribution ? m->attribution : "none",
+                          "reason", m->attribution_why);
+    SET("attribution", a ? a : json_null());
+    bad |= a == NULL;
 #undef SET
     if (m->extra != NULL)
         bad |= json_object_update(j, m->extra);

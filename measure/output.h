@@ -43,6 +43,11 @@ typedef struct ms_sample {
     double ksm_merging_pages;           /* --ksm: /proc/PID/ksm_stat */
     double heap_ksm_pages;              /* --ksm as root: kpageflags */
     double heap_moved_pages;            /* a mold's frames moved (root) */
+    const char *attribution;
+    uint64_t written_pages, written_requests;
+    uint64_t wset_scans, wset_skipped;
+    double wset_ms;
+    uint64_t faults_sampling;
 } ms_sample_t;
 
 /* runs.csv: one row per server run.  MS_UNSET doubles are empty. */
@@ -79,6 +84,12 @@ typedef struct ms_run {
     double ksm_pages_sharing;                   /* MS_UNSET: no --ksm */
     double heap_identical_pages;                /* MS_UNSET: not measured */
     double cpu_s;
+    const char *attribution;
+    uint64_t written_pages, written_requests;
+    double written_per_request;                 /* MS_UNSET: none */
+    const char *top_copy_route;
+    double top_copy_route_pct;                  /* MS_UNSET: none */
+    double wset_check_pages;                    /* MS_UNSET: not checked */
 } ms_run_t;
 
 /* types.csv (--type-census): one row per worker per object type. */
@@ -115,16 +126,38 @@ typedef struct ms_diff_row {
     uint64_t words, words_up, words_down, pages, pages_only;
 } ms_diff_row_t;
 
+/* routes.csv: one row per logical worker per route. */
+typedef struct ms_route_row {
+    const char *run_id, *policy;
+    uint64_t worker;
+    const char *route;
+    uint64_t requests;
+    double copied_pages, copied_by_gc;          /* MS_UNSET: no write sets */
+    uint64_t written_requests;
+    double written_pages, written_per_request;  /* MS_UNSET: none sampled */
+} ms_route_row_t;
+
+/* kinds.csv (--write-kinds): one row per logical worker per kind. */
+typedef struct ms_kind_row {
+    const char *run_id, *policy;
+    uint64_t worker;
+    const char *kind;
+    uint64_t copied_pages;
+    uint64_t copied_by_request, copied_by_gc, copied_by_teardown;
+} ms_kind_row_t;
+
 extern const ms_table_t ms_samples_table;       /* rows: ms_sample_t */
 extern const ms_table_t ms_runs_table;          /* rows: ms_run_t */
 extern const ms_table_t ms_types_table;         /* rows: ms_type_row_t */
 extern const ms_table_t ms_totals_table;        /* rows: ms_total_t */
 extern const ms_table_t ms_diffs_table;         /* rows: ms_diff_row_t */
+extern const ms_table_t ms_routes_table;        /* rows: ms_route_row_t */
+extern const ms_table_t ms_kinds_table;         /* rows: ms_kind_row_t */
 
 /* The table of a file, by its name with or without ".csv" ("runs",
  * "runs.csv"); NULL if there is none. */
 const ms_table_t *ms_table_find(const char *name);
-/* "samples|runs|types|totals|diffs", for usage messages. */
+/* "samples|runs|types|totals|diffs|routes|kinds", for usage messages. */
 extern const char ms_table_names[];
 
 /*
@@ -169,6 +202,8 @@ typedef struct ms_meta {
     double build_ms;
     json_t *extra;              /* borrowed, may be NULL: its keys are
                                    set last (e.g. "ksm", "sampling") */
+    const char *attribution;    /* the method: "write-sets", "pagemap", ... */
+    const char *attribution_why;    /* why not write sets; NULL: they run */
 } ms_meta_t;
 
 /*
@@ -176,8 +211,9 @@ typedef struct ms_meta {
  * (kernel release, transparent_hugepage, ksm_run, git_commit of the
  * working directory, date in UTC, cores, memory_kb, page_size, the
  * allocator's arena_size and pool_size), then heap_pages, heap_objects,
- * build_ms, then every key of extra (replacing one of the above with the
- * same name: cowlab attach sets heap_objects to null).  0 or -errno.
+ * build_ms, "attribution": {"method", "reason"}, then every key of
+ * extra (replacing one of the above with the same name: cowlab attach
+ * sets heap_objects to null).  0 or -errno.
  */
 int ms_meta_write(const char *path, const ms_meta_t *m);
 

@@ -780,6 +780,12 @@ ps_snap_present(const ps_snap_t *s, size_t index)
     return s != NULL && index < s->total && map_test(s->map, index);
 }
 
+const uint64_t *
+ps_snap_bits(const ps_snap_t *s)
+{
+    return s ? s->map : NULL;
+}
+
 /* ---- raw entries ------------------------------------------------------- */
 
 int

@@ -166,6 +166,9 @@ int ps_count_copied_excl(const ps_snap_t *s, ps_pagemap_t *pm,
                          size_t *nreleased);
 /* 1 if page index (in snapshot order) was present at snapshot time. */
 int ps_snap_present(const ps_snap_t *s, size_t index);
+/* The snapshot's bitmap itself: ps_snap_total_pages() bits, page i in
+ * word i / 64, bit i % 64; NULL for a NULL snapshot. */
+const uint64_t *ps_snap_bits(const ps_snap_t *s);
 
 /* ---- raw entries: frame numbers, for KSM and the mold's check ---------- */
 

@@ -56,8 +56,10 @@ weakref_dealloc(rt_obj_t *o)
     if (w->object != NULL) {        /* clear_weakref(): unlink from the
                                        referent (writes it) */
         rt_obj_t **list = class_weaklist(w->object);
-        if (*list == o)
+        if (*list == o) {
+            RT_WK_PAYLOAD_AT(list);
             *list = NULL;
+        }
     }
     rt_xdecref(w->callback);
     rt__gc_free(o);
@@ -75,6 +77,7 @@ weakref_clear(rt_obj_t *o)
 {
     weakref_obj_t *w = (weakref_obj_t *)o;
     rt_obj_t *cb = w->callback;
+    RT_WK_PAYLOAD_AT(&w->callback);
     w->callback = NULL;
     rt_xdecref(cb);
     return 0;
@@ -140,6 +143,7 @@ descr_clear(rt_obj_t *o)
 {
     descr_obj_t *d = (descr_obj_t *)o;
     rt_obj_t *t = d->d_type;
+    RT_WK_PAYLOAD_AT(&d->d_type);
     d->d_type = NULL;
     rt_xdecref(t);
     return 0;
@@ -258,6 +262,8 @@ class_clear(rt_obj_t *o)
     if (c->dict)
         rt_dict_clear(c->dict);
     rt_obj_t *mro = c->mro, *mod = c->module;
+    RT_WK_PAYLOAD_AT(&c->mro);
+    RT_WK_PAYLOAD_AT(&c->module);
     c->mro = c->module = NULL;
     rt_xdecref(mro);
     rt_xdecref(mod);
@@ -558,11 +564,13 @@ inst_clear_values(rt_obj_t *o)
         rt_obj_t **slots = rt__values_slots(p->values);
         for (long i = 0; i < rt__keys_nentries(inst_keys(o)); i++) {
             rt_obj_t *v = slots[i];
+            RT_WK_PAYLOAD_AT(&slots[i]);
             slots[i] = NULL;
             rt_xdecref(v);
         }
     }
     rt_obj_t *d = p->dict;
+    RT_WK_PAYLOAD_AT(&p->dict);
     p->dict = NULL;
     rt_xdecref(d);
 }
@@ -620,6 +628,7 @@ rt_instance_dict(rt_obj_t *o)
         if (d == NULL)
             return NULL;
         rt__values_free(p->values);
+        RT_WK_SPAN(p, sizeof *p, RT_WK_PAYLOAD);
         p->values = NULL;
         p->dict = d;
     }
@@ -636,6 +645,7 @@ rt_instance_setattr(rt_obj_t *o, rt_obj_t *name, rt_obj_t *v)
             rt_obj_t **slots = rt__values_slots(p->values);
             rt_obj_t *old = slots[ix];
             rt_incref(v);
+            RT_WK_PAYLOAD_AT(&slots[ix]);
             slots[ix] = v;
             if (old == NULL)
                 rt__values_order_add(p->values, ix);
@@ -722,6 +732,7 @@ slots_clear(rt_obj_t *o)
     slots_obj_t *x = (slots_obj_t *)o;
     for (size_t i = 0; i < NSLOTS(o); i++) {
         rt_obj_t *v = x->slots[i];
+        RT_WK_PAYLOAD_AT(&x->slots[i]);
         x->slots[i] = NULL;
         rt_xdecref(v);
     }
@@ -756,6 +767,7 @@ rt_slots_set(rt_obj_t *inst, size_t i, rt_obj_t *v)
         return -1;
     rt_obj_t *old = x->slots[i];
     rt_incref(v);
+    RT_WK_PAYLOAD_AT(&x->slots[i]);
     x->slots[i] = v;
     rt_xdecref(old);
     return 0;
@@ -966,6 +978,7 @@ rt_function_set_defaults(rt_obj_t *o, rt_obj_t *defaults)
     function_obj_t *f = (function_obj_t *)o;
     rt_obj_t *old = f->defaults;
     rt_incref(defaults);
+    RT_WK_PAYLOAD_AT(&f->defaults);
     f->defaults = defaults;
     rt_xdecref(old);
     return 0;
@@ -990,7 +1003,7 @@ mod_dealloc(rt_obj_t *o)
     if (!rt__trash_begin(o))
         return;
     if (m->weak)
-        *m->weak = 0;               /* the weakref dies with it */
+        *m->weak = 0;               /* (finalize's own array, not the heap) */               /* the weakref dies with it */
     rt_xdecref(m->dict);
     rt_xdecref(m->name);
     rt__gc_free(o);
@@ -1018,6 +1031,7 @@ mod_clear(rt_obj_t *o)
 {
     module_obj_t *m = (module_obj_t *)o;
     rt_obj_t *d = m->dict;
+    RT_WK_PAYLOAD_AT(&m->dict);
     m->dict = NULL;
     rt_xdecref(d);
     return 0;

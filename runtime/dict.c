@@ -114,6 +114,8 @@ ix_get(const keys_t *k, size_t i)
 static void
 ix_set(keys_t *k, size_t i, intptr_t ix)
 {
+    RT_WK_PAYLOAD_AT(k->indices + (i << (k->log2_index_bytes
+                                         - k->log2_size)));
     switch (k->log2_size <= 7 ? 0 : k->log2_size <= 15 ? 1
             : k->log2_size <= 31 ? 2 : 3) {
     case 0: ((int8_t *)k->indices)[i] = (int8_t)ix; break;
@@ -219,6 +221,7 @@ dict_resize(dict_obj_t *d, size_t minsize, int unicode)
     }
     k->nentries = n;
     k->usable -= n;
+    RT_WK_PAYLOAD_AT(&d->keys);
     d->keys = k;
     if (old != NULL)
         rt__obj_free(old);
@@ -286,6 +289,8 @@ void
 rt_dict_clear(rt_obj_t *o)
 {
     keys_t *old = D(o)->keys;
+    RT_WK_PAYLOAD_AT(&D(o)->keys);
+    RT_WK_PAYLOAD_AT(&D(o)->used);
     D(o)->keys = NULL;
     D(o)->used = 0;
     drop_entries(old);
@@ -331,6 +336,7 @@ rt_dict_set(rt_obj_t *o, rt_obj_t *key, rt_obj_t *v)
                              is_str ? KIND_UNICODE : KIND_GENERAL);
         if (k == NULL)
             return -1;
+        RT_WK_PAYLOAD_AT(&d->keys);
         d->keys = k;
     }
     intptr_t ix = lookup(d->keys, key, hash, &slot);
@@ -338,6 +344,7 @@ rt_dict_set(rt_obj_t *o, rt_obj_t *key, rt_obj_t *v)
         rt_obj_t **vp = ent_value(d->keys, ix);
         rt_obj_t *old = *vp;
         rt_incref(v);
+        RT_WK_PAYLOAD_AT(vp);
         *vp = v;
         maintain_tracking(o, key, v);
         rt_decref(old);
@@ -357,10 +364,16 @@ rt_dict_set(rt_obj_t *o, rt_obj_t *key, rt_obj_t *v)
     intptr_t n = k->nentries;
     rt_incref(key);
     rt_incref(v);
+    RT_WK_PAYLOAD_AT(ent_key(k, n));
+    RT_WK_PAYLOAD_AT(ent_value(k, n));
+    RT_WK_SPAN(k, sizeof *k, RT_WK_PAYLOAD);
+    RT_WK_PAYLOAD_AT(&d->used);
     *ent_key(k, n) = key;
     *ent_value(k, n) = v;
-    if (DK_GENERAL(k))
+    if (DK_GENERAL(k)) {
+        RT_WK_PAYLOAD_AT(&DK_ENTRIES(k)[n].hash);
         DK_ENTRIES(k)[n].hash = hash;
+    }
     ix_set(k, slot, n);
     k->nentries++;
     k->usable--;
@@ -445,6 +458,9 @@ rt_dict_del(rt_obj_t *o, rt_obj_t *key)
     rt_obj_t **kp = ent_key(d->keys, ix), **vp = ent_value(d->keys, ix);
     rt_obj_t *k = *kp, *v = *vp;
     ix_set(d->keys, slot, DKIX_DUMMY);
+    RT_WK_PAYLOAD_AT(kp);
+    RT_WK_PAYLOAD_AT(vp);
+    RT_WK_PAYLOAD_AT(&d->used);
     *kp = *vp = NULL;
     d->used--;
     rt_decref(k);
@@ -472,6 +488,9 @@ rt__dict_del_int(rt_obj_t *o, int64_t value)
                 && rt_int_value(*kp) == value) {
                 rt_obj_t *key = *kp, *v = *vp;
                 ix_set(k, i, DKIX_DUMMY);
+                RT_WK_PAYLOAD_AT(kp);
+                RT_WK_PAYLOAD_AT(vp);
+                RT_WK_PAYLOAD_AT(&d->used);
                 *kp = *vp = NULL;
                 d->used--;
                 rt_decref(key);
@@ -554,6 +573,7 @@ rt__module_clear_dict(rt_obj_t *o)
                 continue;
             rt_obj_t *old = *vp;
             rt_incref(rt_none(rt__heap));
+            RT_WK_PAYLOAD_AT(vp);
             *vp = rt_none(rt__heap);
             rt_decref(old);
             k = D(o)->keys;         /* a decref may not resize it, but be
@@ -601,8 +621,10 @@ rt__keys_free(keys_t *k)
 void *
 rt__values_new(keys_t *k, size_t *n)
 {
-    if (k->usable > 1)
+    if (k->usable > 1) {
+        RT_WK_PAYLOAD_AT(&k->usable);
         k->usable--;
+    }
     size_t size = (size_t)(k->nentries + k->usable);
     size_t prefix = (size + 2 + 7) & ~(size_t)7;
     uint8_t *mem = rt__obj_alloc(prefix + size * sizeof(rt_obj_t *));
@@ -637,6 +659,8 @@ void
 rt__values_order_add(void *values, long ix)
 {
     uint8_t c = V_COUNT(values);
+    RT_WK_PAYLOAD_AT((uint8_t *)values - 3 - (int)c);
+    RT_WK_PAYLOAD_AT((uint8_t *)values - 2);
     ((uint8_t *)values)[-3 - (int)c] = (uint8_t)ix;
     V_COUNT(values) = (uint8_t)(c + 1);
 }
@@ -656,6 +680,8 @@ rt__keys_index(keys_t *k, rt_obj_t *name, int add)
     slot = find_empty_slot(k, hash);
     ix = k->nentries;
     rt_incref(name);
+    RT_WK_PAYLOAD_AT(&DK_UENTRIES(k)[ix].key);
+    RT_WK_SPAN(k, sizeof *k, RT_WK_PAYLOAD);
     DK_UENTRIES(k)[ix].key = name;
     ix_set(k, slot, ix);
     k->nentries++;
@@ -695,9 +721,11 @@ rt__dict_from_values(keys_t *k, void *values)
     for (size_t i = 0; i < count; i++) {
         long ix = ((uint8_t *)values)[-3 - (int)i];
         rt_obj_t *v = slots[ix];
+        RT_WK_PAYLOAD_AT(&slots[ix]);
         slots[ix] = NULL;
         rt_xdecref(v);
     }
+    RT_WK_PAYLOAD_AT((uint8_t *)values - 2);
     V_COUNT(values) = 0;
     return d;
 }

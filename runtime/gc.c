@@ -77,6 +77,9 @@ static void
 list_append(gc_head_t *node, gc_head_t *list)
 {
     gc_head_t *last = (gc_head_t *)list->prev;
+    RT_WK_GCW(node);
+    RT_WK_GCW(last);
+    RT_WK_GCW(list);
     node->prev = (node->prev & GC_FLAG_MASK) | (uintptr_t)last;
     last->next = (uintptr_t)node;
     node->next = (uintptr_t)list;
@@ -87,6 +90,8 @@ static void
 list_unlink(gc_head_t *node)
 {
     gc_head_t *prev = PREV(node), *next = NEXT(node);
+    RT_WK_GCW(prev);
+    RT_WK_GCW(next);
     prev->next = (uintptr_t)next;
     next->prev = (next->prev & GC_FLAG_MASK) | (uintptr_t)prev;
 }
@@ -107,6 +112,10 @@ list_merge(gc_head_t *from, gc_head_t *to)
     gc_head_t *tail = (gc_head_t *)to->prev;
     gc_head_t *first = (gc_head_t *)from->next;
     gc_head_t *last = (gc_head_t *)from->prev;
+    RT_WK_GCW(tail);
+    RT_WK_GCW(first);
+    RT_WK_GCW(last);
+    RT_WK_GCW(to);
     tail->next = (uintptr_t)first;
     first->prev = (uintptr_t)tail;
     last->next = (uintptr_t)to;
@@ -141,6 +150,7 @@ gc_untrack(rt_obj_t *o)
     if (g->next == 0)
         return;
     list_unlink(g);
+    RT_WK_GCW(g);
     g->next = 0;
     g->prev = 0;
 }
@@ -162,6 +172,7 @@ get_refs(const gc_head_t *g)
 static inline void
 set_refs(gc_head_t *g, size_t refs)
 {
+    RT_WK_GCW(g);
     g->prev = (g->prev & GC_FLAG_MASK) | ((uintptr_t)refs << GC_REFS_SHIFT);
 }
 
@@ -190,6 +201,7 @@ update_refs(gc_head_t *young)
              * in prev now, but list_move writes only their next. */
             list_move(g, &G.permanent.head);
         } else {
+            RT_WK_GCW(g);
             g->prev = ((uintptr_t)o->refcnt << GC_REFS_SHIFT)
                       | GC_COLLECTING;
         }
@@ -205,6 +217,7 @@ visit_decref(rt_obj_t *o, void *arg)
         gc_head_t *g = RT_AS_GC(o);
         if (is_collecting(g)) {
             RT_ASSERT(get_refs(g) > 0);
+            RT_WK_GCW(g);
             g->prev -= (uintptr_t)1 << GC_REFS_SHIFT;
         }
     }
@@ -235,6 +248,8 @@ visit_reachable(rt_obj_t *o, void *arg)
         /* Parked earlier: unlink it from the unreachable list by hand (the
          * flag bits forbid the list helpers) and scan it after all. */
         gc_head_t *prev = PREV(g), *next = NEXT(g);
+        RT_WK_GCW(prev);
+        RT_WK_GCW(next);
         prev->next = g->next;
         next->prev = (next->prev & GC_FLAG_MASK) | (uintptr_t)prev;
         list_append(g, young);
@@ -262,13 +277,17 @@ move_unreachable(gc_head_t *young, gc_head_t *unreachable)
              * while we walk it, so objects moved back get scanned. */
             rt_obj_t *o = RT_FROM_GC(g);
             o->type->traverse(o, visit_reachable, young);
+            RT_WK_GCW(g);
             g->prev = (uintptr_t)prev;      /* relink, drop the flag */
             prev = g;
         } else {
             /* Tentatively unreachable: park it (a reachable object met
              * later may bring it back). */
+            RT_WK_GCW(prev);
             prev->next = g->next;
             gc_head_t *last = (gc_head_t *)unreachable->prev;
+            RT_WK_GCW(last);
+            RT_WK_GCW(g);
             last->next = GC_NEXT_UNREACHABLE | (uintptr_t)g;
             g->prev = (g->prev & GC_FLAG_MASK) | (uintptr_t)last;
             g->next = GC_NEXT_UNREACHABLE | (uintptr_t)unreachable;
@@ -276,6 +295,7 @@ move_unreachable(gc_head_t *young, gc_head_t *unreachable)
         }
         g = (gc_head_t *)prev->next;
     }
+    RT_WK_GCW(young);
     young->prev = (uintptr_t)prev;
     unreachable->next &= ~GC_NEXT_UNREACHABLE;
 }
@@ -285,6 +305,7 @@ static void
 clear_unreachable_flags(gc_head_t *unreachable)
 {
     for (gc_head_t *g = NEXT(unreachable); g != unreachable; g = NEXT(g)) {
+        RT_WK_GCW(g);
         g->next &= ~GC_NEXT_UNREACHABLE;
         g->prev &= ~GC_FLAG_MASK;
     }

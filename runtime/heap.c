@@ -311,6 +311,7 @@ finalize_modules(rt_heap_t *h, fin_t *f)
                 continue;
             mods[i] = v;
             alive[i] = 1;
+            RT_WK_PAYLOAD_AT(rt__module_weak(v));
             *rt__module_weak(v) = &alive[i];
             i++;
         }
@@ -336,8 +337,10 @@ finalize_modules(rt_heap_t *h, fin_t *f)
     full_collection(f);
     full_collection(f);
     for (size_t j = 0; j < i; j++)
-        if (alive[j])
+        if (alive[j]) {
+            RT_WK_PAYLOAD_AT(rt__module_weak(mods[j]));
             *rt__module_weak(mods[j]) = NULL;
+        }
     free(mods);
     free(alive);
     return rc;

@@ -31,6 +31,11 @@ typedef struct gc_head {
 } gc_head_t;
 
 #define RT_AS_GC(o)     ((gc_head_t *)(o) - 1)
+
+/* --write-kinds (wkinds.h): the kind of the write about to be made. */
+#define RT_WK_GCW(g)        RT_WK_NOTE((g), RT_WK_GC)
+#define RT_WK_PAYLOAD_AT(p) RT_WK_NOTE((p), RT_WK_PAYLOAD)
+#define RT_WK_ALLOC_AT(p)   RT_WK_NOTE((p), RT_WK_ALLOC)
 #define RT_FROM_GC(g)   ((rt_obj_t *)((gc_head_t *)(g) + 1))
 
 /* CPython 3.11+'s pre-header: two words before the gc_head_t of an object

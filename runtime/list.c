@@ -49,6 +49,7 @@ list_clear(rt_obj_t *o)
 {
     rt_obj_t **items = L(o)->items;
     intptr_t n = L(o)->size;
+    RT_WK_SPAN(L(o), sizeof *L(o), RT_WK_PAYLOAD);
     L(o)->items = NULL;
     L(o)->size = 0;
     L(o)->allocated = 0;
@@ -80,6 +81,7 @@ rt_list_new(rt_heap_t *h)
 static int
 list_resize(list_obj_t *l, intptr_t newsize)
 {
+    RT_WK_SPAN(l, sizeof *l, RT_WK_PAYLOAD);
     if (l->allocated >= newsize && newsize >= (l->allocated >> 1)) {
         l->size = newsize;
         return 0;
@@ -114,6 +116,7 @@ rt_list_append_steal(rt_obj_t *o, rt_obj_t *v)
         rt_decref(v);
         return -1;
     }
+    RT_WK_PAYLOAD_AT(&l->items[n]);
     l->items[n] = v;
     return 0;
 }
@@ -134,6 +137,8 @@ rt_list_insert(rt_obj_t *o, size_t i, rt_obj_t *v)
         i = (size_t)n;
     if (list_resize(l, n + 1) < 0)
         return -1;
+    RT_WK_SPAN(&l->items[i], (size_t)(n - (intptr_t)i + 1)
+               * sizeof(rt_obj_t *), RT_WK_PAYLOAD);
     memmove(&l->items[i + 1], &l->items[i],
             (size_t)(n - (intptr_t)i) * sizeof(rt_obj_t *));
     rt_incref(v);
@@ -149,6 +154,7 @@ rt_list_set(rt_obj_t *o, size_t i, rt_obj_t *v)
         return -1;
     rt_obj_t *old = l->items[i];
     rt_incref(v);
+    RT_WK_PAYLOAD_AT(&l->items[i]);
     l->items[i] = v;
     rt_xdecref(old);
     return 0;
@@ -161,6 +167,8 @@ rt_list_del(rt_obj_t *o, size_t i)
     if ((intptr_t)i >= l->size)
         return -1;
     rt_obj_t *old = l->items[i];
+    RT_WK_SPAN(&l->items[i], (size_t)(l->size - (intptr_t)i)
+               * sizeof(rt_obj_t *), RT_WK_PAYLOAD);
     memmove(&l->items[i], &l->items[i + 1],
             (size_t)(l->size - (intptr_t)i - 1) * sizeof(rt_obj_t *));
     /* Shrinking never fails: the old array is kept if realloc fails. */

@@ -46,6 +46,11 @@
 #include <time.h>
 
 #include "base.h"
+#include "wkinds.h"
+
+/* --write-kinds: the allocator's own metadata (pool headers, free-list
+ * links, large-block headers) is written at the places marked ALLOC. */
+#define ALLOC(p)    RT_WK_NOTE((p), RT_WK_ALLOC)
 
 /* ---- pools ------------------------------------------------------------ */
 
@@ -350,6 +355,8 @@ static void
 usedpool_link(pool_t *p)            /* at the front of its class's ring */
 {
     pool_t *head = &M.usedpools[p->szidx];
+    ALLOC(p);
+    ALLOC(head->nextpool);
     p->nextpool = head->nextpool;
     p->prevpool = head;
     head->nextpool->prevpool = p;
@@ -359,6 +366,8 @@ usedpool_link(pool_t *p)            /* at the front of its class's ring */
 static void
 usedpool_unlink(pool_t *p)
 {
+    ALLOC(p->prevpool);
+    ALLOC(p->nextpool);
     p->prevpool->nextpool = p->nextpool;
     p->nextpool->prevpool = p->prevpool;
 }
@@ -388,6 +397,7 @@ alloc_from_new_pool(unsigned szidx)
     a->nfreepools--;
     if (a->nfreepools > 0)
         usable_insert(a);           /* still the fewest free: the head */
+    ALLOC(p);
     p->arenaindex = (unsigned)(a - M.arenas);
     p->szidx = szidx;
     p->count = 1;
@@ -396,6 +406,7 @@ alloc_from_new_pool(unsigned szidx)
     p->nextoffset = (unsigned)(POOL_OVERHEAD + 2 * size);
     p->maxnextoffset = (unsigned)(MEM_POOL_SIZE - size);
     p->freeblock = block + size;
+    ALLOC(p->freeblock);
     *(uint8_t **)p->freeblock = NULL;
     usedpool_link(p);
     return block;
@@ -411,12 +422,14 @@ small_alloc(size_t n)
         return alloc_from_new_pool(szidx);
     /* A used pool: pop its free list, or carve the next block. */
     block = p->freeblock;
+    ALLOC(p);
     p->count++;
     p->freeblock = *(uint8_t **)block;
     if (p->freeblock == NULL) {
         if (p->nextoffset <= p->maxnextoffset) {
             p->freeblock = (uint8_t *)p + p->nextoffset;
             p->nextoffset += (unsigned)MEM_CLASS2SIZE(szidx);
+            ALLOC(p->freeblock);
             *(uint8_t **)p->freeblock = NULL;
         } else {
             usedpool_unlink(p);     /* used -> full */
@@ -430,6 +443,8 @@ small_free(void *ptr)
 {
     pool_t *p = POOL_ADDR(ptr);
     uint8_t *lastfree = p->freeblock;
+    ALLOC(ptr);
+    ALLOC(p);
     *(uint8_t **)ptr = lastfree;
     p->freeblock = ptr;
     p->count--;
@@ -485,10 +500,13 @@ bin_insert(lhdr_t *h)
 {
     lfree_t *f = (lfree_t *)h;
     unsigned b = bin_of(h->size);
+    ALLOC(f);
     f->prev = NULL;
     f->next = M.bins[b];
-    if (f->next)
+    if (f->next) {
+        ALLOC(f->next);
         f->next->prev = f;
+    }
     M.bins[b] = f;
 }
 
@@ -496,12 +514,16 @@ static void
 bin_remove(lhdr_t *h)
 {
     lfree_t *f = (lfree_t *)h;
-    if (f->prev)
+    if (f->prev) {
+        ALLOC(f->prev);
         f->prev->next = f->next;
-    else
+    } else {
         M.bins[bin_of(h->size)] = f->next;
-    if (f->next)
+    }
+    if (f->next) {
+        ALLOC(f->next);
         f->next->prev = f->prev;
+    }
 }
 
 static uintptr_t
@@ -592,15 +614,19 @@ large_alloc(size_t n)
     }
     bin_remove(h);
     chunk_t *c = &M.chunks[h->chunk];
+    ALLOC(h);
     if (h->size - need >= 64) {     /* split off the rest */
         lhdr_t *r = (lhdr_t *)((uint8_t *)h + need);
+        ALLOC(r);
         r->chunk = h->chunk;
         r->used = 0;
         r->size = (uint32_t)(h->size - need);
         r->prev_size = (uint32_t)need;
         h->size = (uint32_t)need;
-        if ((uintptr_t)NEXT_BLK(r) < chunk_end(c))
+        if ((uintptr_t)NEXT_BLK(r) < chunk_end(c)) {
+            ALLOC(NEXT_BLK(r));
             NEXT_BLK(r)->prev_size = r->size;
+        }
         bin_insert(r);
     }
     h->used = LARGE_USED;
@@ -616,6 +642,7 @@ large_free(void *ptr)
     lhdr_t *h = HDR(ptr);
     RT_ASSERT(h->used == LARGE_USED);
     chunk_t *c = &M.chunks[h->chunk];
+    ALLOC(h);
     M.large_in_use--;
     M.large_bytes -= h->size;
     h->used = 0;
@@ -637,13 +664,16 @@ large_free(void *ptr)
         lhdr_t *prev = PREV_BLK(h);
         if (prev->used == 0) {
             bin_remove(prev);
+            ALLOC(prev);
             prev->size += h->size;
             h = prev;
         }
     }
     next = NEXT_BLK(h);
-    if ((uintptr_t)next < chunk_end(c))
+    if ((uintptr_t)next < chunk_end(c)) {
+        ALLOC(next);
         next->prev_size = h->size;
+    }
     bin_insert(h);
 }
 
@@ -714,6 +744,9 @@ mem_alloc(size_t n)
     if (p == NULL)
         return NULL;
     M.allocs++;
+    /* Whatever is made here (an object, an item array, a key table)
+     * writes the block first: a new object in a block it inherited. */
+    RT_WK_SPAN(p, n, RT_WK_NEW);
 #ifdef RT_DEBUG
     memset(p, 0xAA, n);
 #endif

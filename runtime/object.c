@@ -198,6 +198,7 @@ rt__trash_begin(rt_obj_t *o)
 {
     rt_heap_t *h = rt__heap;
     if (h->trash_nesting >= RT_TRASH_LIMIT) {
+        RT_WK_GCW(RT_AS_GC(o));
         RT_AS_GC(o)->prev = (uintptr_t)h->trash_later;
         h->trash_later = o;
         return 0;
@@ -483,6 +484,7 @@ rt__str_set_interned(rt_obj_t *o)
 void
 rt__str_set_uninterned(rt_obj_t *o)
 {
+    RT_WK_PAYLOAD_AT(&((str_obj_t *)o)->interned);
     ((str_obj_t *)o)->interned = 0;
 }
 
@@ -539,8 +541,10 @@ rt_hash(rt_obj_t *o)
 {
     if (o->type == &rt_str_type) {
         str_obj_t *s = (str_obj_t *)o;
-        if (s->hash == -1)          /* a write: the first hash caches */
+        if (s->hash == -1) {        /* a write: the first hash caches */
+            RT_WK_PAYLOAD_AT(&s->hash);
             s->hash = hash_bytes(STR_DATA(s), (size_t)s->len);
+        }
         return s->hash;
     }
     if (o->type == &rt_int_type) {
@@ -549,8 +553,10 @@ rt_hash(rt_obj_t *o)
     }
     if (o->type == &rt_bytes_type) {
         bytes_obj_t *b = (bytes_obj_t *)o;
-        if (b->hash == -1)
+        if (b->hash == -1) {
+            RT_WK_PAYLOAD_AT(&b->hash);
             b->hash = hash_bytes(b->data, (size_t)b->len);
+        }
         return b->hash;
     }
     if (o->type == &rt_float_type) {
@@ -626,5 +632,6 @@ rt_eq(rt_obj_t *a, rt_obj_t *b)
 void
 rt_immortalize(rt_obj_t *o)
 {
+    RT_WK_NOTE(&o->refcnt, RT_WK_REFCOUNT);
     o->refcnt = RT_IMMORTAL_REFCNT;
 }

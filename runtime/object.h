@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wkinds.h"
+
 typedef struct rt_type rt_type_t;
 typedef struct rt_obj {
     intptr_t refcnt;
@@ -71,6 +73,7 @@ rt_incref(rt_obj_t *o)
 {
     if (rt_is_immortal(o))
         return;
+    RT_WK_NOTE(&o->refcnt, RT_WK_REFCOUNT);
     o->refcnt++;
 }
 
@@ -79,6 +82,7 @@ rt_decref(rt_obj_t *o)
 {
     if (rt_is_immortal(o))
         return;
+    RT_WK_NOTE(&o->refcnt, RT_WK_REFCOUNT);
     if (--o->refcnt == 0)
         rt_dealloc(o);
 }

@@ -46,6 +46,7 @@ tuple_clear(rt_obj_t *o)
 {
     for (intptr_t i = 0; i < T(o)->size; i++) {
         rt_obj_t *v = T(o)->items[i];
+        RT_WK_PAYLOAD_AT(&T(o)->items[i]);
         T(o)->items[i] = NULL;
         rt_xdecref(v);
     }
@@ -75,6 +76,7 @@ rt_tuple_set_steal(rt_obj_t *t, size_t i, rt_obj_t *v)
 {
     RT_ASSERT(i < (size_t)T(t)->size);
     rt_obj_t *old = T(t)->items[i];
+    RT_WK_PAYLOAD_AT(&T(t)->items[i]);
     T(t)->items[i] = v;
     rt_xdecref(old);
 }

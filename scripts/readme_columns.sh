@@ -15,7 +15,7 @@ fi
 tmp=$(mktemp "$readme.XXXXXX")
 trap 'rm -f "$tmp" "$tmp.t" "$tmp.t2"' EXIT
 cp "$readme" "$tmp"
-for f in samples runs types totals diffs; do
+for f in samples runs types totals diffs routes kinds; do
     if ! grep -qx "<!-- $f.csv columns -->" "$tmp"; then
         echo "readme_columns: $readme has no '<!-- $f.csv columns -->'" >&2
         exit 1

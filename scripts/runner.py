@@ -29,6 +29,8 @@ Output (OUT = results/<timestamp> unless --out):
                           runs.csv, meta.json, its log, wrk's output and
                           cell.json (the runner's figures for the cell)
     OUT/samples.csv       every cell's samples, concatenated
+    OUT/routes.csv        every cell's routes.csv (copies by route)
+    OUT/kinds.csv         with --write-kinds: every cell's kinds.csv
     OUT/runs.csv          one row per cell: the server's row with rps,
                           p50_ms and p99_ms taken from wrk, plus the
                           columns in EXTRA_RUN_COLUMNS below
@@ -198,6 +200,13 @@ def parse_args(argv):
                    help="share of a core (%%) the server's sampler may "
                    "use before it lengthens --sample-ms; 0 = no limit "
                    "[%(default)s]")
+    p.add_argument("--write-sample-ms", type=int, default=1000,
+                   help="the server samples one request's whole write set "
+                   "every N ms (written_pages; 0 = none) [%(default)s]")
+    p.add_argument("--write-kinds", action="store_true",
+                   help="copies by kind of write (the server's diagnostic "
+                   "mode, bin/cowlab-kinds: slower): kinds.csv and "
+                   "kinds.png")
     p.add_argument("--min-share", type=float, default=0.5,
                    help="re-run a cell in which a worker served less than "
                    "this fraction of --requests [%(default)s]")
@@ -289,7 +298,10 @@ def cell_command(o, c):
             "--workers", str(c["workers"]), "--scale", fmt_scale(c["scale"]),
             "--requests", str(c["requests"]),
             "--sample-ms", str(o.sample_ms),
-            "--sample-budget", "%g" % o.sample_budget]
+            "--sample-budget", "%g" % o.sample_budget,
+            "--write-sample-ms", str(o.write_sample_ms)]
+    if o.write_kinds:
+        args += ["--write-kinds"]
     if o.workload:
         args += ["--workload", o.workload]
     if o.connections:
@@ -464,6 +476,10 @@ def run_cell(o, c, i, progress, paths):
                "--out", cdir, "--run-id", c["run_id"],
                "--policy-name", c["policy"], "--sample-ms", str(o.sample_ms),
                "--sample-budget", "%g" % o.sample_budget,
+               # smaps_rollup at every sample: the plots' curves (the
+               # sampling budget bounds its cost)
+               "--smaps-ms", "0",
+               "--write-sample-ms", str(o.write_sample_ms),
                # safety bounds only: the runner stops the server itself
                "--requests", str(2 * total + 10 * conns + 1000),
                "--duration", str(int(o.load_timeout + 300))]
@@ -473,6 +489,10 @@ def run_cell(o, c, i, progress, paths):
         srv_cmd += ["--python", o.python]
     if o.prefork_gc:
         srv_cmd += ["--prefork-gc", o.prefork_gc]
+    if o.write_kinds and "--lazy" not in POLICIES[c["policy"]]:
+        # a lazy worker inherits no heap: no copies, no kinds (and the
+        # server refuses --write-kinds with --lazy)
+        srv_cmd += ["--write-kinds"]
     srv_cmd += POLICIES[c["policy"]]
     if o.workload:
         srv_cmd += ["--workload", o.workload]
@@ -736,6 +756,29 @@ def fmt(v, nd=3):
     return str(v)
 
 
+def merge_rows(out, infos, name):
+    """OUT/name: the rows of every cell's name, by run_id; none: no file."""
+    header, rows = [], []
+    for info in infos:
+        path = os.path.join(info["dir"], name)
+        for col in read_header(path):
+            if col not in header:
+                header.append(col)
+        rows += [r for r in read_csv(path)
+                 if r.get("run_id") == info["run_id"]]
+    target = os.path.join(out, name)
+    if not header:
+        if os.path.exists(target):
+            os.remove(target)
+        return
+    with open(target, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore",
+                           lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+
+
 def merge(out, plots=True):
     infos = load_cells(out)
     if not infos:
@@ -756,6 +799,9 @@ def merge(out, plots=True):
         for info in infos:
             for r in all_samples[info["run_id"]]:
                 w.writerow(r)
+    # routes.csv and kinds.csv: every cell's rows (header by name)
+    for name in ("routes.csv", "kinds.csv"):
+        merge_rows(out, infos, name)
     # runs.csv: the server's row, wrk's figures, the runner's columns
     r_header = []
     rows = []
@@ -1049,6 +1095,76 @@ def series_by_tick(samples, run_id, workers, info):
     return out
 
 
+KINDS = ["refcount", "gc", "payload", "new", "allocator", "other"]
+KIND_COLORS = {"refcount": "#1f77b4", "gc": "#d62728", "payload": "#ff7f0e",
+               "new": "#2ca02c", "allocator": "#9467bd", "other": "#7f7f7f"}
+
+
+def kinds_plot(out, pdir, ok, w0, s0, tag, gp):
+    """kinds.png (--write-kinds): per policy, the heap pages a worker copied
+    by the kind of the write that copied them: while serving (requests and
+    collections, both exit runs) and in the finalize teardown.  Appends its
+    gnuplot lines to gp; returns the PNG's path, or None without data."""
+    rows = read_csv(os.path.join(out, "kinds.csv"))
+    if not rows:
+        return None
+    cells = {i["run_id"]: i for i in ok
+             if i["workers"] == w0 and i["scale"] == s0}
+    serve, down = {}, {}        # policy -> kind -> [per-worker values]
+    for r in rows:
+        i = cells.get(r.get("run_id"))
+        if i is None or r.get("kind") not in KINDS:
+            continue
+        p, k = i["policy"], r["kind"]
+        v = (num(r.get("copied_by_request"), 0)
+             + num(r.get("copied_by_gc"), 0))
+        serve.setdefault(p, {}).setdefault(k, []).append(v)
+        if i["exit"] == "finalize":
+            down.setdefault(p, {}).setdefault(k, []).append(
+                num(r.get("copied_by_teardown"), 0))
+    policies = sorted(serve, key=policy_rank)
+    if not policies:
+        return None
+    fn = os.path.join(pdir, "kinds.csv")
+    with open(fn, "w") as f:
+        f.write("# policy," + ",".join("serve_" + k for k in KINDS) + ","
+                + ",".join("teardown_" + k for k in KINDS) + "\n")
+        for p in policies:
+            vals = [(mean(serve[p].get(k, [])) or 0) / 1e3 for k in KINDS]
+            vals += [(mean(down.get(p, {}).get(k, [])) or 0) / 1e3
+                     for k in KINDS]
+            f.write("%s,%s\n" % (p, ",".join("%.4f" % v for v in vals)))
+
+    def stack(first):
+        cols = ["%s using %d%s lc rgb %s title %s" % (
+            gp_str(fn) if j == 0 else "''", first + j,
+            ":xtic(1)" if j == 0 else "", gp_str(KIND_COLORS[k]),
+            gp_str(k)) for j, k in enumerate(KINDS)]
+        return "plot " + ", \\\n     ".join(cols)
+    png = os.path.join(out, "kinds.png")
+    gp += ["set output %s" % gp_str(png),
+           "set terminal pngcairo size 1000,760 enhanced font "
+           '"DejaVu Sans,11"',
+           "set multiplot layout 2,1 title %s" % gp_str(
+               "Heap pages a worker copied, by the kind of write that "
+               "copied them (mean per worker, %s)" % tag),
+           "set style data histograms", "set style histogram rowstacked",
+           "set style fill solid 0.85 border -1", "set boxwidth 0.6",
+           "set xrange [-0.6:%g]" % (len(policies) - 0.4),
+           "set yrange [0:*]", "set grid ytics", "set xtics nomirror",
+           "set key outside right top noopaque nobox",
+           "set title 'while serving: requests and collections'",
+           'set ylabel "pages (thousands)"', 'set xlabel ""',
+           stack(2),
+           "set title 'in the finalize teardown (exit finalize)'",
+           'set xlabel "policy"',
+           stack(2 + len(KINDS)),
+           "unset multiplot",
+           'set terminal pngcairo size 1000,620 enhanced font '
+           '"DejaVu Sans,11"']
+    return png
+
+
 def make_plots(out, infos, samples, rows, summary):
     if shutil.which("gnuplot") is None:
         log("runner: gnuplot not found: no plots (install gnuplot-nox)")
@@ -1229,7 +1345,11 @@ def make_plots(out, infos, samples, rows, summary):
            'set terminal pngcairo size 1000,620 enhanced font '
            '"DejaVu Sans,11"']
     made.append(png)
-    # 6: sweeps: total memory (sum of PSS) against workers or scale
+    # 6: --write-kinds: copies by kind of write, stacked per policy
+    kinds_png = kinds_plot(out, pdir, ok, w0, s0, tag, gp)
+    if kinds_png:
+        made.append(kinds_png)
+    # 7: sweeps: total memory (sum of PSS) against workers or scale
     for axis, values, other, label in (
             ("workers", sorted({s["workers"] for s in summary}), "scale",
              "workers"),

@@ -136,6 +136,35 @@ for p in s:
     assert f(p, "faults_teardown_skip") <= f(p, "faults_teardown_finalize"), p
 EOF
 
+# 3b. copies by cause: every copy attributed (write sets), routes merged
+check "write sets: no copy unattributed, each worker's count = its pagemap's; routes.csv" \
+    "$PY" - "$out" <<'EOF'
+import csv, os, sys
+out = sys.argv[1]
+runs = list(csv.DictReader(open(os.path.join(out, "runs.csv"))))
+samples = list(csv.DictReader(open(os.path.join(out, "samples.csv"))))
+routes = list(csv.DictReader(open(os.path.join(out, "routes.csv"))))
+for r in runs:
+    if r["policy"] == "lazy":
+        assert r["attribution"] == "none", r
+        continue
+    assert r["attribution"] == "write-sets", (r["run_id"], r["attribution"])
+    assert r["wset_check_pages"] == "0", (r["run_id"], r["wset_check_pages"])
+    assert float(r["copied_unattributed"]) == 0, r["run_id"]
+    last = {}
+    for s in samples:
+        if s["run_id"] == r["run_id"]:
+            last[s["pid"]] = s
+    for s in last.values():
+        assert int(s["copied_by_request"]) + int(s["copied_by_gc"]) \
+            == int(s["heap_copied_pages"]), s
+    mine = [x for x in routes if x["run_id"] == r["run_id"]]
+    n = sum(int(x["requests"]) for x in mine)
+    assert n >= int(r["wrk_requests"]), (r["run_id"], n, r["wrk_requests"])
+    if r["policy"] == "default":
+        assert r["top_copy_route"], r["run_id"]
+EOF
+
 # 4. the summary, on the terminal and in summary.txt
 check "summary table printed and saved" \
     sh -c "grep -q '^freeze+immortal' '$tmp/stdout.txt' &&
@@ -161,6 +190,43 @@ else
     check "no gnuplot: plots skipped with a note" \
         test -f "$out/PLOTS-SKIPPED.txt"
     skip test_experiment_png "gnuplot is not installed (apt-get install gnuplot-nox)"
+fi
+
+# 6b. --write-kinds: kinds.csv and kinds.png (one policy, one exit; lazy
+# inherits no heap: it runs without kinds)
+if timeout 120 "$PY" scripts/runner.py --quick --bin "$BIN" --write-kinds \
+        --policies freeze,lazy --exits finalize --out "$tmp/kinds" --quiet \
+        >"$tmp/kinds.txt" 2>&1; then
+    check "--write-kinds: kinds.csv has every copy, by kind" \
+        "$PY" - "$tmp/kinds" <<'EOF'
+import csv, os, sys
+out = sys.argv[1]
+k = list(csv.DictReader(open(os.path.join(out, "kinds.csv"))))
+assert sorted({r["kind"] for r in k}) == sorted(
+    ["refcount", "gc", "payload", "new", "allocator", "other"]), k
+runs = {r["policy"]: r for r in
+        csv.DictReader(open(os.path.join(out, "runs.csv")))}
+assert runs["lazy"]["status"] == "ok", runs["lazy"]
+assert {r["policy"] for r in k} == {"freeze"}, k
+samples = list(csv.DictReader(open(os.path.join(out, "samples.csv"))))
+last = {}
+for s in samples:
+    if s["policy"] == "freeze":
+        last[s["worker"]] = s
+assert last
+for w, s in last.items():
+    mine = [r for r in k if r["worker"] == w]
+    served = sum(int(r["copied_by_request"]) + int(r["copied_by_gc"])
+                 for r in mine)
+    assert served == int(s["heap_copied_pages"]), (w, served, s)
+    assert sum(int(r["copied_by_teardown"]) for r in mine) > 0, mine
+if os.path.exists(os.path.join(out, "plots.gp")):
+    png = os.path.join(out, "kinds.png")
+    assert open(png, "rb").read(4) == b"\x89PNG", png
+EOF
+else
+    bad "runner --write-kinds exits 0"
+    tail -20 "$tmp/kinds.txt" | sed 's/^/     /'
 fi
 
 # 7. --print-matrix: one command per cell; one of them, then --merge

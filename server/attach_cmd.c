@@ -533,7 +533,9 @@ write_meta(attach_t *a)
         .run_id = a->run_id, .policy = a->o.policy,
         .config = config_json(a), .workload = NULL,
         .heap_pages = att_frames_present(a->snap), .heap_objects = 0,
-        .build_ms = 0, .extra = x,
+        .build_ms = 0, .extra = x, .attribution = "none",
+        .attribution_why = "cowlab attach reads a server from outside: no "
+                           "copy attribution",
     };
     int r = ms_meta_write(out_path(a, "meta.json", path, sizeof path), &m);
     if (r < 0)
@@ -589,6 +591,9 @@ write_runs_row(attach_t *a)
         .fork_long_lived_total = MS_U64_UNSET,
         .first_full_gc_request = MS_UNSET, .workers_full_gc = MS_U64_UNSET,
         .teardown_collections = MS_UNSET, .heap_released_pages = MS_UNSET,
+        .attribution = "none", .written_pages = MS_U64_UNSET,
+        .written_requests = MS_U64_UNSET, .written_per_request = MS_UNSET,
+        .top_copy_route_pct = MS_UNSET, .wset_check_pages = MS_UNSET,
     };
     int r = ms_csv_open(&w, out_path(a, "runs.csv", path, sizeof path),
                         &ms_runs_table);
@@ -850,6 +855,10 @@ round_once(attach_t *a)
             .heap_identical_pages = MS_UNSET, .ksm_merging_pages = MS_UNSET,
             .heap_ksm_pages = MS_UNSET, .heap_moved_pages = MS_UNSET,
             .heap_released_pages = MS_U64_UNSET,
+            .attribution = "none", .written_pages = MS_U64_UNSET,
+            .written_requests = MS_U64_UNSET, .wset_scans = MS_U64_UNSET,
+            .wset_skipped = MS_U64_UNSET, .wset_ms = MS_UNSET,
+            .faults_sampling = MS_U64_UNSET,
         };
         ms_csv_add(&a->samples, &row);
     }

@@ -109,11 +109,16 @@ host_char(int ch)
 
 #define OFF(field) offsetof(cfg_t, field)
 
+static const char *const attribution_names[] = {
+    "auto", "write-sets", "pagemap", "off", NULL
+};
+static const int attribution_values[] = { CFG_ATTR_AUTO, CFG_ATTR_WSET,
+                                          CFG_ATTR_PAGEMAP, CFG_ATTR_OFF };
+
 static const char *const refork_choices[] = { "first", "least-copied",
                                               NULL };
 static const int refork_values[] = { CFG_REFORK_FIRST,
                                      CFG_REFORK_LEAST_COPIED };
-
 static const opt_t opts[] = {
     { .name = "config", .short_name = 'c', .kind = K_CONFIG,
       .off = OFF(config_path), .expect = "a file name", .unset = "none",
@@ -200,6 +205,18 @@ static const opt_t opts[] = {
     { .name = "pagemap-gc-fraction", .kind = K_DOUBLE,
       .off = OFF(pagemap_gc_fraction), .dmin = 0, .dmax = 1, .meta = "F",
       .help = "fraction of GCs followed by a pagemap scan" },
+    { .name = "attribution", .kind = K_CHOICE, .off = OFF(attribution),
+      .choices = attribution_names, .values = attribution_values,
+      .meta = "M",
+      .help = "copies by cause: auto|write-sets|pagemap|off" },
+    { .name = "write-sample-ms", .kind = K_UINT, .off = OFF(write_sample_ms),
+      .imin = 0, .imax = 3600000, .meta = "N",
+      .help = "sample a request's write set every N ms" },
+    { .name = "write-kinds", .kind = K_FLAG, .off = OFF(write_kinds),
+      .help = "diagnostic: copies by kind of write (slower)" },
+    { .name = "smaps-ms", .kind = K_UINT, .off = OFF(smaps_ms),
+      .imin = 0, .imax = 3600000, .meta = "N",
+      .help = "smaps_rollup every N ms at most; 0: each sample" },
     { .name = "limit-header-bytes", .kind = K_SIZE,
       .off = OFF(max_header_bytes), .imin = 256, .imax = 16 << 20,
       .meta = "N", .help = "largest request head" },
@@ -291,6 +308,9 @@ cfg_defaults(cfg_t *c)
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
     c->pagemap_gc_fraction = 0.01;
+    c->attribution = CFG_ATTR_AUTO;
+    c->write_sample_ms = 10000;
+    c->smaps_ms = 10000;
     c->sample_budget_pct = 1.0;
     c->max_header_bytes = lim.max_header_bytes;
     c->max_url_bytes = lim.max_url_bytes;

@@ -10,11 +10,13 @@
  *             requests limit_header_bytes limit_url_bytes
  *             limit_body_bytes header_timeout_ms keepalive_timeout_ms
  *             max_connections ksm_pages_to_scan ksm_sleep_ms reload_on_rss
+ *             write_sample_ms smaps_ms
  *   numbers   scale timeout graceful_timeout duration pagemap_gc_fraction
  *             sample_budget max_copied_pct
  *   booleans  freeze immortal lazy type_census quiet ksm identical_pages
- *             identical_diff
+ *             identical_diff write_kinds
  *   strings   host; workload out run_id policy_name (or null = unset)
+ *   "attribution": "auto" | "write-sets" | "pagemap" | "off"
  *   "gc": "on" | "off" (or true | false)
  *   "gc_threshold": [A, B, C]
  *   "exit": "finalize" | "skip"
@@ -49,6 +51,14 @@ typedef enum { CFG_REFORK_FIRST, CFG_REFORK_LEAST_COPIED } cfg_refork_t;
  * build paused the collector and ended with a full collection). */
 enum { CFG_PREFORK_IMPORT, CFG_PREFORK_COLLECTED };
 
+/* --attribution: how copies are attributed to their cause. */
+enum {
+    CFG_ATTR_AUTO,          /* write sets where the kernel has them */
+    CFG_ATTR_WSET,          /* write sets, or refuse to start */
+    CFG_ATTR_PAGEMAP,       /* pagemap reads around collections */
+    CFG_ATTR_OFF            /* none (the baseline of its cost) */
+};
+
 typedef struct cfg {
     char *config_path;      /* -c/--config FILE: the file loaded, or NULL */
     char *workload_path;    /* --workload FILE; NULL = embedded 'webapp' */
@@ -81,6 +91,12 @@ typedef struct cfg {
     char *policy_name;      /* --policy-name NAME (NULL: cfg_policy_label) */
     int type_census;        /* --type-census */
     double pagemap_gc_fraction; /* --pagemap-gc-fraction F in [0,1] (0.01) */
+    int attribution;        /* --attribution auto|write-sets|pagemap|off
+                               (CFG_ATTR_*; default auto) */
+    unsigned write_sample_ms;   /* --write-sample-ms N (10000; 0 = never) */
+    int write_kinds;        /* --write-kinds: copies by kind (a build of
+                               its own: bin/cowlab-kinds) */
+    unsigned smaps_ms;      /* --smaps-ms N (5000; 0 = every sample) */
     double sample_budget_pct;   /* --sample-budget PCT (1; 0 = no limit) */
     /* The HTTP limits; defaults and the meaning of 0: http.h. */
     size_t max_header_bytes;    /* --limit-header-bytes (8192) */

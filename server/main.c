@@ -2,13 +2,17 @@
  * main.c -- the cowlab command: parse the configuration (file, then
  * command line), load the workload, run the prefork master.
  * `cowlab --print-columns FILE` prints an output file's column table;
+ * `cowlab --write-kinds ...` runs cowlab-kinds, the same server with the
+ * runtime's write-kind notes compiled in (runtime/wkinds.h);
  * `cowlab attach --pid MASTER` measures a server cowlab did not start
  * (attach_cmd.c).
  * Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,6 +20,7 @@
 #include "config.h"
 #include "master.h"
 #include "output.h"
+#include "wkinds.h"
 #include "workload.h"
 
 /* --print-columns samples|runs|types: the README's Markdown table of that
@@ -65,6 +70,33 @@ print_columns(int argc, char **argv)
     return 0;
 }
 
+/*
+ * --write-kinds needs the runtime built with RT_WRITE_KINDS: a binary of
+ * its own, cowlab-kinds, beside this one (`make` builds both).  This one
+ * hands its whole command line over to it; only a failure returns (2).
+ */
+static int
+exec_kinds_build(char **argv)
+{
+    char self[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "cowlab: --write-kinds: cannot find this program's "
+                "own path\n");
+        return 2;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    snprintf(path, sizeof path, "%.*s/cowlab-kinds",
+             slash ? (int)(slash - self) : 1, slash ? self : ".");
+    fflush(NULL);
+    execv(path, argv);
+    fprintf(stderr, "cowlab: --write-kinds needs %s (the runtime built "
+            "with RT_WRITE_KINDS; `make` builds it): %s\n", path,
+            strerror(errno));
+    return 2;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -87,6 +119,10 @@ main(int argc, char **argv)
     if (exit_now) {
         cfg_free(&cfg);
         return 0;
+    }
+    if (cfg.write_kinds && !cfg.check_config && !rt_wk_built()) {
+        cfg_free(&cfg);
+        return exec_kinds_build(argv);
     }
     wl_spec_t *spec = NULL;
     int r = cfg.workload_path

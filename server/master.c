@@ -61,7 +61,9 @@
 #include "refork.h"
 #include "sampler.h"
 #include "slots.h"
+#include "wkinds.h"
 #include "worker.h"
+#include "wset.h"
 
 enum { ROLE_WORKER, ROLE_BECOMING, ROLE_MOLD };
 
@@ -76,6 +78,8 @@ typedef struct proc {
     double last_shared_pct;
     long last_private_dirty_kb;
     int sampled;
+    uint64_t smaps_ns;          /* when its smaps_rollup was last read */
+    int64_t last_pss_kb;        /* its last smaps_rollup reading */
     /* fleet strategies */
     double last_identical;      /* NAN: not measured */
     size_t last_copied;         /* for --refork-select least-copied */
@@ -132,6 +136,21 @@ typedef struct master {
     unsigned final_n;
     double copied_teardown_sum;
     ms_sampler_t sampler;       /* interval in force, next round */
+    /* Copy attribution, resolved before the first fork. */
+    int attr;                   /* SRV_ATTR_* */
+    char attr_why[320];         /* why not write sets ("" when they run) */
+    unsigned attr_seen;         /* 1 << SRV_ATTR_* of every exited worker */
+    uint64_t written_done, written_requests_done;
+    uint64_t wset_check;        /* sum of the exited workers' checks */
+    unsigned wset_checked;      /* workers that made it */
+    /* routes.csv: per slot in shared memory, per logical worker summed
+     * here as its processes exit. */
+    srv_routes_t routes;
+    size_t nroutes;             /* the workload's, + SRV_ROUTE_EXTRA */
+    srv_route_t *route_sum;     /* [workers][nroutes] */
+    uint64_t (*kind_sum)[SRV_NKCAUSES][SRV_NKINDS];    /* [workers] */
+    size_t own_len;             /* procs and route sums: one mapping */
+    unsigned char *route_wset;  /* [workers]: 1 all write sets, 2 not */
     /* fleet strategies */
     gen_t *gens;                /* gens[0]: the master's snapshot */
     unsigned ngens;
@@ -230,7 +249,8 @@ write_meta(const master_t *m)
         .run_id = m->run_id, .policy = m->policy,
         .config = cfg_to_json(m->cfg), .workload = wl_spec_to_json(m->spec),
         .heap_pages = m->heap_pages, .heap_objects = m->heap_objects,
-        .build_ms = m->build_ms,
+        .build_ms = m->build_ms, .attribution = srv_attr_name(m->attr),
+        .attribution_why = m->attr_why[0] ? m->attr_why : NULL,
         .extra = json_pack(
             "{s:s, s:I, s:{s:[I,I,I], s:I, s:I}}",
             "python", m->cfg->python == 311 ? "3.11" : "3.12",
@@ -317,7 +337,10 @@ spawn_from_master(master_t *m, unsigned index)
         .generation = 0, .slots = m->slots.slot, .nslots = m->slots.n,
         .released = m->released ? m->released + (size_t)slot
                                   * m->released_bytes : NULL,
+        .attribution = m->attr, .routes = srv_routes_of(&m->routes, slot),
+        .routes_all = &m->routes,
     };
+    memset(a.routes, 0, m->nroutes * sizeof(srv_route_t));
     if (a.released)
         memset(a.released, 0, m->released_bytes);
     fflush(NULL);
@@ -386,6 +409,8 @@ spawn_from_mold(master_t *m, unsigned index)
         srv_slots_release(&m->slots, slot);
         return r;
     }
+    memset(srv_routes_of(&m->routes, slot), 0,
+           m->nroutes * sizeof(srv_route_t));
     srv_rf_msg_t msg;
     memset(&msg, 0, sizeof msg);
     msg.type = RF_FORK;
@@ -535,9 +560,20 @@ sample(master_t *m, int final)
         size_t copied = 0, released = 0;
         const uint8_t *rel = m->released ? m->released + (size_t)p->slot
                                            * m->released_bytes : NULL;
-        if (ps_read_smaps_rollup(p->pid, &sm) < 0
+        /* smaps_rollup walks every page (PSS): the costliest read by far
+         * (about 10 ms per GiB), so at most every --smaps-ms; the rows in
+         * between leave its columns empty (totals.csv carries the last
+         * reading forward).  The final row has it. */
+        uint64_t every = (uint64_t)m->cfg->smaps_ms * 1000000u;
+        int smaps = final || every == 0 || p->smaps_ns == 0
+                    || t - p->smaps_ns >= every;
+        if ((smaps && ps_read_smaps_rollup(p->pid, &sm) < 0)
             || ps_read_stat(p->pid, &st) < 0)
             continue;               /* it just died: SIGCHLD will tell */
+        if (smaps) {
+            p->smaps_ns = t;
+            p->last_pss_kb = sm.pss_kb;
+        }
         int want_ident = cfg->identical_pages && g && g->ref_alive
                          && p->role == ROLE_WORKER
                          && bits_for(m, snap) == 0;
@@ -545,7 +581,18 @@ sample(master_t *m, int final)
          * workers: a mold's children count against another snapshot. */
         if (p->gen != 0 || p->role != ROLE_WORKER)
             rel = NULL;
-        if (snap && p->pm.fd >= 0) {
+        /* A worker with write sets counts its own copies, released pages
+         * left out as below (its write sets drop them): no pagemap read
+         * here, unless --identical-pages needs the copied pages' list or
+         * --ksm may merge copies back (shared again: write sets cannot
+         * see that, the pagemap can). */
+        int attr = atomic_load(&s->attribution);
+        if (attr == SRV_ATTR_WSET && p->role == ROLE_WORKER && !want_ident
+            && !cfg->ksm) {
+            copied = (size_t)atomic_load(&s->copied_measured);
+            released = rel != NULL ? (size_t)atomic_load(&s->wset_released)
+                                   : 0;
+        } else if (snap && p->pm.fd >= 0) {
             int rc = rel != NULL
                 ? ps_count_copied_excl(snap, &p->pm, rel, &copied, &released)
                 : ps_copied_bitmap_fd(snap, &p->pm,
@@ -586,9 +633,10 @@ sample(master_t *m, int final)
                              / (double)heap_pages) : 0.0;
         uint64_t fgc = atomic_load(&s->faults_gc);
         uint64_t freq = atomic_load(&s->faults_request);
-        long other = st.minflt - (long)fgc - (long)freq;
+        uint64_t fsam = atomic_load(&s->faults_sampling);
+        long other = st.minflt - (long)fgc - (long)freq - (long)fsam;
         cpu_live += ticks_s(st.utime_ticks + st.stime_ticks);
-        tot.workers_pss_kb += sm.pss_kb;
+        tot.workers_pss_kb += p->last_pss_kb;
         if (p->role == ROLE_MOLD) {
             tot.molds++;
         } else {
@@ -599,7 +647,8 @@ sample(master_t *m, int final)
             if (!isnan(tot.heap_ksm_pages) && !isnan(ksm_pages))
                 tot.heap_ksm_pages += ksm_pages;
             p->last_shared_pct = shared_pct;
-            p->last_private_dirty_kb = sm.private_dirty_kb;
+            if (smaps)
+                p->last_private_dirty_kb = sm.private_dirty_kb;
             p->last_copied = copied;
             p->last_identical = identical;
             p->sampled = 1;
@@ -625,11 +674,12 @@ sample(master_t *m, int final)
             .run_id = m->run_id, .policy = m->policy,
             .worker = p->index, .pid = p->pid, .t_ms = t_ms,
             .requests = atomic_load(&s->requests),
-            .rss_kb = sm.rss_kb, .pss_kb = sm.pss_kb,
-            .shared_clean_kb = sm.shared_clean_kb,
-            .shared_dirty_kb = sm.shared_dirty_kb,
-            .private_clean_kb = sm.private_clean_kb,
-            .private_dirty_kb = sm.private_dirty_kb,
+            .rss_kb = smaps ? sm.rss_kb : MS_I64_UNSET,
+            .pss_kb = smaps ? sm.pss_kb : MS_I64_UNSET,
+            .shared_clean_kb = smaps ? sm.shared_clean_kb : MS_I64_UNSET,
+            .shared_dirty_kb = smaps ? sm.shared_dirty_kb : MS_I64_UNSET,
+            .private_clean_kb = smaps ? sm.private_clean_kb : MS_I64_UNSET,
+            .private_dirty_kb = smaps ? sm.private_dirty_kb : MS_I64_UNSET,
             .minflt = st.minflt, .majflt = st.majflt,
             .heap_pages = heap_pages, .heap_copied_pages = copied,
             .heap_shared_pct = shared_pct,
@@ -655,6 +705,13 @@ sample(master_t *m, int final)
             .heap_released_pages = rel != NULL || (p->gen == 0
                                    && p->role == ROLE_WORKER)
                                    ? released : MS_U64_UNSET,
+            .attribution = srv_attr_name(attr),
+            .written_pages = atomic_load(&s->written_pages),
+            .written_requests = atomic_load(&s->written_requests),
+            .wset_scans = atomic_load(&s->wset_scans),
+            .wset_skipped = atomic_load(&s->wset_skipped),
+            .wset_ms = (double)atomic_load(&s->wset_busy_us) / 1e3,
+            .faults_sampling = fsam,
         };
         ms_csv_add(&m->samples, &row);
     }
@@ -732,6 +789,44 @@ proc_clear(master_t *m, proc_t *p)
     p->pending = 0;
 }
 
+/* A worker process is gone: add what it did per route to its logical
+ * worker's sums, and its written pages to the run's. */
+static void
+collect_routes(master_t *m, const proc_t *p)
+{
+    srv_slot_t *s = &m->slots.slot[p->slot];
+    const srv_route_t *r = srv_routes_of(&m->routes, p->slot);
+    srv_route_t *sum = m->route_sum + (size_t)p->index * m->nroutes;
+    int attr = atomic_load(&s->attribution);
+    m->attr_seen |= 1u << attr;
+    m->route_wset[p->index] |= attr == SRV_ATTR_WSET ? 1 : 2;
+    m->written_done += atomic_load(&s->written_pages);
+    for (int c = 0; c < SRV_NKCAUSES; c++)
+        for (int k = 0; k < SRV_NKINDS; k++)
+            m->kind_sum[p->index][c][k] += atomic_load(&s->kind_copied[c][k]);
+    if (atomic_load(&s->wset_checked)) {
+        m->wset_check += atomic_load(&s->wset_check);
+        m->wset_checked++;
+    }
+    m->written_requests_done += atomic_load(&s->written_requests);
+    for (size_t i = 0; i < m->nroutes; i++) {
+        atomic_fetch_add(&sum[i].requests, atomic_load(&r[i].requests));
+        atomic_fetch_add(&sum[i].copied, atomic_load(&r[i].copied));
+        atomic_fetch_add(&sum[i].copied_gc, atomic_load(&r[i].copied_gc));
+        atomic_fetch_add(&sum[i].written, atomic_load(&r[i].written));
+        atomic_fetch_add(&sum[i].written_requests,
+                         atomic_load(&r[i].written_requests));
+    }
+}
+
+static const char *
+route_name(const master_t *m, size_t i)
+{
+    size_t n = m->nroutes - SRV_ROUTE_EXTRA;
+    return i < n ? wl_spec_route_path(m->spec, i)
+                 : srv_route_extra_name((int)(i - n));
+}
+
 static void
 reap(master_t *m)
 {
@@ -753,6 +848,7 @@ reap(master_t *m)
         m->requests_done += atomic_load(&s->requests);
         m->responses_4xx_done += atomic_load(&s->responses_4xx);
         m->responses_5xx_done += atomic_load(&s->responses_5xx);
+        collect_routes(m, p);
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0
                     && atomic_load(&s->state) == SLOT_DONE;
         if (m->stopping && clean && p->role == ROLE_WORKER) {
@@ -1165,6 +1261,88 @@ check_timeouts(master_t *m)
     }
 }
 
+/* The run's attribution: the method every worker process used, or
+ * "mixed" (one fell back). */
+static const char *
+run_attribution(const master_t *m)
+{
+    unsigned seen = m->attr_seen ? m->attr_seen : 1u << m->attr;
+    for (int a = SRV_ATTR_NONE; a <= SRV_ATTR_WSET; a++)
+        if (seen == 1u << a)
+            return srv_attr_name(a);
+    return "mixed";
+}
+
+/* routes.csv: one row per logical worker and route that saw a request
+ * or a copy (the workload's routes always). */
+static void
+write_routes(master_t *m)
+{
+    char path[4096];
+    ms_csv_t w;
+    size_t nwl = m->nroutes - SRV_ROUTE_EXTRA;
+    int r = ms_csv_open(&w, out_path(m, "routes.csv", path, sizeof path),
+                        &ms_routes_table);
+    for (int k = 0; r == 0 && k < m->cfg->workers; k++) {
+        const srv_route_t *sum = m->route_sum + (size_t)k * m->nroutes;
+        int exact = m->route_wset[k] == 1;
+        for (size_t i = 0; i < m->nroutes; i++) {
+            uint64_t req = atomic_load(&sum[i].requests);
+            uint64_t cp = atomic_load(&sum[i].copied);
+            uint64_t gc = atomic_load(&sum[i].copied_gc);
+            uint64_t wr = atomic_load(&sum[i].written);
+            uint64_t wn = atomic_load(&sum[i].written_requests);
+            if (i >= nwl && req == 0 && cp == 0 && gc == 0)
+                continue;
+            ms_route_row_t row = {
+                .run_id = m->run_id, .policy = m->policy,
+                .worker = (uint64_t)k, .route = route_name(m, i),
+                .requests = req,
+                .copied_pages = exact ? (double)cp : MS_UNSET,
+                .copied_by_gc = exact ? (double)gc : MS_UNSET,
+                .written_requests = wn,
+                .written_pages = wn ? (double)wr : MS_UNSET,
+                .written_per_request = wn ? (double)wr / (double)wn
+                                          : MS_UNSET,
+            };
+            ms_csv_add(&w, &row);
+        }
+    }
+    if (r == 0)
+        r = ms_csv_close(&w);
+    if (r < 0)
+        say(m, "cannot write routes.csv: %s", strerror(-r));
+}
+
+/* kinds.csv (--write-kinds): per logical worker and kind. */
+static void
+write_kinds(master_t *m)
+{
+    char path[4096];
+    ms_csv_t w;
+    int r = ms_csv_open(&w, out_path(m, "kinds.csv", path, sizeof path),
+                        &ms_kinds_table);
+    for (int k = 0; r == 0 && k < m->cfg->workers; k++) {
+        for (int kind = 0; kind < SRV_NKINDS; kind++) {
+            const uint64_t *c = &m->kind_sum[k][0][0];
+            ms_kind_row_t row = {
+                .run_id = m->run_id, .policy = m->policy,
+                .worker = (uint64_t)k, .kind = rt_wk_name(kind),
+                .copied_by_request = c[SRV_KC_REQUEST * SRV_NKINDS + kind],
+                .copied_by_gc = c[SRV_KC_GC * SRV_NKINDS + kind],
+                .copied_by_teardown = c[SRV_KC_TEARDOWN * SRV_NKINDS + kind],
+            };
+            row.copied_pages = row.copied_by_request + row.copied_by_gc
+                               + row.copied_by_teardown;
+            ms_csv_add(&w, &row);
+        }
+    }
+    if (r == 0)
+        r = ms_csv_close(&w);
+    if (r < 0)
+        say(m, "cannot write kinds.csv: %s", strerror(-r));
+}
+
 static void
 write_runs_row(master_t *m)
 {
@@ -1226,6 +1404,36 @@ write_runs_row(master_t *m)
                 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     if (cfg->lazy && m->nprocs)
         row.heap_objects = atomic_load(&m->slots.slot[0].heap_objects);
+    row.attribution = run_attribution(m);
+    row.wset_check_pages = m->wset_checked ? (double)m->wset_check
+                                           : MS_UNSET;
+    if (m->wset_check)
+        fprintf(stderr, "cowlab: write sets missed %llu copied pages (their "
+                "count against the pagemap at worker exit)\n",
+                (unsigned long long)m->wset_check);
+    row.written_pages = m->written_done;
+    row.written_requests = m->written_requests_done;
+    row.written_per_request = m->written_requests_done
+        ? (double)m->written_done / (double)m->written_requests_done
+        : MS_UNSET;
+    row.top_copy_route_pct = MS_UNSET;
+    if (m->attr_seen == 1u << SRV_ATTR_WSET) {
+        /* Copies by requests, per route over every worker. */
+        uint64_t best = 0, all = 0;
+        for (size_t i = 0; i < m->nroutes; i++) {
+            uint64_t c = 0;
+            for (int k = 0; k < cfg->workers; k++)
+                c += atomic_load(&m->route_sum[(size_t)k * m->nroutes
+                                               + i].copied);
+            all += c;
+            if (c > best) {
+                best = c;
+                row.top_copy_route = route_name(m, i);
+            }
+        }
+        if (all)
+            row.top_copy_route_pct = 100.0 * (double)best / (double)all;
+    }
     if (m->teardown_n) {            /* empty when no worker reported one */
         row.teardown_ms = m->teardown_ms_sum / m->teardown_n;
         row.faults_teardown = m->faults_teardown_sum / m->teardown_n;
@@ -1240,6 +1448,9 @@ write_runs_row(master_t *m)
     }
     if (r < 0)
         say(m, "cannot write runs.csv: %s", strerror(-r));
+    write_routes(m);
+    if (cfg->write_kinds)
+        write_kinds(m);
 }
 
 int
@@ -1318,6 +1529,68 @@ build_heap(master_t *m)
     say(m, "heap built: %zu objects, %zu pages (%.1f MiB) in %.0f ms",
         m->heap_objects, m->heap_pages,
         (double)m->heap_pages * 4096.0 / 1048576.0, m->build_ms);
+    return 0;
+}
+
+/*
+ * Which copy attribution the workers use: exact write sets where this
+ * kernel and process may (probed here, once), pagemap bracketing where
+ * not, none with --attribution off or --lazy (nothing is shared).  A
+ * worker whose own start of write sets fails falls back and says so.
+ * -1 when --attribution write-sets cannot be had.
+ */
+static int
+resolve_attribution(master_t *m)
+{
+    const cfg_t *cfg = m->cfg;
+    char why[256];
+    m->attr_why[0] = '\0';
+    if (cfg->lazy || cfg->attribution == CFG_ATTR_OFF) {
+        m->attr = SRV_ATTR_NONE;
+        snprintf(m->attr_why, sizeof m->attr_why, "%s", cfg->lazy
+                 ? "--lazy: no heap is shared" : "--attribution off");
+        if (cfg->write_kinds) {
+            fprintf(stderr, "cowlab: --write-kinds needs write sets: %s\n",
+                    m->attr_why);
+            return -1;
+        }
+        return 0;
+    }
+    if (cfg->attribution == CFG_ATTR_PAGEMAP) {
+        m->attr = SRV_ATTR_PAGEMAP;
+        snprintf(m->attr_why, sizeof m->attr_why, "--attribution pagemap");
+    } else if (cfg->ksm && cfg->attribution == CFG_ATTR_AUTO) {
+        /* KSM merges copies back into shared pages, which write sets
+         * cannot see: heap_copied_pages and --max-copied-pct would keep
+         * counting them. */
+        m->attr = SRV_ATTR_PAGEMAP;
+        snprintf(m->attr_why, sizeof m->attr_why, "--ksm: merged copies "
+                 "are shared again; write sets with --attribution "
+                 "write-sets");
+    } else if (ms_wset_probe(why, sizeof why) == 0) {
+        m->attr = SRV_ATTR_WSET;
+    } else if (cfg->attribution == CFG_ATTR_WSET) {
+        fprintf(stderr, "cowlab: --attribution write-sets: not available "
+                "here: %s\n", why);
+        return -1;
+    } else {
+        m->attr = SRV_ATTR_PAGEMAP;
+        snprintf(m->attr_why, sizeof m->attr_why, "write sets unavailable: "
+                 "%s", why);
+    }
+    if (cfg->write_kinds && m->attr != SRV_ATTR_WSET) {
+        fprintf(stderr, "cowlab: --write-kinds needs write sets: %s\n",
+                m->attr_why);
+        return -1;
+    }
+    if (m->attr == SRV_ATTR_WSET)
+        say(m, "copies attributed by exact write sets (userfaultfd "
+            "write-protect, PAGEMAP_SCAN)%s", cfg->write_kinds ? ", by kind "
+            "of write (--write-kinds: a diagnostic mode, slower)" : "");
+    else
+        say(m, "copies attributed by pagemap bracketing "
+            "(--pagemap-gc-fraction %g): %s", cfg->pagemap_gc_fraction,
+            m->attr_why);
     return 0;
 }
 
@@ -1449,6 +1722,10 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         sigaction(sigs[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (resolve_attribution(&m) < 0) {
+        rc = 2;
+        goto out;
+    }
     if (!cfg->lazy && build_heap(&m) < 0)
         goto out;
     if (!cfg->lazy) {
@@ -1479,8 +1756,27 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     /* Entries: a worker and its replacement per index, and with reforking
      * the mold, the previous mold and the one becoming. */
     m.nprocs = (unsigned)cfg->workers * 2 + (cfg->refork_after_n ? 4 : 0);
-    m.procs = calloc(m.nprocs, sizeof(proc_t));
-    if (m.procs == NULL || srv_slots_map(&m.slots, m.nprocs) < 0)
+    /*
+     * What the master writes after fork lives in pages of its own, never
+     * malloc()ed ones: a malloc chunk could share a page with the heap's
+     * (its pages are heap pages), and the master's write would leave the
+     * worker that page alone: a copy it never made.
+     */
+    m.nroutes = wl_spec_route_count(spec) + SRV_ROUTE_EXTRA;
+    m.own_len = m.nprocs * sizeof(proc_t) + (size_t)cfg->workers
+                * (m.nroutes * sizeof(srv_route_t) + sizeof *m.kind_sum + 1);
+    void *own = mmap(NULL, m.own_len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (own != MAP_FAILED) {
+        m.procs = own;
+        m.route_sum = (srv_route_t *)(void *)(m.procs + m.nprocs);
+        m.kind_sum = (void *)(m.route_sum + (size_t)cfg->workers
+                                            * m.nroutes);
+        m.route_wset = (unsigned char *)(m.kind_sum + cfg->workers);
+    }
+    if (m.procs == NULL
+        || srv_slots_map(&m.slots, m.nprocs) < 0
+        || srv_routes_map(&m.routes, m.nprocs, (unsigned)m.nroutes) < 0)
         goto out;
     for (unsigned i = 0; i < m.nprocs; i++)
         proc_init(&m.procs[i], -1, 0, 0);
@@ -1602,7 +1898,9 @@ out:
             close(m.procs[i].ctl);
         free(m.procs[i].ranges);
     }
-    free(m.procs);
+    srv_routes_unmap(&m.routes);
+    if (m.procs)
+        munmap(m.procs, m.own_len);
     for (unsigned g = 0; g < m.ngens; g++) {
         if (g > 0)
             ps_snap_free(m.gens[g].snap);

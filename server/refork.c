@@ -162,6 +162,8 @@ fork_worker(const srv_mold_args_t *a, const ps_snap_t *snap,
             .index = m->index, .seed = m->seed, .master = a->master,
             .snap = snap, .ctl_fd = fds[1], .generation = a->generation,
             .reparent = 1, .slots = a->slots, .nslots = a->nslots,
+            .attribution = a->attribution, .routes_all = a->routes,
+            .routes = srv_routes_of(a->routes, (int)m->slot),
         };
         srv_worker_main(&wa);
     }

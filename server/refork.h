@@ -71,6 +71,8 @@ typedef struct srv_mold_args {
     int ctl_fd;
     pid_t master;
     unsigned generation;        /* this mold's */
+    int attribution;            /* SRV_ATTR_* for its workers */
+    const srv_routes_t *routes; /* routes.csv rows of every slot */
 } srv_mold_args_t;
 
 /*

@@ -15,6 +15,17 @@
 enum { SLOT_FREE, SLOT_STARTING, SLOT_SERVING, SLOT_STOPPING, SLOT_DONE,
        SLOT_MOLD };                 /* a mold: forks, serves nothing */
 
+/* How a worker attributes its copies (runs.csv, samples.csv and
+ * meta.json write the names of srv_attr_name()). */
+enum { SRV_ATTR_NONE, SRV_ATTR_PAGEMAP, SRV_ATTR_WSET };
+
+/* --write-kinds: copies by kind (runtime/wkinds.h's RT_WK_*) for each of
+ * these causes. */
+#define SRV_NKINDS 6
+enum { SRV_KC_REQUEST, SRV_KC_GC, SRV_KC_TEARDOWN, SRV_NKCAUSES };
+/* "none", "pagemap", "write-sets". */
+const char *srv_attr_name(int attr);
+
 typedef struct srv_slot {
     _Atomic int state;
     _Atomic int pid;
@@ -43,8 +54,49 @@ typedef struct srv_slot {
                                            its first full collection ran
                                            (1 = the first); 0: none yet */
     _Atomic uint64_t teardown_collections; /* finalize's collections */
-    char pad[16];
+    _Atomic int attribution;            /* SRV_ATTR_* in force here */
+    _Atomic uint64_t written_pages;     /* by the sampled requests */
+    _Atomic uint64_t written_requests;  /* requests sampled */
+    _Atomic uint64_t faults_sampling;   /* the samples' own faults */
+    _Atomic uint64_t wset_scans;        /* write-set scans done, skipped */
+    _Atomic uint64_t wset_skipped;
+    _Atomic uint64_t wset_check;        /* |pagemap - write sets| at exit */
+    _Atomic int wset_checked;           /* 1: wset_check was measured */
+    _Atomic uint64_t wset_busy_us;      /* time in scans and sampling */
+    _Atomic uint64_t wset_released;     /* snapshot pages released */
+    _Atomic uint64_t kind_copied[SRV_NKCAUSES][SRV_NKINDS];
+    char pad[8];
 } srv_slot_t;
+
+/*
+ * Per route, per slot: what a worker's requests to each route did, in a
+ * region of its own (routes are the workload's, then SRV_ROUTE_EXTRA
+ * more: /healthz, /stats, /sleep, "(other)" for unknown paths and
+ * "(server)" for copies made outside any handler, by the HTTP layer).
+ */
+enum { SRV_ROUTE_HEALTHZ, SRV_ROUTE_STATS, SRV_ROUTE_SLEEP, SRV_ROUTE_OTHER,
+       SRV_ROUTE_SERVER, SRV_ROUTE_EXTRA };
+/* The name of extra route i (SRV_ROUTE_*). */
+const char *srv_route_extra_name(int i);
+
+typedef struct srv_route {
+    _Atomic uint64_t requests;
+    _Atomic uint64_t copied;            /* by the handler, GC excluded */
+    _Atomic uint64_t copied_gc;         /* by collections inside it */
+    _Atomic uint64_t written;           /* pages, sampled requests */
+    _Atomic uint64_t written_requests;  /* requests sampled */
+} srv_route_t;
+
+typedef struct srv_routes {
+    unsigned nslots, nroutes;           /* nroutes counts the extra ones */
+    srv_route_t *row;
+} srv_routes_t;
+
+/* Map nroutes rows for each of nslots slots, zeroed; 0 or -errno. */
+int srv_routes_map(srv_routes_t *r, unsigned nslots, unsigned nroutes);
+void srv_routes_unmap(srv_routes_t *r);
+/* The rows of slot i (nroutes of them). */
+srv_route_t *srv_routes_of(const srv_routes_t *r, int i);
 
 typedef struct srv_slots {
     unsigned n;

@@ -6,7 +6,10 @@
  * inherited socket, and runs every request against the heap it shares
  * copy-on-write with the master.  Minor faults are attributed by cause:
  * getrusage() deltas around each collection (a GC callback) and around
- * each request with the collections inside it subtracted.
+ * each request with the collections inside it subtracted.  Copies are
+ * attributed by exact write sets (measure/wset.c) where the kernel has
+ * them, else by pagemap reads around collections: read "Copied pages by
+ * cause" below.
  *
  * Stopping: SIGTERM drains (stop accepting, finish in-flight requests),
  * SIGINT/SIGQUIT close at once; --max-requests, --reload-on-rss and
@@ -38,6 +41,11 @@
 #include "http.h"
 #include "mem.h"
 #include "procstat.h"
+#include "wkinds.h"
+#include "wset.h"
+
+_Static_assert(SRV_NKINDS == MS_NKINDS && MS_NKINDS == RT_WK_NKINDS,
+               "one list of write kinds");
 #include "refork.h"
 
 typedef struct worker {
@@ -72,6 +80,14 @@ typedef struct worker {
     int becoming_mold;          /* RF_MOLD came: drain, then the mold */
     unsigned mold_gen;
     int stop_signal;            /* a stop signal came: no mold then */
+    /* Exact write sets (SRV_ATTR_WSET): */
+    int attr;                   /* SRV_ATTR_* in force */
+    ms_wset_t *ws;              /* NULL: not tracking */
+    ms_cause_t cause;           /* what a copy found now is credited to */
+    unsigned route;             /* the row of the request being served */
+    unsigned nroutes;           /* the workload's routes */
+    uint64_t sampled_ns;        /* when a request was last sampled */
+    uint64_t written, written_requests;
 } worker_t;
 
 static worker_t W;
@@ -110,9 +126,110 @@ srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h)
 }
 
 /*
- * Copied pages by cause.  The worker reads its own pagemap over the heap
- * pages present at fork (the master's snapshot) at chosen moments; in a
- * worker only requests and collections write the heap, so:
+ * Copied pages by cause, with exact write sets (SRV_ATTR_WSET,
+ * measure/wset.c): the heap is write-protected from the worker's first
+ * instruction, and every interval is closed where its cause changes: at
+ * the start of a request (what the HTTP layer copied since the last one:
+ * "(server)", counted as request copies), at its end (its handler's), at
+ * the start and end of each collection (the collection's), before memory
+ * is unmapped (whoever runs), and in teardown.  Every copy lands in one
+ * of copied_by_request, copied_by_gc, copied_by_teardown, and the pages
+ * copied before tracking began (none, so far) in copied_unattributed.
+ * One request per --write-sample-ms is sampled: all the heap pages it
+ * writes, copies or not (written_pages).
+ */
+static void check_copied(size_t copied);
+
+static void
+ws_publish(void)
+{
+    srv_slot_t *s = W.slot;
+    uint64_t done, skipped;
+    atomic_store(&s->copied_by_request, ms_wset_copied(W.ws,
+                                                       MS_CAUSE_REQUEST));
+    atomic_store(&s->copied_by_gc, ms_wset_copied(W.ws, MS_CAUSE_GC));
+    atomic_store(&s->copied_unattributed,
+                 ms_wset_copied(W.ws, MS_CAUSE_BEFORE));
+    atomic_store(&s->copied_measured, ms_wset_copied_now(W.ws));
+    atomic_store(&s->wset_released, ms_wset_released(W.ws));
+    check_copied((size_t)ms_wset_copied_now(W.ws));
+    ms_wset_scans(W.ws, &done, &skipped);
+    atomic_store(&s->wset_scans, done);
+    atomic_store(&s->wset_skipped, skipped);
+    atomic_store(&s->wset_busy_us, ms_wset_busy_ns(W.ws) / 1000);
+    static const ms_cause_t causes[SRV_NKCAUSES] = {
+        MS_CAUSE_REQUEST, MS_CAUSE_GC, MS_CAUSE_TEARDOWN
+    };
+    if (W.a->cfg->write_kinds)
+        for (int c = 0; c < SRV_NKCAUSES; c++)
+            for (int k = 0; k < SRV_NKINDS; k++)
+                atomic_store(&s->kind_copied[c][k],
+                             ms_wset_kind_copied(W.ws, causes[c], k));
+}
+
+/* A scan failed: stop attributing (never guess), and say so once. */
+static void
+ws_fail(long err)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "cowlab: worker %u: write-set scan failed: "
+             "%s; copies no longer attributed\n", W.a->index,
+             strerror((int)-err));
+    fputs(msg, stderr);
+    ms_wset_free(W.ws);
+    W.ws = NULL;
+    W.attr = SRV_ATTR_NONE;
+    atomic_store(&W.slot->attribution, SRV_ATTR_NONE);
+}
+
+static void
+ws_credit(long found, ms_cause_t cause)
+{
+    if (found < 0) {
+        ws_fail(found);
+        return;
+    }
+    if (found > 0) {
+        srv_route_t *r = &W.a->routes[W.route];
+        if (cause == MS_CAUSE_GC)
+            atomic_fetch_add(&r->copied_gc, (uint64_t)found);
+        else if (cause == MS_CAUSE_REQUEST)
+            atomic_fetch_add(&r->copied, (uint64_t)found);
+    }
+    ws_publish();
+}
+
+/* Close the interval now: its copies go to cause (and the route). */
+static void
+ws_close(ms_cause_t cause, long minflt)
+{
+    if (W.ws != NULL)
+        ws_credit(ms_wset_close(W.ws, cause, minflt), cause);
+}
+
+/* The allocator is about to unmap [start, end): its copies first, then
+ * its pages are released (neither shared nor copied from now on). */
+static void
+ws_release(uintptr_t start, uintptr_t end)
+{
+    if (W.ws != NULL)
+        ws_credit(ms_wset_release_range(W.ws, W.cause, start, end),
+                  W.cause);
+}
+
+static void
+ws_teardown_rest(void *arg)
+{
+    (void)arg;
+    ws_close(MS_CAUSE_TEARDOWN, -1);
+}
+
+/*
+ * Copied pages by cause, by pagemap bracketing (SRV_ATTR_PAGEMAP: kernels
+ * without write sets, or --attribution pagemap).  The worker reads its own
+ * pagemap over the heap pages present at fork (the master's snapshot) at
+ * chosen moments; in a worker only requests and collections write the
+ * heap, so:
  *   - around a bracketed collection, the pages newly copied are the GC's;
  *   - between two measurements with no collection in between, they are
  *     the requests' (reads write refcounts; retained state, lazy caches);
@@ -142,11 +259,12 @@ publish_copies(void)
  *                        /proc/self/statm, as uWSGI's reload-on-rss does;
  *                        RSS counts shared pages as well as copied ones,
  *                        so it sees new memory, never copy-on-write;
- *   --max-copied-pct P   its exact heap copies (pagemap, the counter of
- *                        heap_copied_pages) past P% of the heap pages it
- *                        was forked with, checked at every measurement of
- *                        "Copied pages by cause" (about once a second of
- *                        requests, and around full collections).
+ *   --max-copied-pct P   its exact heap copies (the counter of
+ *                        heap_copied_pages: its write sets, else pagemap)
+ *                        past P% of the heap pages it was forked with,
+ *                        checked whenever they are counted (write sets:
+ *                        every closed interval; pagemap: about once a
+ *                        second of requests, and around full collections).
  */
 static void
 check_copied(size_t copied)
@@ -214,6 +332,20 @@ on_gc(int phase, int gen, long collected, void *arg)
 {
     (void)collected;
     (void)arg;
+    if (W.ws != NULL) {
+        if (phase == 0) {
+            ws_close(MS_CAUSE_REQUEST, clk_minflt());
+            W.cause = MS_CAUSE_GC;
+            W.gc_f0 = clk_minflt();
+        } else {
+            long f1 = clk_minflt();
+            W.faults_gc += (uint64_t)(f1 - W.gc_f0);
+            atomic_store(&W.slot->faults_gc, W.faults_gc);
+            ws_close(MS_CAUSE_GC, f1);
+            W.cause = MS_CAUSE_REQUEST;
+        }
+        return;
+    }
     if (phase == 0) {
         if (gen == GC_GEN_OLDEST
             && atomic_load(&W.slot->first_full_gc_request) == 0)
@@ -331,13 +463,91 @@ on_stop_timer(uv_timer_t *t)
     begin_stop(1);
 }
 
+/* The routes.csv row of a path: the workload's routes first. */
+static unsigned
+route_of(const char *path)
+{
+    if (strcmp(path, "/healthz") == 0)
+        return W.nroutes + SRV_ROUTE_HEALTHZ;
+    if (strcmp(path, "/stats") == 0)
+        return W.nroutes + SRV_ROUTE_STATS;
+    if (strcmp(path, "/sleep") == 0)
+        return W.nroutes + SRV_ROUTE_SLEEP;
+    for (unsigned i = 0; i < W.nroutes; i++)
+        if (strcmp(wl_route_path(W.app, i), path) == 0)
+            return i;
+    return W.nroutes + SRV_ROUTE_OTHER;
+}
+
+/* Is this request the one to sample (its whole write set)?  The first
+ * is, then one every --write-sample-ms.  A sample costs a protection of
+ * every copied page, a fault on each it rewrites, and lifting the
+ * protection again (wset.c): a few ms on a 110 MiB heap, about 50 in a
+ * VM whose faults take 30 us. */
+static int
+sample_due(uint64_t now)
+{
+    unsigned ms = W.a->cfg->write_sample_ms;
+    return W.ws != NULL && ms > 0
+           && (W.sampled_ns == 0
+               || now - W.sampled_ns >= (uint64_t)ms * 1000000u);
+}
+
+/* The sampled request is done: count what it wrote.  Returns the faults
+ * its write protection added (one per already-copied page it wrote), to
+ * leave out of faults_request. */
+static uint64_t
+sample_end(uint64_t copied0)
+{
+    uint64_t req0 = ms_wset_copied(W.ws, MS_CAUSE_REQUEST);
+    long w = ms_wset_sample_end(W.ws, MS_CAUSE_REQUEST);
+    if (w < 0) {
+        ws_fail(w);
+        return 0;
+    }
+    /* The end scan's copies, like any close's; those of collections
+     * inside the request were credited as they ended. */
+    ws_credit((long)(ms_wset_copied(W.ws, MS_CAUSE_REQUEST) - req0),
+              MS_CAUSE_REQUEST);
+    uint64_t copied = ms_wset_copied_total(W.ws) - copied0;
+    srv_route_t *r = &W.a->routes[W.route];
+    W.written += (uint64_t)w;
+    W.written_requests++;
+    atomic_fetch_add(&r->written, (uint64_t)w);
+    atomic_fetch_add(&r->written_requests, 1);
+    atomic_store(&W.slot->written_pages, W.written);
+    atomic_store(&W.slot->written_requests, W.written_requests);
+    uint64_t extra = (uint64_t)w > copied ? (uint64_t)w - copied : 0;
+    atomic_fetch_add(&W.slot->faults_sampling, extra);
+    return extra;
+}
+
 static void
 handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
 {
     (void)ctx;
     srv_slot_t *s = W.slot;
-    atomic_store(&s->busy_since_ns, clk_now_ns());
+    uint64_t now = clk_now_ns(), copied0 = 0;
+    int sampled = 0;
+    atomic_store(&s->busy_since_ns, now);
     publish_responses();
+    unsigned route = route_of(req->path);
+    if (W.ws != NULL) {
+        /* What the HTTP layer copied since the last request. */
+        W.route = W.nroutes + SRV_ROUTE_SERVER;
+        ws_close(MS_CAUSE_REQUEST, clk_minflt());
+        W.route = route;
+        if (W.ws != NULL && sample_due(now)) {
+            int r = ms_wset_sample_begin(W.ws, MS_CAUSE_REQUEST);
+            if (r < 0)
+                ws_fail(r);
+            sampled = r == 0;
+            W.sampled_ns = now;
+            copied0 = W.ws ? ms_wset_copied_total(W.ws) : 0;
+        }
+    }
+    W.route = route;
+    atomic_fetch_add(&W.a->routes[route].requests, 1);
     if (strcmp(req->path, "/healthz") == 0) {
         resp->body = json_body(json_pack("{s:s, s:i}", "status", "ok",
                                          "pid", (int)getpid()),
@@ -365,16 +575,26 @@ handle(void *ctx, const srv_request_t *req, srv_response_t *resp)
         wl_handle(W.app, req->path, req->query, &res);
         long f1 = clk_minflt();
         uint64_t in_gc = W.faults_gc - g0;
-        uint64_t total = (uint64_t)(f1 - f0);
-        atomic_fetch_add(&s->faults_request,
-                         total > in_gc ? total - in_gc : 0);
+        uint64_t total = (uint64_t)(f1 - f0), extra = 0;
+        if (sampled)
+            extra = sample_end(copied0);
+        else
+            ws_close(MS_CAUSE_REQUEST, f1);
+        total = total > in_gc + extra ? total - in_gc - extra : 0;
+        atomic_fetch_add(&s->faults_request, total);
         resp->status = res.status ? res.status : 500;
         resp->body = res.body;
         resp->body_len = res.body_len;
         publish_gc_stats();
         if (W.pm.fd >= 0 && clk_now_ns() - W.last_measure_ns > 1000000000u)
             close_gap();
+        sampled = 0;
     }
+    if (sampled)
+        sample_end(copied0);
+    else if (W.ws != NULL && route >= W.nroutes)
+        ws_close(MS_CAUSE_REQUEST, clk_minflt());
+    W.route = W.nroutes + SRV_ROUTE_SERVER;
     uint64_t n = atomic_fetch_add(&s->requests, 1) + 1;
     atomic_store(&s->busy_since_ns, 0);
     if (W.max_requests > 0 && (long)n >= W.max_requests)
@@ -489,11 +709,17 @@ become_mold(void)
         .cfg = W.a->cfg, .heap = W.heap, .app = W.app, .spec = W.a->spec,
         .slots = W.a->slots, .nslots = W.a->nslots, .own = W.slot,
         .ctl_fd = W.a->ctl_fd, .master = W.a->master,
-        .generation = W.mold_gen,
+        .generation = W.mold_gen, .attribution = W.a->attribution,
+        .routes = W.a->routes_all,
     };
     publish_gc_stats();
     publish_responses();
     gc_set_callback(NULL, NULL);
+    /* A mold's copies are the master's pagemap count (samples.csv); its
+     * workers track their own, against its snapshot. */
+    mem_set_release_hook(NULL, NULL);
+    ms_wset_free(W.ws);
+    W.ws = NULL;
     ps_pagemap_close(&W.pm);
     uv_loop_close(&W.loop);         /* every handle is closed: no fd left */
     srv_mold_main(&ma);
@@ -509,6 +735,7 @@ on_release(void *arg, uintptr_t start, uintptr_t end)
 {
     size_t n = 0;
     (void)arg;
+    ws_release(start, end);
     if (W.seen != NULL
         && ps_count_new_copies(W.a->snap, &W.pm, W.seen, start, end,
                                &n) == 0)
@@ -533,6 +760,29 @@ count_rest(void *arg)
     W.seen = NULL;              /* the rest is released uncounted */
 }
 
+/*
+ * The write sets' self-check, once per worker at its exit (before any
+ * teardown): every copy they saw against the pagemap's count of the
+ * pages copied now (present and exclusive), read by the worker itself at
+ * the same instant.  Equal unless a copy escaped them (or a copied page
+ * was unmapped since).  One pagemap read: about 1 ms per 100 MiB.
+ */
+static void
+check_against_pagemap(void)
+{
+    ps_pagemap_t pm;
+    size_t now = 0;
+    if (W.ws == NULL || ps_pagemap_open(&pm, 0) < 0)
+        return;
+    if (ps_count_copied_excl(W.a->snap, &pm, W.a->released, &now,
+                             NULL) == 0) {
+        int64_t d = (int64_t)now - (int64_t)ms_wset_copied_now(W.ws);
+        atomic_store(&W.slot->wset_check, (uint64_t)(d < 0 ? -d : d));
+        atomic_store(&W.slot->wset_checked, 1);
+    }
+    ps_pagemap_close(&pm);
+}
+
 /* The exit policy; never returns. */
 static _Noreturn void
 exit_policy(void)
@@ -543,10 +793,20 @@ exit_policy(void)
     publish_gc_stats();
     publish_responses();
     gc_set_callback(NULL, NULL);    /* teardown's collections are its own */
+    if (W.ws != NULL) {
+        W.route = W.nroutes + SRV_ROUTE_SERVER;
+        ws_close(MS_CAUSE_REQUEST, -1);     /* the last interval served */
+        check_against_pagemap();
+    }
     if (W.a->cfg->exit_policy == CFG_EXIT_FINALIZE && W.heap != NULL) {
         rt_teardown_t st;
         memset(&st, 0, sizeof st);
-        if (W.pm.fd >= 0) {
+        if (W.ws != NULL) {
+            /* The release hook is in place: arenas are scanned before
+             * their munmap, the rest at the end. */
+            W.cause = MS_CAUSE_TEARDOWN;
+            st.before_release = ws_teardown_rest;
+        } else if (W.pm.fd >= 0) {
             close_gap();
             /* Pages copied (or released) before teardown are marked seen;
              * what the teardown releases is counted just before its
@@ -576,6 +836,8 @@ exit_policy(void)
             fputs(msg, stderr);
             _exit(SRV_EXIT_TEARDOWN_FAILED);
         }
+        if (W.ws != NULL)
+            W.copied_teardown = ms_wset_copied(W.ws, MS_CAUSE_TEARDOWN);
         atomic_store(&s->copied_by_teardown, W.copied_teardown);
         atomic_store(&s->faults_teardown, (uint64_t)st.minflt);
         atomic_store(&s->teardown_collections, st.collections);
@@ -593,6 +855,29 @@ srv_worker_main(const srv_worker_args_t *a)
 {
     memset(&W, 0, sizeof W);
     W.a = a;
+    /* Tracking first: from here on every heap write is seen. */
+    W.attr = a->heap != NULL && a->snap != NULL ? a->attribution
+                                                : SRV_ATTR_NONE;
+    if (W.attr == SRV_ATTR_WSET) {
+        char why[256], msg[400];
+        if (ms_wset_start(&W.ws, a->snap, why, sizeof why) < 0) {
+            snprintf(msg, sizeof msg, "cowlab: worker %u: write sets: %s; "
+                     "pagemap bracketing instead\n", a->index, why);
+            fputs(msg, stderr);
+            W.attr = SRV_ATTR_PAGEMAP;
+        } else if (a->cfg->write_kinds) {
+            /* The runtime notes the kind of each page's first write. */
+            size_t n;
+            const ps_range_t *r = ps_snap_ranges(a->snap, &n);
+            if (rt_wk_start((const struct mem_range *)(const void *)r, n)
+                == 0)
+                ms_wset_set_kinds(W.ws, rt_wk_table(NULL));
+            else
+                fputs("cowlab: --write-kinds: this build notes no write "
+                      "kinds (cowlab-kinds does)\n", stderr);
+        }
+    }
+    W.cause = MS_CAUSE_REQUEST;
     W.slot = a->slot;
     W.heap = a->heap;
     W.app = a->app;
@@ -636,11 +921,18 @@ srv_worker_main(const srv_worker_args_t *a)
         atomic_store(&W.slot->build_us, (clk_now_ns() - t0) / 1000);
     }
     wl_app_seed(W.app, a->seed);
+    W.nroutes = (unsigned)wl_route_count(W.app);
+    W.route = W.nroutes + SRV_ROUTE_SERVER;
     atomic_store(&W.slot->heap_objects, rt_heap_objects(W.heap));
     gc_get_stats(W.gc_base);
     W.pm.fd = -1;
-    if (a->snap != NULL && a->heap != NULL && ps_pagemap_open(&W.pm, 0) < 0)
+    if (W.attr == SRV_ATTR_PAGEMAP && ps_pagemap_open(&W.pm, 0) < 0)
         W.pm.fd = -1;
+    if (W.ws != NULL) {
+        ws_close(MS_CAUSE_REQUEST, -1);     /* the start-up, if anything */
+        ws_publish();
+    }
+    atomic_store(&W.slot->attribution, W.attr);
     if (W.pm.fd >= 0) {
         double f = a->cfg->pagemap_gc_fraction;
         W.young_every = f <= 0 ? 0 : (uint64_t)(1.0 / f + 0.5);
@@ -651,6 +943,7 @@ srv_worker_main(const srv_worker_args_t *a)
         publish_copies();
     }
     gc_set_callback(on_gc, NULL);
+    /* Released pages, for the write sets too (ws_release). */
     if (a->snap != NULL && a->heap != NULL)
         mem_set_release_hook(on_release, NULL);
     W.max_requests = a->cfg->max_requests;

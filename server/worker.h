@@ -24,6 +24,10 @@ typedef struct srv_worker_args {
     uint64_t seed;
     pid_t master;
     const struct ps_snap *snap; /* heap pages present at fork; NULL: none */
+    int attribution;            /* SRV_ATTR_*: what the master resolved */
+    srv_route_t *routes;        /* this slot's rows: workload routes, then
+                                   SRV_ROUTE_EXTRA (slots.h) */
+    const srv_routes_t *routes_all; /* every slot's (a mold's workers') */
     int ctl_fd;                 /* --refork-after: its end of the master's
                                    socketpair (refork.h); -1: none */
     unsigned generation;        /* 0: forked by the master; g: by mold g */

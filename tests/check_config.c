@@ -108,6 +108,7 @@ START_TEST(config_defaults)
     ck_assert(cfg.timeout_s == 30);
     ck_assert(cfg.graceful_timeout_s == 30);
     ck_assert_uint_eq(cfg.sample_ms, 250);
+    ck_assert_uint_eq(cfg.smaps_ms, 10000);
     ck_assert(cfg.duration_s == 0);
     ck_assert_int_eq(cfg.requests, 0);
     ck_assert_ptr_eq(cfg.out_dir, NULL);
@@ -180,7 +181,9 @@ START_TEST(config_every_flag_parsed)
              "--sample-budget", "50",
              "--duration", "90", "--requests", "12345", "--out", "res/x",
              "--run-id", "r_1.a", "--policy-name", "p=1", "--type-census",
-             "--pagemap-gc-fraction", "1", "--limit-header-bytes", "1024",
+             "--pagemap-gc-fraction", "1", "--attribution", "pagemap",
+             "--write-sample-ms", "0", "--write-kinds", "--smaps-ms", "0",
+             "--limit-header-bytes", "1024",
              "--limit-url-bytes", "512", "--limit-body-bytes", "0",
              "--header-timeout-ms", "1", "--keepalive-timeout-ms", "0",
              "--max-connections", "2", "--check-config", "--quiet",
@@ -200,6 +203,8 @@ START_TEST(config_every_flag_parsed)
                  "\"duration\": 90, \"requests\": 12345, \"out\": \"res/x\", "
                  "\"run_id\": \"r_1.a\", \"policy_name\": \"p=1\", "
                  "\"type_census\": true, \"pagemap_gc_fraction\": 1, "
+                 "\"attribution\": \"pagemap\", \"write_sample_ms\": 0, "
+                 "\"write_kinds\": true, \"smaps_ms\": 0, "
                  "\"limit_header_bytes\": 1024, \"limit_url_bytes\": 512, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 1, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 2, "
@@ -258,6 +263,8 @@ START_TEST(config_file_every_key)
                  "\"requests\": 200000, \"out\": \"results/full\", "
                  "\"run_id\": \"run-1\", \"policy_name\": \"my+policy\", "
                  "\"type_census\": true, \"pagemap_gc_fraction\": 0.5, "
+                 "\"attribution\": \"off\", \"write_sample_ms\": 250, "
+                 "\"write_kinds\": true, \"smaps_ms\": 1000, "
                  "\"limit_header_bytes\": 16384, \"limit_url_bytes\": 2048, "
                  "\"limit_body_bytes\": 0, \"header_timeout_ms\": 2000, "
                  "\"keepalive_timeout_ms\": 0, \"max_connections\": 64, "
@@ -392,6 +399,10 @@ static const bad_t bad[] = {
          "1"),
     TEXT("{\"exit\": \"fast\"}", "field 'exit': expected \"finalize\" or "
          "\"skip\""),
+    TEXT("{\"attribution\": true}", "field 'attribution': expected "
+         "\"auto\", \"write-sets\", \"pagemap\" or \"off\", found true"),
+    TEXT("{\"attribution\": \"exact\"}", "field 'attribution': expected "
+         "\"auto\""),
     TEXT("{\"python\": 3}", "=@:1:12: field 'python': expected \"3.11\" or "
          "\"3.12\", found 3"),
     TEXT("{\"prefork_gc\": \"lazy\"}", "field 'prefork_gc': expected "
@@ -456,6 +467,11 @@ static const bad_t bad[] = {
     ARGS("--gc-threshold: expected three", "--gc-threshold", "700,-1,10"),
     ARGS("--gc-threshold: expected three", "--gc-threshold", "700,,10"),
     ARGS("=--exit: expected finalize or skip, got 'now'", "--exit", "now"),
+    ARGS("=--attribution: expected auto, write-sets, pagemap or off, got "
+         "'Pagemap'", "--attribution", "Pagemap"),
+    ARGS("--write-sample-ms: expected an integer from 0 to 3600000",
+         "--write-sample-ms", "-1"),
+    ARGS("--smaps-ms: expected", "--smaps-ms", "1.5"),
     ARGS("=--python: expected 3.11 or 3.12, got '3.10'", "--python", "3.10"),
     ARGS("=--python: expected 3.11 or 3.12, got ''", "--python", ""),
     ARGS("=--prefork-gc: expected import or collected, got 'frozen'",
@@ -802,7 +818,7 @@ START_TEST(config_to_json_fields)
                      "3.12");
     ck_assert_str_eq(json_string_value(json_object_get(j, "prefork_gc")),
                      "import");
-    ck_assert_int_eq(json_object_size(j), 44);  /* one key per setting */
+    ck_assert_int_eq(json_object_size(j), 48);  /* one key per setting */
     json_decref(j);
 }
 END_TEST

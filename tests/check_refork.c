@@ -7,6 +7,8 @@
  * follow --refork-after with its last value repeated, the least-copied
  * selector picks the worker with the fewest copies, and a dead mold is
  * survived.  Frame numbers need root: that proof is skipped otherwise.
+ * A mold's workers track their copies with write sets against the mold's
+ * snapshot, as the master's do against the master's.
  */
 #include <check.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "support.h"
+#include "wset.h"
 
 static ts_server_t S = TS_SERVER_NONE;
 static char tmpdir[64], outdir[128];
@@ -258,6 +261,56 @@ END_TEST
 
 /* --refork-after 25,10: the first mold after 25 requests, each next one
  * after 10 (the last value repeats); one mold alive at a time. */
+/*
+ * Write sets in a mold's workers: each tracks its own copies against the
+ * mold's snapshot from its first instruction, so its rows say write-sets,
+ * nothing is unattributed, and at exit its count equals its pagemap's
+ * (wset_check_pages 0 over every worker, the mold's included).  Fails if
+ * the mold's workers fell back to pagemap bracketing or tracked nothing.
+ */
+START_TEST(refork_children_track_write_sets)
+{
+    char why[256];
+#ifdef RT_MALLOC_BYPASS
+    TS_SKIP("copy figures need the arena allocator (RT_MALLOC_BYPASS sends "
+            "objects to malloc)");
+#endif
+    if (ms_wset_probe(why, sizeof why) < 0)
+        TS_SKIP("write sets unavailable here: %s", why);
+    const char *args[] = { "-w", "2", "--refork-after", "30,100000",
+                           NULL };
+    start(args);
+    ck_assert_int_gt(until_mold(1, 400), 0);
+    for (int i = 0; i < 60; i++)
+        ck_assert_int_eq(ts_get(S.port, i % 2 ? "/api/items" : "/", NULL,
+                                0), 200);
+    ts_sleep_ms(200);
+    stop();
+    ts_csv_t c;
+    load("samples.csv", &c);
+    long rows = 0, copied = 0;
+    for (size_t r = 0; r < c.nrows; r++) {
+        if (ts_csv_long(&c, r, "refork_generation") != 1
+            || strcmp(ts_csv_get(&c, r, "role"), "worker") != 0)
+            continue;
+        rows++;
+        ck_assert_str_eq(ts_csv_get(&c, r, "attribution"), "write-sets");
+        ck_assert_int_eq(ts_csv_long(&c, r, "copied_unattributed"), 0);
+        long n = ts_csv_long(&c, r, "heap_copied_pages");
+        copied = n > copied ? n : copied;
+    }
+    ts_csv_free(&c);
+    printf("refork: generation-1 rows %ld, copied up to %ld pages\n", rows,
+           copied);
+    ck_assert_int_gt(rows, 0);
+    ck_assert_int_gt(copied, 0);            /* they copied the mold's */
+    load("runs.csv", &c);
+    ck_assert_str_eq(ts_csv_get(&c, 0, "attribution"), "write-sets");
+    ck_assert_int_eq(ts_csv_long(&c, 0, "wset_check_pages"), 0);
+    ts_csv_free(&c);
+}
+END_TEST
+
 START_TEST(refork_generations_repeat_last_value)
 {
     const char *args[] = { "-w", "1", "--refork-after", "25,10", NULL };
@@ -381,6 +434,7 @@ main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, refork_mold_children_serve);
     tcase_add_test(tc, refork_mold_writes_nothing);
+    tcase_add_test(tc, refork_children_track_write_sets);
     tcase_add_test(tc, refork_generations_repeat_last_value);
     tcase_add_test(tc, refork_select_least_copied);
     tcase_add_test(tc, refork_mold_killed_survived);

@@ -807,6 +807,18 @@ wl_spec_name(const wl_spec_t *s)
     return s->name;
 }
 
+size_t
+wl_spec_route_count(const wl_spec_t *s)
+{
+    return s->nroutes;
+}
+
+const char *
+wl_spec_route_path(const wl_spec_t *s, size_t i)
+{
+    return i < s->nroutes ? s->routes[i].path : NULL;
+}
+
 /* ---- back to JSON ----------------------------------------------------- */
 
 static int

@@ -119,6 +119,9 @@ void wl_spec_free(wl_spec_t *s);
  * loading its dump gives an equal spec.  NULL when out of memory. */
 json_t *wl_spec_to_json(const wl_spec_t *s);
 const char *wl_spec_name(const wl_spec_t *s);
+/* Its routes, in the order of the JSON (and of wl_route_path()). */
+size_t wl_spec_route_count(const wl_spec_t *s);
+const char *wl_spec_route_path(const wl_spec_t *s, size_t i);
 
 /*
  * Objects wl_build() creates for this spec at this scale (on a fresh heap:

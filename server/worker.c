@@ -332,6 +332,10 @@ on_gc(int phase, int gen, long collected, void *arg)
 {
     (void)collected;
     (void)arg;
+    if (phase == 0 && gen == GC_GEN_OLDEST
+        && atomic_load(&W.slot->first_full_gc_request) == 0)
+        atomic_store(&W.slot->first_full_gc_request,
+                     atomic_load(&W.slot->requests) + 1);
     if (W.ws != NULL) {
         if (phase == 0) {
             ws_close(MS_CAUSE_REQUEST, clk_minflt());
@@ -347,10 +351,6 @@ on_gc(int phase, int gen, long collected, void *arg)
         return;
     }
     if (phase == 0) {
-        if (gen == GC_GEN_OLDEST
-            && atomic_load(&W.slot->first_full_gc_request) == 0)
-            atomic_store(&W.slot->first_full_gc_request,
-                         atomic_load(&W.slot->requests) + 1);
         if (W.pm.fd >= 0) {
             int bracket = gen == GC_GEN_OLDEST
                           || (W.young_every

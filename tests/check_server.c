@@ -258,6 +258,33 @@ START_TEST(server_duration_run_writes_csv)
 }
 END_TEST
 
+/* The first full collection's request is recorded whichever way copies
+ * are attributed (write sets or pagemap bracketing): thresholds of
+ * 10,1,1 on the growing webapp-stateful heap run one within a few
+ * dozen requests.  (The write-set path once returned before noting it.) */
+START_TEST(server_first_full_collection_recorded)
+{
+    char outdir[160], path[256], err[512];
+    snprintf(outdir, sizeof outdir, "%s/fullgc", tmpdir);
+    const char *args[] = { "-w", "1", "--scale", "0.05", "--workload",
+                           "webapp-stateful", "--gc-threshold", "10,1,1",
+                           "--duration", "3", "--out", outdir, "--exit",
+                           "skip", NULL };
+    start(args);
+    for (int i = 0; i < 60; i++)
+        get("/api/items", NULL, 0);
+    int status = ts_server_wait(&S);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ts_csv_t c;
+    snprintf(path, sizeof path, "%s/runs.csv", outdir);
+    ck_assert_msg(ts_csv_load(&c, path, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(ts_csv_long(&c, 0, "workers_full_gc"), 1);
+    double first = ts_csv_double(&c, 0, "first_full_gc_request");
+    ck_assert(first >= 1 && first <= 60);
+    ts_csv_free(&c);
+}
+END_TEST
+
 /* --immortal without the memory to finish: an error (the master then
  * exits 1 with a message), never a partly immortal heap measured as an
  * immortal one. */
@@ -304,6 +331,7 @@ main(void)
     tcase_add_test(tc, server_bad_config_exits_2_naming_field);
     tcase_add_test(tc, server_shipped_workloads_load);
     tcase_add_test(tc, server_duration_run_writes_csv);
+    tcase_add_test(tc, server_first_full_collection_recorded);
     tcase_add_test(tc, server_immortal_policy_out_of_memory);
     suite_add_tcase(s, tc);
     return ts_run_suite(s);

@@ -72,6 +72,7 @@ typedef struct proc {
     int slot;
     unsigned index;
     int retiring;               /* replaced by SIGHUP or stopping */
+    int stop_sent;              /* a mold: stopped once its workers were */
     uint64_t started_ns;
     ps_pagemap_t pm;
     /* last sample, for runs.csv */
@@ -1119,12 +1120,35 @@ handle_ctl(master_t *m, proc_t *p)
     }
 }
 
+/* A stop signal goes to the workers; a mold is stopped only once no
+ * worker is left (stop_molds): its workers' pages are shared with it, and
+ * were it gone first, a worker's exit self-check would see them as its
+ * own (exclusive) without a write.  SIGKILL goes to every process. */
 static void
 signal_workers(master_t *m, int sig)
 {
     for (unsigned i = 0; i < m->nprocs; i++)
-        if (m->procs[i].pid)
+        if (m->procs[i].pid
+            && (sig == SIGKILL || m->procs[i].role != ROLE_MOLD))
             kill(m->procs[i].pid, sig);
+}
+
+/* Stopping, every worker gone: the molds now. */
+static void
+stop_molds(master_t *m)
+{
+    for (unsigned i = 0; i < m->nprocs; i++) {
+        proc_t *p = &m->procs[i];
+        if (p->pid != 0 && p->role != ROLE_MOLD)
+            return;
+    }
+    for (unsigned i = 0; i < m->nprocs; i++) {
+        proc_t *p = &m->procs[i];
+        if (p->pid != 0 && p->role == ROLE_MOLD && !p->stop_sent) {
+            kill(p->pid, SIGTERM);
+            p->stop_sent = 1;
+        }
+    }
 }
 
 /* --type-census: types.csv rows for every live worker, at the end. */
@@ -1801,6 +1825,8 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
         ? m.t0_ns + (uint64_t)(cfg->duration_s * 1e9) : 0;
     for (;;) {
         uint64_t now = clk_now_ns();
+        if (m.stopping)
+            stop_molds(&m);
         if (m.stopping && live_workers(&m) == 0)
             break;
         if (m.stopping && now > m.stop_deadline_ns) {

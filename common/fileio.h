@@ -2,7 +2,8 @@
  * fileio.h -- read a whole file into memory: the config loader and the
  * workload loader both take their JSON text this way, so both refuse the
  * same things (a directory, a file over their size limit) with the same
- * errno.  Functions return 0 or a negative errno (libuv style).
+ * errno; and make an output folder with its parents (the server and
+ * `cowlab attach`).  Functions return 0 or a negative errno (libuv style).
  */
 #ifndef COWLAB_FILEIO_H
 #define COWLAB_FILEIO_H
@@ -17,5 +18,10 @@
  * /proc), -ENOMEM, or the -errno of open/read.
  */
 int fio_read_file(const char *path, size_t max, char **out, size_t *outlen);
+
+/* mkdir -p: path and every missing parent (mode 0777 less the umask); an
+ * existing folder is fine.  -ENAMETOOLONG past 4095 bytes, or the -errno
+ * of mkdir. */
+int fio_mkdir_p(const char *path);
 
 #endif /* COWLAB_FILEIO_H */

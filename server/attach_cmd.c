@@ -420,27 +420,6 @@ how_name(att_children_how_t how)
 
 /* ---- output ------------------------------------------------------------ */
 
-static int
-mkdir_p(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) < 0 && errno != EEXIST)
-                return -errno;
-            buf[i] = c;
-        }
-    }
-    return 0;
-}
-
 static const char *
 out_path(const attach_t *a, const char *name, char *buf, size_t len)
 {
@@ -1002,7 +981,7 @@ srv_attach_main(int argc, char **argv)
     /* An unwritable --out is an error now, not mid-run. */
     if (a.o.out_dir) {
         char path[4096];
-        int r = mkdir_p(a.o.out_dir);
+        int r = fio_mkdir_p(a.o.out_dir);
         if (r == 0)
             r = ms_csv_open(&a.samples, out_path(&a, "samples.csv", path,
                                                  sizeof path),

@@ -48,6 +48,7 @@
 
 #include "census.h"
 #include "clock.h"
+#include "fileio.h"
 #include "gc.h"
 #include "heapsize.h"
 #include "http.h"
@@ -211,26 +212,6 @@ say(const master_t *m, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-}
-
-static int
-mkdir_p(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) < 0 && errno != EEXIST)
-                return -errno;
-            buf[i] = c;
-        }
-    }
-    return 0;
 }
 
 /* path of an output file: --out/name */
@@ -1694,7 +1675,7 @@ srv_master_run(const cfg_t *cfg, const wl_spec_t *spec)
     }
     /* Output first: an unwritable --out is an error now, not mid-run. */
     if (cfg->out_dir) {
-        int r = mkdir_p(cfg->out_dir);
+        int r = fio_mkdir_p(cfg->out_dir);
         if (r < 0) {
             fprintf(stderr, "cowlab: --out %s: %s\n", cfg->out_dir,
                     strerror(-r));

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ascii.h"
@@ -103,6 +104,34 @@ START_TEST(common_read_file_unknown_size)
 END_TEST
 
 /* ---- ascii ------------------------------------------------------------ */
+
+/* mkdir -p: parents made, an existing folder fine, a file in the way and
+ * an over-long path refused. */
+START_TEST(common_mkdir_p)
+{
+    char dir[] = "/tmp/check_common_dir_XXXXXX", path[256], big[5000];
+    struct stat st;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a/b/c", dir);
+    ck_assert_int_eq(fio_mkdir_p(path), 0);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_int_eq(fio_mkdir_p(path), 0);             /* exists: fine */
+    snprintf(path, sizeof path, "%s/f", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/f/g", dir);
+    ck_assert_int_eq(fio_mkdir_p(path), -ENOTDIR);      /* a file's child */
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(fio_mkdir_p(big), -ENAMETOOLONG);
+    ck_assert_int_eq(fio_mkdir_p(""), -ENAMETOOLONG);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(path), 0);
+}
+END_TEST
 
 START_TEST(common_hexval)
 {
@@ -290,6 +319,7 @@ main(void)
     tcase_add_test(tf, common_read_file_empty);
     tcase_add_test(tf, common_read_file_errors);
     tcase_add_test(tf, common_read_file_unknown_size);
+    tcase_add_test(tf, common_mkdir_p);
     suite_add_tcase(s, tf);
 
     tcase_add_test(tm, common_hexval);

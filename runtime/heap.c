@@ -31,6 +31,9 @@ rt_heap_new_opts(const rt_opts_t *opts)
     }
     if (opts->python != RT_PY_311 && opts->python != RT_PY_312)
         return NULL;
+    if ((unsigned)opts->gc_layout > RT_GC_BITMAP
+        || (unsigned)opts->refcount > RT_RC_SPLIT)
+        return NULL;
     if (rt__heap != NULL || mem_init() < 0)
         return NULL;
     rt_heap_t *h = calloc(1, sizeof(*h));
@@ -38,7 +41,7 @@ rt_heap_new_opts(const rt_opts_t *opts)
         mem_fini();
         return NULL;
     }
-    rt__mode_set(opts->python);
+    rt__mode_set(opts);
     h->python = opts->python;
     rt__heap = h;
     gc__init();
@@ -58,6 +61,20 @@ rt_python_t
 rt_heap_python(const rt_heap_t *h)
 {
     return h->python;
+}
+
+rt_gc_layout_t
+rt_heap_gc_layout(const rt_heap_t *h)
+{
+    (void)h;
+    return rt__mode.gc_layout;
+}
+
+rt_refcount_t
+rt_heap_refcount(const rt_heap_t *h)
+{
+    (void)h;
+    return rt__mode.refcount;
 }
 
 size_t

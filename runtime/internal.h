@@ -82,11 +82,13 @@ typedef struct rt_mode {
     int immortal_interned;      /* every interned str (3.12) */
     int gc_immortal_to_permanent; /* update_refs moves immortal tracked
                                    objects to the permanent generation */
+    rt_gc_layout_t gc_layout;   /* --gc-layout */
+    rt_refcount_t refcount;     /* --refcount */
 } rt_mode_t;
 
 extern rt_mode_t rt__mode;
-/* Set rt__mode for version v. */
-void rt__mode_set(rt_python_t v);
+/* Set rt__mode for the options (their version, layout, refcounts). */
+void rt__mode_set(const rt_opts_t *o);
 
 /* Object memory: from the pools, or from malloc() when the build asks
  * (RT_MALLOC_BYPASS, so AddressSanitizer sees every object). */

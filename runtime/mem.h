@@ -73,6 +73,10 @@ void mem_get_stats(mem_stats_t *st);
  * are, or -1 out of memory (it needs working memory for one range per
  * arena and chunk).  mem_ranges(NULL, 0) gives the count to allocate for. */
 long mem_ranges(mem_range_t *out, size_t max);
+/* The collector's side memory under --gc-layout side|bitmap (slots or
+ * bitmaps, in mappings of its own, never among mem_ranges()'s): the same
+ * contract as mem_ranges().  0 ranges under inline. */
+long mem_side_ranges(mem_range_t *out, size_t max);
 /* Call fn(arg, start, end) for every page-aligned range the allocator is
  * about to give back to the system (an arena or a chunk, just before its
  * munmap), so a worker can count what was copied there and mark the pages

@@ -23,10 +23,13 @@ rt_heap_t *rt__heap;
 rt_mode_t rt__mode;
 
 void
-rt__mode_set(rt_python_t v)
+rt__mode_set(const rt_opts_t *opts)
 {
+    rt_python_t v = opts->python;
     memset(&rt__mode, 0, sizeof rt__mode);
     rt__mode.python = v;
+    rt__mode.gc_layout = opts->gc_layout;
+    rt__mode.refcount = opts->refcount;
     if (v == RT_PY_311) {
         rt__mode.str_header = 48;
         rt__mode.function_size = 136;
@@ -50,6 +53,49 @@ rt_opts_default(rt_opts_t *o)
 {
     memset(o, 0, sizeof *o);
     o->python = RT_PY_DEFAULT;
+    const char *s = getenv("COWLAB_GC_LAYOUT");
+    if (s != NULL && *s && rt_gc_layout_parse(s, &o->gc_layout) < 0)
+        o->gc_layout = (rt_gc_layout_t)-1;
+    s = getenv("COWLAB_REFCOUNT");
+    if (s != NULL && *s && rt_refcount_parse(s, &o->refcount) < 0)
+        o->refcount = (rt_refcount_t)-1;
+}
+
+static const char *const layout_names[] = { "inline", "side", "bitmap" };
+static const char *const refcount_names[] = { "inline", "split" };
+
+int
+rt_gc_layout_parse(const char *s, rt_gc_layout_t *out)
+{
+    for (int i = 0; s != NULL && i < 3; i++)
+        if (strcmp(s, layout_names[i]) == 0) {
+            *out = (rt_gc_layout_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *
+rt_gc_layout_name(rt_gc_layout_t v)
+{
+    return (unsigned)v < 3 ? layout_names[v] : "?";
+}
+
+int
+rt_refcount_parse(const char *s, rt_refcount_t *out)
+{
+    for (int i = 0; s != NULL && i < 2; i++)
+        if (strcmp(s, refcount_names[i]) == 0) {
+            *out = (rt_refcount_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *
+rt_refcount_name(rt_refcount_t v)
+{
+    return (unsigned)v < 2 ? refcount_names[v] : "?";
 }
 
 int

@@ -133,12 +133,56 @@ typedef struct rt_heap rt_heap_t;
 typedef enum rt_python { RT_PY_311 = 311, RT_PY_312 = 312 } rt_python_t;
 #define RT_PY_DEFAULT RT_PY_312
 
+/*
+ * Where the collector keeps its per-object state (DESIGN.md "Designs"),
+ * chosen once when the heap starts; nothing above the runtime branches on
+ * it.
+ *   inline  CPython's layout: a 16-byte gc_head_t (the generation list's
+ *           links, doubling as gc_refs during a collection) in front of
+ *           every GC-able object.  A collection writes every header of the
+ *           generations it visits, so every page holding one.
+ *   side    the links and gc_refs live in a slot of a side table outside
+ *           the heap's pages (next, prev, the object: 24 bytes); the
+ *           object keeps only an 8-byte pointer to its slot, written once
+ *           when it is made.  A collection writes slots, never an object.
+ *   bitmap  no per-object links at all: one tracked bit and two
+ *           generation bits per 16-byte granule in a bitmap per MiB of
+ *           address space, and, during a collection only, a temporary
+ *           table of gc_refs and visited bits.
+ */
+typedef enum rt_gc_layout {
+    RT_GC_INLINE = 0, RT_GC_SIDE = 1, RT_GC_BITMAP = 2
+} rt_gc_layout_t;
+/*
+ * Where refcounts go (DESIGN.md "Designs"):
+ *   inline  in the object, as CPython does.
+ *   split   objects alive when rt_before_fork() runs keep their count in
+ *           the object, frozen there; every increment and decrement of
+ *           them from then on goes to a table of this process's own (a
+ *           forked worker's, after PEP 703's split count), and the object
+ *           is freed when the sum reaches zero.  Objects made later use
+ *           the inline count.
+ */
+typedef enum rt_refcount { RT_RC_INLINE = 0, RT_RC_SPLIT = 1 } rt_refcount_t;
+
 typedef struct rt_opts {
     rt_python_t python;
+    rt_gc_layout_t gc_layout;
+    rt_refcount_t refcount;
 } rt_opts_t;
 
-/* The defaults: RT_PY_DEFAULT. */
+/* The defaults: RT_PY_DEFAULT, inline, inline.  The test programs run in
+ * every mode through the environment: COWLAB_GC_LAYOUT and
+ * COWLAB_REFCOUNT, when set, give the layout and the refcount scheme (an
+ * unknown value makes rt_heap_new_opts() fail, so a typo cannot pass for
+ * the default). */
 void rt_opts_default(rt_opts_t *o);
+/* "inline", "side", "bitmap"; 0, or -1 for anything else. */
+int rt_gc_layout_parse(const char *s, rt_gc_layout_t *out);
+const char *rt_gc_layout_name(rt_gc_layout_t v);
+/* "inline", "split"; 0, or -1 for anything else. */
+int rt_refcount_parse(const char *s, rt_refcount_t *out);
+const char *rt_refcount_name(rt_refcount_t v);
 /* "3.11" or "3.12" (also "311", "312"); 0, or -1 for anything else. */
 int rt_python_parse(const char *s, rt_python_t *out);
 /* "3.11" or "3.12". */
@@ -150,6 +194,8 @@ rt_heap_t *rt_heap_new(void);
 /* The same with options (NULL: the defaults). */
 rt_heap_t *rt_heap_new_opts(const rt_opts_t *o);
 rt_python_t rt_heap_python(const rt_heap_t *h);
+rt_gc_layout_t rt_heap_gc_layout(const rt_heap_t *h);
+rt_refcount_t rt_heap_refcount(const rt_heap_t *h);
 /* Tear everything down without measuring (tests); see rt_finalize(). */
 void rt_heap_free(rt_heap_t *h);
 /* Live objects right now (allocations minus deallocations). */
@@ -299,6 +345,52 @@ void rt_immortalize(rt_obj_t *o);
  * of memory (its stack): the heap is then only partly immortal and must
  * not be measured as an immortal one. */
 long rt_immortalize_heap(rt_heap_t *h);
+
+/* ---- designs: fork preparation, warm-up, what each costs -------------- */
+
+/* The parent calls this right before fork(): under --refcount split every
+ * live object is marked shared (a write to each, in the parent, before
+ * any child exists), so the children's increments and decrements of it go
+ * to their own tables.  Cheap to call again before a later fork: objects
+ * already marked are only read.  Returns the objects marked now (0 under
+ * inline refcounts), or -1 out of memory (its walk's stack). */
+long rt_before_fork(rt_heap_t *h);
+
+/* What rt_warmup() did, step by step (Ruby 3.3's Process.warmup). */
+typedef struct rt_warmup {
+    long collected;             /* 1. full collection: unreachable found */
+    size_t promoted;            /* 2. tracked objects moved from the
+                                   younger generations to the oldest */
+    size_t hashes;              /* 3. str hashes computed and cached */
+    size_t pools_released;      /* 4. empty pools whose pages were given
+                                   back (madvise) */
+    size_t arenas_released;     /*    empty arenas unmapped */
+    size_t pages_released;      /*    pages those two gave back */
+    size_t frozen;              /* 5. objects moved to the permanent
+                                   generation (gc.freeze()) */
+    double ms;                  /* the whole warm-up's wall time */
+} rt_warmup_t;
+/* A full collection, promote every tracked object to the oldest
+ * generation, compute and cache every str's hash, release empty pools and
+ * arenas, then freeze.  0, or -1 out of memory (its walk's stack: the
+ * hashes step stopped there). */
+int rt_warmup(rt_heap_t *h, rt_warmup_t *out);
+
+/* The memory each design costs, right now, in this process. */
+typedef struct rt_overhead {
+    size_t gc_objects;          /* GC-able objects alive */
+    size_t gc_inline_bytes;     /* collector state inside object blocks:
+                                   16 (inline), 8 (side), 0 (bitmap) per
+                                   GC-able object */
+    size_t gc_side_bytes;       /* collector state outside them: side
+                                   slots, or bitmaps, mapped for it */
+    size_t gc_side_pages;       /* pages of that mapping ever written
+                                   (resident) */
+    size_t rc_shared;           /* objects rt_before_fork() marked */
+    size_t rc_table_entries;    /* objects in this process's split table */
+    size_t rc_table_bytes;      /* that table's bytes (malloc'd, private) */
+} rt_overhead_t;
+void rt_get_overhead(rt_heap_t *h, rt_overhead_t *out);
 
 /* ---- walking the heap ------------------------------------------------- */
 

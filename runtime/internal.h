@@ -185,6 +185,9 @@ int **rt__module_weak(rt_obj_t *m);
 int rt__may_be_tracked(const rt_obj_t *o);
 /* CPython's _PyTuple_MaybeUntrack / _PyDict_MaybeUntrack. */
 void rt__tuple_maybe_untrack(rt_obj_t *t);
+/* 1 if rt__tuple_maybe_untrack() would untrack t (no item may be
+ * tracked, none is NULL). */
+int rt__tuple_untrackable(const rt_obj_t *t);
 void rt__dict_maybe_untrack(rt_obj_t *d);
 
 /* Collector internals used by heap.c. */

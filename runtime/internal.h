@@ -181,6 +181,19 @@ int rt__may_be_tracked(const rt_obj_t *o);
 void rt__tuple_maybe_untrack(rt_obj_t *t);
 void rt__dict_maybe_untrack(rt_obj_t *d);
 
+/* --refcount split (rc.c): o is no longer shared (rt_immortalize: its
+ * entry goes, its count no longer matters); and the table freed with the
+ * heap (rt_finalize). */
+void rt__rc_unshare(rt_obj_t *o);
+void rt__rc_fini(void);
+/* The collector's part of rt_get_overhead(): gc_objects, gc_inline_bytes,
+ * gc_side_bytes, gc_side_pages (rc.c has a weak stand-in until gc.c
+ * defines it). */
+void gc__overhead(rt_overhead_t *out);
+/* rt_warmup(): compute and cache o's hash if o is a str whose hash is not
+ * cached yet; 1 if it did, else 0. */
+int rt__str_cache_hash(rt_obj_t *o);
+
 /* Collector internals used by heap.c. */
 void gc__init(void);
 /* A full collection whatever the collector's settings (CPython's

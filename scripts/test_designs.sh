@@ -147,7 +147,8 @@ import csv, os, sys
 out = sys.argv[1]
 runs = {r["policy"]: r for r in
         csv.DictReader(open(os.path.join(out, "runs.csv")))}
-assert runs["default"]["status"] == "ok", runs["default"]["status"]
+assert runs["default"]["status"].startswith("ok"), runs["default"]
+# (a run whose load the kernel spread unevenly is "ok (unbalanced ...)")
 assert runs["gc-bitmap"]["status"].startswith("failed"), runs["gc-bitmap"]
 assert not os.path.exists(os.path.join(out, "designs.csv")) or all(
     r["design"] != "gc-bitmap" for r in

@@ -116,10 +116,23 @@ layers:                      ## check that no source reaches another layer by a 
 # tests/skips.sh); the count ends the run.  COWLAB_REQUIRE_ALL=1 makes a
 # skip fail it, except those matching COWLAB_ALLOW_SKIP (a regex).
 SKIPS     = $(CURDIR)/$(BUILD)/skips.txt
-test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, then the runner; stop at the first failure
+# The runtime's tests run again in every design mode (issue 13): the
+# layouts and refcount schemes other than the default, taken from the
+# environment by rt_opts_default().  check_designs runs the layouts side
+# by side itself.
+RT_TESTS  = check_mem check_object check_gc check_gcfaith check_objects \
+            check_workload
+RT_MODES  = side:inline bitmap:inline inline:split side:split bitmap:split
+test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, the runtime's again in every design mode, then the runner; stop at the first failure
 	@: > $(SKIPS)
 	@for t in $(TEST_BIN); do COWLAB_SKIPS=$(SKIPS) \
 	    COWLAB_BIN=$(SERVER) COWLAB_BUILD=$(BUILD) ./$$t || exit 1; done
+	@for m in $(RT_MODES); do l=$${m%:*}; r=$${m#*:}; \
+	    echo "== the runtime's tests with --gc-layout $$l --refcount $$r"; \
+	    for t in $(RT_TESTS); do COWLAB_GC_LAYOUT=$$l COWLAB_REFCOUNT=$$r \
+	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) COWLAB_BUILD=$(BUILD) \
+	    ./$(BUILD)/tests/$$t || { echo "FAILED with --gc-layout $$l --refcount $$r"; \
+	    exit 1; }; done; done
 	@if [ "$(BUILD)" = build/release ]; then COWLAB_SKIPS=$(SKIPS) \
 	    COWLAB_BIN=$(SERVER) scripts/test_experiment.sh || exit 1; \
 	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \

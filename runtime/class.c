@@ -323,6 +323,7 @@ rt__object_class_init(rt_heap_t *h)
     object_s.ob.type = &rt_class_type;
     object_s.ob.refcnt = rt__mode.immortal_statics ? RT_IMMORTAL_REFCNT : 1;
     object_s.nslots = 0;            /* object() has no __dict__ */
+    gc__init_static(&object_s.ob);
     h->object_class = &object_s.ob;
 }
 

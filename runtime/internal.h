@@ -46,19 +46,12 @@ typedef struct rt_preheader {
     void *values;               /* the attribute values block, or NULL */
     rt_obj_t *dict;             /* __dict__ once asked for, or NULL */
 } rt_preheader_t;
-#define RT_PREHEADER(o)  ((rt_preheader_t *)RT_AS_GC(o) - 1)
+#define RT_PREHEADER(o) \
+    ((rt_preheader_t *)((char *)(o) - rt__mode.gc_hdr) - 1)
 
-/* Where the memory block of o starts (the pre-header, the gc_head_t or
- * the object itself). */
-static inline void *
-rt__obj_block(const rt_obj_t *o)
-{
-    if (o->type->flags & RT_TPFLAG_PREHEADER)
-        return (char *)o - sizeof(gc_head_t) - RT_PREHEADER_SIZE;
-    if (o->type->flags & RT_TPFLAG_GC)
-        return (char *)o - sizeof(gc_head_t);
-    return (void *)o;
-}
+/* Where the memory block of o starts (the pre-header, the collector's
+ * header or the object itself). */
+#define rt__obj_block(o) rt__obj_block_(o)
 
 /*
  * The runtime's mode: the sizes and rules of the CPython version chosen at
@@ -83,10 +76,23 @@ typedef struct rt_mode {
     int gc_immortal_to_permanent; /* update_refs moves immortal tracked
                                    objects to the permanent generation */
     rt_gc_layout_t gc_layout;   /* --gc-layout */
+    size_t gc_hdr;              /* bytes of collector state in front of a
+                                   GC-able object: 16 (inline), 8 (side:
+                                   its slot's address), 0 (bitmap) */
     rt_refcount_t refcount;     /* --refcount */
 } rt_mode_t;
 
 extern rt_mode_t rt__mode;
+
+static inline void *
+rt__obj_block_(const rt_obj_t *o)
+{
+    if (o->type->flags & RT_TPFLAG_PREHEADER)
+        return (char *)o - rt__mode.gc_hdr - RT_PREHEADER_SIZE;
+    if (o->type->flags & RT_TPFLAG_GC)
+        return (char *)o - rt__mode.gc_hdr;
+    return (void *)o;
+}
 /* Set rt__mode for the options (their version, layout, refcounts). */
 void rt__mode_set(const rt_opts_t *o);
 
@@ -179,6 +185,9 @@ int **rt__module_weak(rt_obj_t *m);
 int rt__may_be_tracked(const rt_obj_t *o);
 /* CPython's _PyTuple_MaybeUntrack / _PyDict_MaybeUntrack. */
 void rt__tuple_maybe_untrack(rt_obj_t *t);
+/* 1 if rt__tuple_maybe_untrack() would untrack t (no item may be
+ * tracked, none is NULL). */
+int rt__tuple_untrackable(const rt_obj_t *t);
 void rt__dict_maybe_untrack(rt_obj_t *d);
 
 /* Collector internals used by heap.c. */
@@ -189,6 +198,15 @@ long gc__collect_nofail(void);
 /* Call fn on every tracked object, the permanent generation included. */
 void gc__foreach(void (*fn)(rt_obj_t *o, void *arg), void *arg);
 size_t gc__collecting(void);
+/* A GC-able object in static storage (the object class), never tracked:
+ * the layout sets up its header. */
+void gc__init_static(rt_obj_t *o);
+/* Move every tracked object of the younger generations to the oldest;
+ * how many (warm-up). */
+size_t gc__promote_all(void);
+/* The collector's part of rt_get_overhead(): gc_objects, gc_inline_bytes,
+ * gc_side_bytes, gc_side_pages. */
+void gc__overhead(rt_overhead_t *out);
 
 struct rt_heap {
     rt_python_t python;

@@ -698,9 +698,12 @@ mem_init(void)
     return 0;
 }
 
+static void side_fini(void);
+
 void
 mem_fini(void)
 {
+    side_fini();
     if (!M.initialized)
         return;
     for (size_t i = 0; i < M.narenas; i++) {
@@ -885,4 +888,93 @@ mem_ranges(mem_range_t *out, size_t max)
         out[i] = all[i];
     free(all);
     return (long)m;
+}
+
+/* ---- side memory (--gc-layout side|bitmap) -----------------------------
+ * The collector's slots or bitmaps, in mappings of their own: never among
+ * mem_ranges() (the heap's pages are the objects'), listed by
+ * mem_side_ranges() so a worker can count what a collection copies there.
+ * Mapped zeroed, kept until mem_fini(). */
+
+static struct {
+    mem_range_t *maps;
+    size_t n, cap;
+} SD;
+
+void *
+mem_side_map(size_t len)
+{
+    size_t pg = rt__page_size();
+    if (rt__fail_now())
+        return NULL;
+    len = (len + pg - 1) & ~(size_t)(pg - 1);
+    if (SD.n == SD.cap) {
+        size_t cap = SD.cap ? SD.cap * 2 : 64;
+        mem_range_t *m = realloc(SD.maps, cap * sizeof(*m));
+        if (m == NULL)
+            return NULL;
+        SD.maps = m;
+        SD.cap = cap;
+    }
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    (void)madvise(p, len, MADV_NOHUGEPAGE);     /* 4 KiB copies, as the heap */
+    SD.maps[SD.n].start = (uintptr_t)p;
+    SD.maps[SD.n++].end = (uintptr_t)p + len;
+    return p;
+}
+
+size_t
+mem_side_resident(void)
+{
+    size_t pages = 0, pg = rt__page_size();
+    unsigned char vec[256];
+    for (size_t i = 0; i < SD.n; i++) {
+        uintptr_t a = SD.maps[i].start;
+        while (a < SD.maps[i].end) {
+            size_t n = (SD.maps[i].end - a) / pg;
+            if (n > sizeof vec)
+                n = sizeof vec;
+            if (mincore((void *)a, n * pg, vec) == 0)
+                for (size_t k = 0; k < n; k++)
+                    pages += vec[k] & 1;
+            a += n * pg;
+        }
+    }
+    return pages;
+}
+
+long
+mem_side_ranges(mem_range_t *out, size_t max)
+{
+    size_t k = SD.n;
+    mem_range_t *all = rt__scratch_realloc(NULL, (k ? k : 1) * sizeof(*all));
+    if (all == NULL)
+        return -1;
+    memcpy(all, SD.maps, k * sizeof(*all));
+    qsort(all, k, sizeof(*all), range_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (m > 0 && all[i].start <= all[m - 1].end) {
+            if (all[i].end > all[m - 1].end)
+                all[m - 1].end = all[i].end;
+        } else {
+            all[m++] = all[i];
+        }
+    }
+    for (size_t i = 0; i < m && i < max; i++)
+        out[i] = all[i];
+    free(all);
+    return (long)m;
+}
+
+static void
+side_fini(void)
+{
+    for (size_t i = 0; i < SD.n; i++)
+        munmap((void *)SD.maps[i].start, SD.maps[i].end - SD.maps[i].start);
+    free(SD.maps);
+    memset(&SD, 0, sizeof SD);
 }

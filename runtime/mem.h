@@ -77,6 +77,12 @@ long mem_ranges(mem_range_t *out, size_t max);
  * bitmaps, in mappings of its own, never among mem_ranges()'s): the same
  * contract as mem_ranges().  0 ranges under inline. */
 long mem_side_ranges(mem_range_t *out, size_t max);
+/* A zeroed, page-aligned mapping of len bytes for that side memory (kept
+ * until mem_fini()), or NULL; counts as an allocation for
+ * mem_fail_after(). */
+void *mem_side_map(size_t len);
+/* Resident pages of the side memory (mincore). */
+size_t mem_side_resident(void);
 /* Call fn(arg, start, end) for every page-aligned range the allocator is
  * about to give back to the system (an arena or a chunk, just before its
  * munmap), so a worker can count what was copied there and mark the pages

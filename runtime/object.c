@@ -235,7 +235,7 @@ atom_dealloc(rt_obj_t *o)
  * Freeing a container decrefs its items, which may free containers, and
  * so on: a chain of a million nested lists would recurse a million deep.
  * Past RT_TRASH_LIMIT nested deallocations the object is put aside on
- * trash_later (linked through its gc_head prev; it is untracked, so next
+ * trash_later (linked through its gc_head prev, it is untracked, so next
  * stays 0) and freed by the outermost dealloc once it has unwound. */
 #define RT_TRASH_LIMIT 50
 
@@ -244,8 +244,15 @@ rt__trash_begin(rt_obj_t *o)
 {
     rt_heap_t *h = rt__heap;
     if (h->trash_nesting >= RT_TRASH_LIMIT) {
-        RT_WK_GCW(RT_AS_GC(o));
-        RT_AS_GC(o)->prev = (uintptr_t)h->trash_later;
+        if (rt__mode.gc_layout == RT_GC_INLINE) {
+            RT_WK_GCW(RT_AS_GC(o));
+            RT_AS_GC(o)->prev = (uintptr_t)h->trash_later;
+        } else {
+            /* No link of the collector's in the object: the dead
+             * object's refcount field carries the chain. */
+            RT_WK_PAYLOAD_AT(&o->refcnt);
+            o->refcnt = (intptr_t)h->trash_later;
+        }
         h->trash_later = o;
         return 0;
     }
@@ -263,7 +270,12 @@ rt__trash_end(void)
     h->trash_draining = 1;
     while (h->trash_later != NULL) {
         rt_obj_t *o = h->trash_later;
-        h->trash_later = (rt_obj_t *)RT_AS_GC(o)->prev;
+        if (rt__mode.gc_layout == RT_GC_INLINE) {
+            h->trash_later = (rt_obj_t *)RT_AS_GC(o)->prev;
+        } else {
+            h->trash_later = (rt_obj_t *)o->refcnt;
+            o->refcnt = 0;
+        }
         o->type->dealloc(o);        /* nesting is back to 0 here */
     }
     h->trash_draining = 0;

@@ -104,14 +104,21 @@ rt__may_be_tracked(const rt_obj_t *o)
     return 1;
 }
 
-void
-rt__tuple_maybe_untrack(rt_obj_t *t)
+int
+rt__tuple_untrackable(const rt_obj_t *t)
 {
     for (intptr_t i = 0; i < T(t)->size; i++) {
         rt_obj_t *v = T(t)->items[i];
         /* A NULL item means the tuple is still being filled. */
         if (v == NULL || rt__may_be_tracked(v))
-            return;
+            return 0;
     }
-    gc_untrack(t);
+    return 1;
+}
+
+void
+rt__tuple_maybe_untrack(rt_obj_t *t)
+{
+    if (rt__tuple_untrackable(t))
+        gc_untrack(t);
 }

@@ -37,9 +37,27 @@
  * master's heap.  The finalizations drop the C reference first, so the
  * module roots hold the heap, as in a worker.
  *
- * Builds the heap twice (the first never forked, so its finalization
+ * The collector layouts (--gc-layout, issue 13), each on the same heap
+ * built afresh:
+ *   <layout>_gc_full_copied_pct   heap pages (the objects' pages: the
+ *                            allocator's arenas and chunks) a full
+ *                            collection in a forked child copies, in % of
+ *                            the heap's pages (pagemap, exact);
+ *   <layout>_gc_full_side_copied_pages  side-table pages it copies (the
+ *                            collector's own mappings, outside the heap);
+ *   <layout>_gc_full_ms_1m,  the collection's pause in the building
+ *   *_gc_full_ratio_vs_inline  process, best of 3, and its ratio to
+ *                            inline's measured in the same run;
+ *   <layout>_bytes_per_object  the permanent memory the layout costs per
+ *                            GC-able object: the bytes in front of each
+ *                            object plus the side memory's resident pages,
+ *                            over the GC-able objects (inline: 16);
+ *   <layout>_heap_pages      the heap's pages (no gc head in the objects
+ *                            makes the heap smaller under side and bitmap).
+ *
+ * Builds the heap five times (the first never forked, so its finalization
  * pays no copy-on-write).  Run from the repository root (for the script);
- * takes about 10 s.
+ * takes about 20 s.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +70,8 @@
 
 #include "clock.h"
 #include "gc.h"
+#include "mem.h"
+#include "procstat.h"
 
 #define N_UNITS     100000
 #define CHUNK       100
@@ -349,19 +369,135 @@ median(double *v, int n)
     return v[n / 2];
 }
 
+static void build_heap_into(rt_heap_t *h, rt_obj_t **registry,
+                            double *build_ms);
+
 /* A fresh runtime holding the heap; *registry gets its root. */
 static rt_heap_t *
 heap_up(rt_obj_t **registry, double *build_ms)
 {
     rt_heap_t *h = rt_heap_new();
-    build_t b;
     if (h == NULL)
         die("rt_heap_new failed");
     gc_disable();                       /* as the script: no automatic runs */
+    build_heap_into(h, registry, build_ms);
+    return h;
+}
+
+static void
+build_heap_into(rt_heap_t *h, rt_obj_t **registry, double *build_ms)
+{
+    build_t b;
     double t0 = clk_now_ms();
     *registry = build_heap(&b, h);
     *build_ms = clk_now_ms() - t0;
-    return h;
+}
+
+/* ---- the collector layouts ------------------------------------------- */
+
+typedef struct {
+    size_t heap_pages, copied, side_pages, side_copied;
+} cow_t;
+
+static ps_snap_t *
+snap_of(long (*ranges)(mem_range_t *out, size_t max))
+{
+    long n = ranges(NULL, 0);
+    if (n < 0)
+        die("out of memory listing ranges");
+    mem_range_t *r = calloc((size_t)(n ? n : 1), sizeof(*r));
+    if (r == NULL || ranges(r, (size_t)n) != n)
+        die("ranges changed");
+    ps_snap_t *s = NULL;
+    if (ps_snap_take(&s, 0, (const ps_range_t *)r, (size_t)n) < 0)
+        die("pagemap snapshot failed");
+    free(r);
+    return s;
+}
+
+/* A full collection in a child forked off the heap: pages it copies. */
+static void
+child_collection(cow_t *out)
+{
+    ps_snap_t *heap_s = snap_of(mem_ranges), *side_s = snap_of(mem_side_ranges);
+    cow_t *rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (rep == MAP_FAILED)
+        die("mmap failed");
+    memset(rep, 0, sizeof(*rep));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork failed");
+    if (pid == 0) {
+        gc_collect(GC_GEN_OLDEST);
+        int bad = ps_count_copied(heap_s, 0, &rep->copied) < 0
+                  || ps_count_copied(side_s, 0, &rep->side_copied) < 0;
+        _exit(bad ? 1 : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid failed");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("the collecting child failed");
+    *out = *rep;
+    out->heap_pages = ps_snap_pages(heap_s);
+    out->side_pages = ps_snap_pages(side_s);
+    munmap(rep, sizeof(*rep));
+    ps_snap_free(heap_s);
+    ps_snap_free(side_s);
+}
+
+static void
+layouts(void)
+{
+    static const rt_gc_layout_t all[] = { RT_GC_INLINE, RT_GC_SIDE,
+                                          RT_GC_BITMAP };
+    double inline_ms = 0;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        const char *name = rt_gc_layout_name(all[k]);
+        rt_opts_t o;
+        rt_opts_default(&o);
+        o.gc_layout = all[k];
+        rt_heap_t *h = rt_heap_new_opts(&o);
+        rt_obj_t *registry;
+        double build_ms;
+        if (h == NULL)
+            die("rt_heap_new_opts failed");
+        gc_disable();
+        build_heap_into(h, &registry, &build_ms);
+        gc_collect(GC_GEN_OLDEST);      /* settle: all in the oldest */
+        double best = -1;
+        for (int r = 0; r < RUNS; r++) {
+            double t0 = clk_now_ms();
+            gc_collect(GC_GEN_OLDEST);
+            double ms = clk_now_ms() - t0;
+            if (best < 0 || ms < best)
+                best = ms;
+        }
+        rt_overhead_t ov;
+        rt_get_overhead(h, &ov);
+        cow_t c;
+        child_collection(&c);
+        size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+        printf("%s_heap_pages: %zu pages\n", name, c.heap_pages);
+        printf("%s_gc_full_copied_pct: %.2f %%\n", name,
+               100.0 * (double)c.copied / (double)c.heap_pages);
+        printf("%s_gc_full_side_copied_pages: %zu pages (of %zu)\n", name,
+               c.side_copied, c.side_pages);
+        printf("%s_gc_full_ms_1m: %.3f ms\n", name, best);
+        if (all[k] == RT_GC_INLINE)
+            inline_ms = best;
+        else
+            printf("%s_gc_full_ratio_vs_inline: %.3f ratio\n", name,
+                   best / inline_ms);
+        printf("%s_bytes_per_object: %.2f bytes (%zu GC-able objects)\n",
+               name, (double)(ov.gc_inline_bytes + ov.gc_side_pages * pg)
+                     / (double)ov.gc_objects, ov.gc_objects);
+        rt_decref(registry);
+        rt_heap_free(h);
+    }
 }
 
 int
@@ -400,6 +536,8 @@ main(void)
     printf("finalize_ms_1m: %.3f ms\n", st.wall_ms);
     printf("finalize_minflt_1m: %ld faults\n", st.minflt);
     printf("finalize_deallocated_1m: %zu objects\n", st.deallocated);
+
+    layouts();
 
     /* 2. The same heap again, collected once as above, in a master that
      *    forks children which leave one way or the other. */

@@ -47,7 +47,7 @@ KINDS_OBJ = $(patsubst %.c,$(KINDS)/%.o,$(RT_SRC) $(CM_SRC) $(WL_SRC) \
 SERVER_KINDS = $(BUILD)/cowlab-kinds
 
 .PHONY: all layers test debug asan bench clean help experiment validate \
-        experiment-fleet \
+        experiment-fleet experiment-designs \
         validate-app \
         test-experiment small-arenas valgrind fuzz fuzz-replay chaos \
         readme-columns
@@ -136,6 +136,8 @@ test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, th
 	@if [ "$(BUILD)" = build/release ]; then COWLAB_SKIPS=$(SKIPS) \
 	    COWLAB_BIN=$(SERVER) scripts/test_experiment.sh || exit 1; \
 	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
+	    scripts/test_designs.sh || exit 1; \
+	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
 	    scripts/test_fleet.sh || exit 1; \
 	    COWLAB_SKIPS=$(SKIPS) COWLAB_BIN=$(SERVER) \
 	    scripts/test_realserver.sh || exit 1; \
@@ -143,6 +145,8 @@ test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, th
 	    scripts/test_census.sh || exit 1; \
 	else COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_experiment \
 	    "the runner is tested with the release build (make test)"; \
+	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_designs \
+	    "the design matrix is tested with the release build (make test)"; \
 	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_fleet \
 	    "the fleet runner is tested with the release build (make test)"; \
 	COWLAB_SKIPS=$(SKIPS) tests/skips.sh add test_census \
@@ -197,6 +201,9 @@ validate:                    ## the same experiment with CPython itself, side by
 
 experiment-fleet:            ## the fleet strategies over time (KSM, refork, recycling) into results/<timestamp>-fleet/
 	scripts/experiment --fleet $(EXPERIMENT_ARGS)
+
+experiment-designs:          ## the runtime designs (--gc-layout, --refcount, --warmup) under load into results/<timestamp>-designs/
+	scripts/experiment --designs $(EXPERIMENT_ARGS)
 VALIDATE_APP_ARGS ?=
 validate-app: $(SERVER)      ## the census Django app under CPython vs cowlab serving its census, per policy
 	python3 scripts/validate_app.py --bin $(SERVER) $(VALIDATE_APP_ARGS)

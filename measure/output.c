@@ -148,6 +148,21 @@ static const ms_column_t sample_cols[] = {
                "minor faults the written_pages samples added (one per "
                "copied page a sampled request wrote again); not in "
                "faults_request nor faults_other"),
+    /* designs (README "Designs") */
+    MS_COL_U64(S, side_pages, "side_pages", "pages",
+               "pages of the collector's side memory (`--gc-layout "
+               "side|bitmap`: slots or bitmaps, outside the heap) present "
+               "in the master at fork; 0 under `inline` (none); empty for "
+               "a mold's workers"),
+    MS_COL_U64(S, side_copied_pages, "side_copied_pages", "pages",
+               "of those, copied by this worker (present and exclusive, as "
+               "heap_copied_pages): what its collections copy outside the "
+               "heap"),
+    MS_COL_U64(S, rc_table_entries, "rc_table_entries", "",
+               "`--refcount split`: inherited objects whose count this "
+               "worker keeps in its own table (0 under `inline`)"),
+    MS_COL_U64(S, rc_table_bytes, "rc_table_bytes", "B",
+               "that table's bytes (private memory of the worker)"),
 };
 #undef S
 
@@ -280,6 +295,51 @@ static const ms_column_t run_cols[] = {
                  "write sets' self-check: at each worker's exit, its "
                  "copies counted by write sets against the pagemap's count, "
                  "summed absolute difference (0: every copy was seen)"),
+    /* designs (README "Designs") */
+    MS_COL_TEXT(R, gc_layout, "gc_layout", "",
+                "`--gc-layout`: inline, side or bitmap"),
+    MS_COL_TEXT(R, refcount, "refcount", "",
+                "`--refcount`: inline or split"),
+    MS_COL_U64(R, warmup, "warmup", "", "0 or 1 (`--warmup`)"),
+    MS_COL_FIXED(R, warmup_collected, 0, "warmup_collected", "",
+                 "warm-up step 1: objects its full collection found "
+                 "unreachable (empty without `--warmup`)"),
+    MS_COL_FIXED(R, warmup_promoted, 0, "warmup_promoted", "",
+                 "step 2: tracked objects moved to the oldest generation"),
+    MS_COL_FIXED(R, warmup_hashes, 0, "warmup_hashes", "",
+                 "step 3: str hashes computed and cached"),
+    MS_COL_FIXED(R, warmup_pages_released, 0, "warmup_pages_released",
+                 "pages", "step 4: pages given back by empty pools and "
+                 "arenas"),
+    MS_COL_FIXED(R, warmup_frozen, 0, "warmup_frozen", "",
+                 "step 5: objects frozen (permanent generation)"),
+    MS_COL_FIXED(R, warmup_ms, 1, "warmup_ms", "ms",
+                 "the whole warm-up (part of build_ms)"),
+    MS_COL_FIXED(R, gc_inline_bytes, 0, "gc_inline_bytes", "B",
+                 "collector state inside the objects' blocks in the master "
+                 "after the build: 16 (inline), 8 (side), 0 (bitmap) per "
+                 "GC-able object"),
+    MS_COL_FIXED(R, gc_side_bytes, 0, "gc_side_bytes", "B",
+                 "collector state outside them: side slots or bitmaps "
+                 "mapped"),
+    MS_COL_FIXED(R, gc_side_pages, 0, "gc_side_pages", "pages",
+                 "pages of that side memory ever written (resident)"),
+    MS_COL_FIXED(R, gc_objects, 0, "gc_objects", "",
+                 "GC-able objects alive in the master after the build"),
+    MS_COL_FIXED(R, gc_bytes_per_object, 2, "gc_bytes_per_object", "B",
+                 "(gc_inline_bytes + gc_side_bytes) / gc_objects: the "
+                 "collector's permanent memory per object (inline: 16)"),
+    MS_COL_FIXED(R, rc_table_entries, 0, "rc_table_entries", "",
+                 "`--refcount split`: mean over workers of their last "
+                 "sample's table entries"),
+    MS_COL_FIXED(R, rc_table_bytes, 0, "rc_table_bytes", "B",
+                 "the same for the table's bytes: private memory per "
+                 "worker"),
+    MS_COL_FIXED(R, side_pages, 0, "side_pages", "pages",
+                 "mean over workers of their last sample (samples.csv)"),
+    MS_COL_FIXED(R, side_copied_pages, 1, "side_copied_pages", "pages",
+                 "mean over workers of their last sample: side memory "
+                 "copied"),
 };
 #undef R
 

@@ -48,6 +48,11 @@ typedef struct ms_sample {
     uint64_t wset_scans, wset_skipped;
     double wset_ms;
     uint64_t faults_sampling;
+    /* designs (README "Designs"): the collector's side memory, compared
+     * frame by frame as the heap is, and this process's split refcount
+     * table (MS_U64_UNSET where not measured) */
+    uint64_t side_pages, side_copied_pages;
+    uint64_t rc_table_entries, rc_table_bytes;
 } ms_sample_t;
 
 /* runs.csv: one row per server run.  MS_UNSET doubles are empty. */
@@ -90,6 +95,18 @@ typedef struct ms_run {
     const char *top_copy_route;
     double top_copy_route_pct;                  /* MS_UNSET: none */
     double wset_check_pages;                    /* MS_UNSET: not checked */
+    /* designs (README "Designs"): the runtime's modes (NULL and
+     * MS_U64_UNSET: not known), what --warmup changed (MS_UNSET: no
+     * warm-up), the memory each design costs in the master after the
+     * build, and per worker at its last sample (MS_UNSET: not measured) */
+    const char *gc_layout, *refcount;
+    uint64_t warmup;
+    double warmup_collected, warmup_promoted, warmup_hashes;
+    double warmup_pages_released, warmup_frozen, warmup_ms;
+    double gc_inline_bytes, gc_side_bytes, gc_side_pages, gc_objects;
+    double gc_bytes_per_object;
+    double rc_table_entries, rc_table_bytes;
+    double side_pages, side_copied_pages;
 } ms_run_t;
 
 /* types.csv (--type-census): one row per worker per object type. */

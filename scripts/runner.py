@@ -66,9 +66,26 @@ POLICIES = {
     "freeze+immortal": ["--freeze", "--immortal"],
     "lazy": ["--lazy"],
     "immortal": ["--immortal"],
+    # The designs (README "Designs"): runtime modes under the default GC
+    # policy; "default" above is their baseline, inline/inline.
+    "gc-side": ["--gc-layout", "side"],
+    "gc-bitmap": ["--gc-layout", "bitmap"],
+    "rc-split": ["--refcount", "split"],
+    "gc-side+rc-split": ["--gc-layout", "side", "--refcount", "split"],
+    "gc-bitmap+rc-split": ["--gc-layout", "bitmap", "--refcount", "split"],
+    "warmup": ["--warmup"],
 }
 DEFAULT_POLICIES = ["default", "gc-off", "freeze", "freeze+immortal", "lazy"]
 EXITS = ["finalize", "skip"]
+
+# --designs: one run per design, the same workload and load; immortal (the
+# pre-fork heap made immortal: nothing mortal is shared) for contrast.
+DESIGN_POLICIES = ["default", "gc-side", "gc-bitmap", "rc-split",
+                   "gc-side+rc-split", "gc-bitmap+rc-split", "warmup",
+                   "immortal"]
+DESIGN_EXITS = ["skip"]         # one run each: teardown is not the question
+DESIGN_REQUESTS = 20000         # per worker (issue 13's headline)
+DESIGN_BASELINE = "default"     # inline/inline: the ratios' denominator
 
 # What --quick changes (the tests use it): a small heap, few requests.
 QUICK = {"scale": "0.05", "workers": "2", "requests": 500, "sample_ms": 20}
@@ -152,6 +169,8 @@ def parse_args(argv):
         epilog="Policies: %s.\nExamples:\n"
         "  scripts/experiment                      # the default matrix\n"
         "  scripts/experiment --quick              # seconds, small heap\n"
+        "  scripts/experiment --designs            # the runtime designs, "
+        "designs.csv\n"
         "  scripts/experiment --workers 1,2,4,8    # a workers sweep\n"
         "  scripts/experiment --print-matrix --scale 1,2,4 > cells.txt\n"
         "  parallel -j1 < cells.txt && scripts/experiment --merge OUT\n"
@@ -162,10 +181,17 @@ def parse_args(argv):
                    help="small heap (scale %s), %s workers, %d requests per "
                    "worker: seconds; what the tests use" %
                    (QUICK["scale"], QUICK["workers"], QUICK["requests"]))
-    p.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
-                   help="comma-separated policies [%(default)s]")
-    p.add_argument("--exits", default=",".join(EXITS),
-                   help="exit policies to measure [%(default)s]")
+    p.add_argument("--designs", action="store_true",
+                   help="the runtime designs instead of the policies: %s "
+                   "(exit %s, %d requests per worker; quick: %d), then "
+                   "designs.csv and designs.png" %
+                   (",".join(DESIGN_POLICIES), ",".join(DESIGN_EXITS),
+                    DESIGN_REQUESTS, QUICK["requests"]))
+    p.add_argument("--policies", default=None,
+                   help="comma-separated policies [%s]" %
+                   ",".join(DEFAULT_POLICIES))
+    p.add_argument("--exits", default=None,
+                   help="exit policies to measure [%s]" % ",".join(EXITS))
     p.add_argument("--workers", default=None,
                    help="workers, a comma-separated list to sweep [4]")
     p.add_argument("--scale", default=None,
@@ -233,8 +259,10 @@ def parse_args(argv):
                                                else "4"), int, "workers")
     o.scale_list = split_list(o.scale or (QUICK["scale"] if o.quick
                                            else "1"), float, "scale")
-    o.policy_list = split_list(o.policies, str, "policies")
-    o.exit_list = split_list(o.exits, str, "exits")
+    o.policy_list = split_list(o.policies or ",".join(
+        DESIGN_POLICIES if o.designs else DEFAULT_POLICIES), str, "policies")
+    o.exit_list = split_list(o.exits or ",".join(
+        DESIGN_EXITS if o.designs else EXITS), str, "exits")
     for pol in o.policy_list:
         if pol not in POLICIES:
             raise SystemExit("runner: --policies: unknown policy %r "
@@ -250,7 +278,8 @@ def parse_args(argv):
         if not 0 < s <= 1000:
             raise SystemExit("runner: --scale: %g is not in (0, 1000]" % s)
     if o.requests is None:
-        o.requests = QUICK["requests"] if o.quick else DEFAULT_REQUESTS
+        o.requests = (QUICK["requests"] if o.quick else
+                      DESIGN_REQUESTS if o.designs else DEFAULT_REQUESTS)
     if o.requests < 1:
         raise SystemExit("runner: --requests: must be at least 1")
     if not o.sample_ms:
@@ -262,7 +291,9 @@ def parse_args(argv):
                              o.workload)
     if o.out is None and o.merge is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        o.out = os.path.join("results", stamp + ("-quick" if o.quick else ""))
+        o.out = os.path.join("results", stamp + ("-designs" if o.designs
+                                                 else "")
+                             + ("-quick" if o.quick else ""))
     return o
 
 
@@ -877,10 +908,12 @@ def merge(out, plots=True):
             w.writerow(r)
     summary = summarize(rows)
     write_summary(out, summary, rows, infos)
+    designs = design_table(rows)
+    write_designs(out, designs)
     write_meta(out, infos)
     made = []
     if plots:
-        made = make_plots(out, infos, all_samples, rows, summary)
+        made = make_plots(out, infos, all_samples, rows, summary, designs)
     return summary, rows, made
 
 
@@ -996,6 +1029,186 @@ def write_summary(out, summary, rows, infos):
         w.writerow(SUMMARY_COLUMNS)
         for s in summary:
             w.writerow([csv_num(s.get(c)) for c in SUMMARY_COLUMNS])
+
+
+# ---- designs ------------------------------------------------------------------
+
+# designs.csv: one row per design (policy) and workers x scale, the mean
+# over its runs (one per exit policy).  Memory overhead is per GC-able
+# object of the master's heap: the collector's state (in the objects and
+# beside them) and one worker's split refcount table.
+DESIGN_COLUMNS = [
+    "design", "gc_layout", "refcount", "warmup", "workers", "scale", "runs",
+    "requests_per_worker", "heap_shared_pct", "side_pages",
+    "side_copied_pages", "side_shared_pct", "gc_objects", "gc_inline_bytes",
+    "gc_side_bytes", "gc_bytes_per_object", "rc_table_entries",
+    "rc_table_bytes", "rc_bytes_per_gc_object", "overhead_bytes_per_object",
+    "rps", "rps_ratio_vs_inline", "p99_ms", "gc_time_us", "warmup_ms",
+]
+
+
+def design_rank(p):
+    return (DESIGN_POLICIES.index(p) if p in DESIGN_POLICIES
+            else len(DESIGN_POLICIES) + policy_rank(p))
+
+
+def is_design_run(r):
+    """A run in a mode other than inline/inline without warm-up."""
+    return (r.get("gc_layout") not in (None, "", "inline")
+            or r.get("refcount") not in (None, "", "inline")
+            or r.get("warmup") not in (None, "", "0"))
+
+
+def design_table(rows):
+    """designs.csv's rows from the merged runs.csv rows; [] unless the
+    runs include at least one design (a policy matrix gets no table)."""
+    ok = [r for r in rows if r.get("status", "").startswith("ok")]
+    if not any(is_design_run(r) for r in ok):
+        return []
+    groups = {}
+    for r in ok:
+        key = (r.get("policy"), int(num(r.get("workers"), 0)),
+               num(r.get("scale"), 0))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key in sorted(groups, key=lambda k: (k[2], k[1], design_rank(k[0]))):
+        rs = groups[key]
+
+        def m(col):
+            return mean([num(r.get(col)) for r in rs])
+
+        d = {"design": key[0], "workers": key[1], "scale": key[2],
+             "runs": len(rs),
+             "gc_layout": rs[0].get("gc_layout", ""),
+             "refcount": rs[0].get("refcount", ""),
+             "warmup": rs[0].get("warmup", ""),
+             "requests_per_worker": rs[0].get("requests_per_worker", ""),
+             "heap_shared_pct": m("heap_shared_pct_loaded")}
+        for col in ("side_pages", "side_copied_pages", "gc_objects",
+                    "gc_inline_bytes", "gc_side_bytes", "rc_table_entries",
+                    "rc_table_bytes", "rps", "p99_ms", "gc_time_us",
+                    "warmup_ms"):
+            d[col] = m(col)
+        sp, sc = d["side_pages"], d["side_copied_pages"]
+        d["side_shared_pct"] = (100.0 * (1 - sc / sp)
+                                if sp and sc is not None else None)
+        objs = d["gc_objects"]
+        gc_bytes = ((d["gc_inline_bytes"] or 0) + (d["gc_side_bytes"] or 0)
+                    if d["gc_inline_bytes"] is not None else None)
+        d["gc_bytes_per_object"] = (gc_bytes / objs if objs and
+                                    gc_bytes is not None else None)
+        d["rc_bytes_per_gc_object"] = ((d["rc_table_bytes"] or 0) / objs
+                                       if objs else None)
+        d["overhead_bytes_per_object"] = (
+            d["gc_bytes_per_object"] + d["rc_bytes_per_gc_object"]
+            if d["gc_bytes_per_object"] is not None
+            and d["rc_bytes_per_gc_object"] is not None else None)
+        out.append(d)
+    for d in out:
+        base = [b for b in out if b["design"] == DESIGN_BASELINE
+                and b["workers"] == d["workers"] and b["scale"] == d["scale"]]
+        brps = base[0]["rps"] if base else None
+        d["rps_ratio_vs_inline"] = (d["rps"] / brps if brps and
+                                    d["rps"] is not None else None)
+    return out
+
+
+def designs_text(designs):
+    if not designs:
+        return ""
+
+    def f(v, spec):
+        return (spec % v) if v is not None else "-"
+
+    L = ["", "Designs (README \"Designs\"): per worker at the end of the "
+         "load; overhead per GC-able object of the master's heap",
+         "%-19s %-6s %-6s %4s %7s %11s %8s %8s %8s %8s %6s" % (
+             "design", "gc", "rc", "warm", "heap", "side pages", "gc B/",
+             "rc B/", "total B/", "wrk", "ratio"),
+         "%-19s %-6s %-6s %4s %7s %11s %8s %8s %8s %8s %6s" % (
+             "", "", "", "", "shared%", "copied/all", "object", "object",
+             "object", "req/s", "vs inl")]
+    L.append("-" * len(L[-1]))
+    for d in designs:
+        L.append("%-19s %-6s %-6s %4s %7s %11s %8s %8s %8s %8s %6s" % (
+            d["design"], d["gc_layout"] or "-", d["refcount"] or "-",
+            d["warmup"] or "-", f(d["heap_shared_pct"], "%.1f"),
+            "%s/%s" % (f(d["side_copied_pages"], "%.0f"),
+                       f(d["side_pages"], "%.0f")),
+            f(d["gc_bytes_per_object"], "%.2f"),
+            f(d["rc_bytes_per_gc_object"], "%.2f"),
+            f(d["overhead_bytes_per_object"], "%.2f"),
+            f(d["rps"], "%.0f"), f(d["rps_ratio_vs_inline"], "%.3f")))
+    return "\n".join(L) + "\n"
+
+
+def write_designs(out, designs):
+    """OUT/designs.csv (none, and any old one removed, without designs);
+    its text goes at the end of summary.txt."""
+    path = os.path.join(out, "designs.csv")
+    if not designs:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(DESIGN_COLUMNS)
+        for d in designs:
+            w.writerow([csv_num(d.get(c)) for c in DESIGN_COLUMNS])
+    with open(os.path.join(out, "summary.txt"), "a") as f:
+        f.write(designs_text(designs))
+
+
+def designs_plot(out, pdir, designs, gp):
+    """designs.png: one point per design, x its memory overhead per GC-able
+    object, y the heap it keeps shared, labelled with its throughput
+    against inline/inline (the point's size grows with it).  Appends its
+    gnuplot lines to gp; returns the PNG's path, or None without data."""
+    pts = [d for d in designs if d["heap_shared_pct"] is not None
+           and d["overhead_bytes_per_object"] is not None]
+    if not pts:
+        return None
+    w0 = pts[0]["workers"]
+    s0 = pts[0]["scale"]
+    pts = [d for d in pts if d["workers"] == w0 and d["scale"] == s0]
+    xmax = max(d["overhead_bytes_per_object"] for d in pts)
+    xspan = xmax * 1.45 + 2
+    # Labels beside their points; designs that land on the same spot
+    # (within 3% of the axes) get theirs stacked, not overprinted.
+    placed = []
+    fn = os.path.join(pdir, "designs.csv")
+    with open(fn, "w") as f:
+        f.write("# design,overhead_bytes_per_object,heap_shared_pct,"
+                "rps_ratio,label,label_x,label_y,color\n")
+        for k, d in enumerate(pts):
+            x, y = d["overhead_bytes_per_object"], d["heap_shared_pct"]
+            ratio = d["rps_ratio_vs_inline"]
+            near = sum(1 for px, py in placed
+                       if abs(px - x) < 0.03 * xspan and abs(py - y) < 3)
+            placed.append((x, y))
+            ly = y + 3 + 5 * near if y < 60 else y - 3 - 5 * near
+            f.write("%s,%.4f,%.4f,%.4f,%s,%.4f,%.4f,%d\n" % (
+                d["design"], x, y, ratio if ratio is not None else 1.0,
+                "%s %s" % (d["design"], "%.2fx" % ratio
+                           if ratio is not None else ""),
+                x + 0.015 * xspan, ly, k + 1))
+    png = os.path.join(out, "designs.png")
+    title = (gp_str("Runtime designs: heap kept shared vs memory overhead; "
+                    "label: throughput vs inline/inline")[:-1] + "\\n"
+             + gp_str("(%d workers, scale %s, %s requests per worker)" % (
+                 w0, fmt_scale(s0), pts[0]["requests_per_worker"]))[1:])
+    gp += ["reset", 'set datafile separator ","',
+           "set output %s" % gp_str(png),
+           "set title %s" % title,
+           'set xlabel "memory overhead per GC-able object (bytes: '
+           'collector state + one worker\'s refcount table)"',
+           'set ylabel "heap shared (% of pre-fork heap pages)"',
+           "set xrange [-1:%g]" % xspan,
+           "set yrange [-2:105]", "set grid", "unset key",
+           "plot %s using 2:3:(0.8 + ($4 > 2 ? 2 : $4)):8 with points pt 7 "
+           "ps variable lc variable, \\\n     '' using 6:7:5 with labels "
+           "left font ',9' tc rgb '#333333'" % gp_str(fn)]
+    return png
 
 
 def csv_num(v):
@@ -1165,7 +1378,7 @@ def kinds_plot(out, pdir, ok, w0, s0, tag, gp):
     return png
 
 
-def make_plots(out, infos, samples, rows, summary):
+def make_plots(out, infos, samples, rows, summary, designs=()):
     if shutil.which("gnuplot") is None:
         log("runner: gnuplot not found: no plots (install gnuplot-nox)")
         with open(os.path.join(out, "PLOTS-SKIPPED.txt"), "w") as f:
@@ -1392,6 +1605,11 @@ def make_plots(out, infos, samples, rows, summary):
                "set grid", "set key inside left top box opaque",
                "plot " + ", \\\n     ".join(lines)]
         made.append(png)
+    # 8: --designs: heap shared vs memory overhead vs throughput (last: it
+    # resets gnuplot's settings)
+    designs_png = designs_plot(out, pdir, designs, gp)
+    if designs_png:
+        made.append(designs_png)
     script = os.path.join(out, "plots.gp")
     with open(script, "w") as f:
         f.write("# generated by scripts/runner.py: gnuplot %s\n" % script)
@@ -1411,7 +1629,8 @@ def main(argv):
     if o.merge:
         o.out = o.merge
         summary, rows, made = merge(o.out, plots=not o.no_plots)
-        sys.stdout.write(table_text(summary, rows, None))
+        sys.stdout.write(table_text(summary, rows, None)
+                         + designs_text(design_table(rows)))
         return 0 if all(r.get("status", "").startswith("ok")
                         for r in rows) else 1
     cells = matrix(o)
@@ -1444,7 +1663,8 @@ def main(argv):
     if o.cell:
         return 1 if failed else 0
     summary, rows, made = merge(o.out, plots=not o.no_plots)
-    sys.stdout.write("\n" + table_text(summary, rows, None))
+    sys.stdout.write("\n" + table_text(summary, rows, None)
+                     + designs_text(design_table(rows)))
     log("runner: %d runs in %.1f s, %d failed; results in %s%s" % (
         len(cells), time.monotonic() - t0, failed, o.out,
         ("; plots: " + " ".join(os.path.basename(m) for m in made))

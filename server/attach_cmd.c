@@ -573,6 +573,16 @@ write_runs_row(attach_t *a)
         .attribution = "none", .written_pages = MS_U64_UNSET,
         .written_requests = MS_U64_UNSET, .written_per_request = MS_UNSET,
         .top_copy_route_pct = MS_UNSET, .wset_check_pages = MS_UNSET,
+        /* the runtime's designs: not ours to know */
+        .gc_layout = NULL, .refcount = NULL, .warmup = MS_U64_UNSET,
+        .warmup_collected = MS_UNSET, .warmup_promoted = MS_UNSET,
+        .warmup_hashes = MS_UNSET, .warmup_pages_released = MS_UNSET,
+        .warmup_frozen = MS_UNSET, .warmup_ms = MS_UNSET,
+        .gc_inline_bytes = MS_UNSET, .gc_side_bytes = MS_UNSET,
+        .gc_side_pages = MS_UNSET, .gc_objects = MS_UNSET,
+        .gc_bytes_per_object = MS_UNSET, .rc_table_entries = MS_UNSET,
+        .rc_table_bytes = MS_UNSET, .side_pages = MS_UNSET,
+        .side_copied_pages = MS_UNSET,
     };
     int r = ms_csv_open(&w, out_path(a, "runs.csv", path, sizeof path),
                         &ms_runs_table);
@@ -838,6 +848,9 @@ round_once(attach_t *a)
             .written_requests = MS_U64_UNSET, .wset_scans = MS_U64_UNSET,
             .wset_skipped = MS_U64_UNSET, .wset_ms = MS_UNSET,
             .faults_sampling = MS_U64_UNSET,
+            .side_pages = MS_U64_UNSET, .side_copied_pages = MS_U64_UNSET,
+            .rc_table_entries = MS_U64_UNSET,
+            .rc_table_bytes = MS_U64_UNSET,
         };
         ms_csv_add(&a->samples, &row);
     }

@@ -64,6 +64,14 @@ typedef struct opt {
 
 static const char *const python_names[] = { "3.11", "3.12", NULL };
 static const int python_values[] = { 311, 312 };
+/* The runtime's own names and values (object.h), so that a new mode there
+ * is a new entry here and nothing else. */
+static const char *const gc_layout_names[] = { "inline", "side", "bitmap",
+                                               NULL };
+static const int gc_layout_values[] = { RT_GC_INLINE, RT_GC_SIDE,
+                                        RT_GC_BITMAP };
+static const char *const refcount_names[] = { "inline", "split", NULL };
+static const int refcount_values[] = { RT_RC_INLINE, RT_RC_SPLIT };
 static const char *const prefork_names[] = { "import", "collected", NULL };
 static const int prefork_values[] = { CFG_PREFORK_IMPORT,
                                       CFG_PREFORK_COLLECTED };
@@ -161,6 +169,16 @@ static const opt_t opts[] = {
       .choices = prefork_names, .values = prefork_values,
       .meta = "MODE",
       .help = "GC state at fork: import or collected" },
+    { .name = "gc-layout", .kind = K_CHOICE, .off = OFF(gc_layout),
+      .choices = gc_layout_names, .values = gc_layout_values,
+      .meta = "LAYOUT",
+      .help = "GC state: inline, side or bitmap" },
+    { .name = "refcount", .kind = K_CHOICE, .off = OFF(refcount),
+      .choices = refcount_names, .values = refcount_values,
+      .meta = "MODE",
+      .help = "refcounts: inline, split (per worker)" },
+    { .name = "warmup", .kind = K_FLAG, .off = OFF(warmup),
+      .help = "collect, promote, hash, trim, freeze; then fork" },
     { .name = "max-requests", .kind = K_LONG, .off = OFF(max_requests),
       .imin = 0, .imax = LONG_MAX, .meta = "N",
       .help = "recycle a worker after N requests; 0 = never" },
@@ -304,6 +322,8 @@ cfg_defaults(cfg_t *c)
     c->exit_policy = CFG_EXIT_FINALIZE;
     c->python = 312;
     c->prefork_gc = CFG_PREFORK_IMPORT;
+    c->gc_layout = RT_GC_INLINE;
+    c->refcount = RT_RC_INLINE;
     c->timeout_s = 30;
     c->graceful_timeout_s = 30;
     c->sample_ms = 250;
@@ -1210,6 +1230,8 @@ cfg_policy_label(const cfg_t *c, char *buf, size_t len)
                  c->gc_threshold[1], c->gc_threshold[2]);
         PART(thr);
     }
+    if (c->warmup)
+        PART("warmup");
     if (c->freeze)
         PART("freeze");
     if (c->immortal)

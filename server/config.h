@@ -14,7 +14,7 @@
  *   numbers   scale timeout graceful_timeout duration pagemap_gc_fraction
  *             sample_budget max_copied_pct
  *   booleans  freeze immortal lazy type_census quiet ksm identical_pages
- *             identical_diff write_kinds
+ *             identical_diff write_kinds warmup
  *   strings   host; workload out run_id policy_name (or null = unset)
  *   "attribution": "auto" | "write-sets" | "pagemap" | "off"
  *   "gc": "on" | "off" (or true | false)
@@ -23,6 +23,8 @@
  *   "refork_after": [N, N2, ...] (integers >= 1; [] = off)
  *   "refork_select": "first" | "least-copied"
  *   "python": "3.11" | "3.12"
+ *   "gc_layout": "inline" | "side" | "bitmap"
+ *   "refcount": "inline" | "split"
  *   "prefork_gc": "import" | "collected"
  *   "config", "check_config": accepted so that the output of
  *             --check-config loads back, but ignored (command-line actions)
@@ -77,6 +79,13 @@ typedef struct cfg {
     int python;             /* --python 3.11|3.12: 311 or 312 (default) */
     int prefork_gc;         /* --prefork-gc import|collected (default
                                import): CFG_PREFORK_* */
+    /* The runtime's designs (README "Designs"): */
+    int gc_layout;          /* --gc-layout inline|side|bitmap: an
+                               rt_gc_layout_t (default inline) */
+    int refcount;           /* --refcount inline|split: an rt_refcount_t
+                               (default inline) */
+    int warmup;             /* --warmup: rt_warmup() after the build,
+                               before --freeze/--immortal */
     long max_requests;      /* --max-requests N (0 = never recycle) */
     long max_requests_jitter; /* --max-requests-jitter N (default 0) */
     double timeout_s;       /* --timeout S: kill a worker stuck this long in
@@ -173,8 +182,10 @@ json_t *cfg_to_json(const cfg_t *c);
  * The label written to the CSVs: policy_name if set, else the pre-fork
  * policy joined with '+': "lazy", "gc-off" (--gc off or a first threshold
  * of 0), "thr-A-B-C" (thresholds other than 700,10,10 with GC on),
- * "freeze", "immortal"; "default" when none applies (GC on, default
- * thresholds, no freeze, no immortal).  Written into buf (truncated to
+ * "warmup", "freeze", "immortal"; "default" when none applies (GC on,
+ * default thresholds, no warm-up, no freeze, no immortal).  The runtime's
+ * modes (--python, --gc-layout, --refcount) are not policies: runs.csv
+ * has a column for each.  Written into buf (truncated to
  * len); returns buf, or "" if len is 0.
  */
 const char *cfg_policy_label(const cfg_t *c, char *buf, size_t len);

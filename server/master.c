@@ -184,6 +184,16 @@ typedef struct master {
     double first_full_sum, final_released_sum, teardown_colls_sum;
     unsigned first_full_n;
     size_t build_bytes;         /* allocator bytes the build added */
+    /* Designs (README "Designs"): what --warmup did, the memory each
+     * design costs after the build, and the collector's side memory as
+     * present at fork (NULL: none, or --lazy), which the workers' side
+     * pages are counted against as the heap's are against snap. */
+    rt_warmup_t warmup;
+    rt_overhead_t overhead;
+    ps_snap_t *side_snap;
+    double final_rc_entries_sum, final_rc_bytes_sum;
+    double final_side_sum, final_side_copied_sum;
+    unsigned final_side_n;
 } master_t;
 
 static int sigpipe_fds[2] = { -1, -1 };
@@ -222,6 +232,45 @@ out_path(const master_t *m, const char *name, char *buf, size_t len)
     return buf;
 }
 
+/* meta.json's "designs": the modes, what --warmup did (null without
+ * it) and the memory each design costs in the master after the build
+ * (null with --lazy: no heap there). */
+static json_t *
+designs_json(const master_t *m)
+{
+    const cfg_t *cfg = m->cfg;
+    const rt_warmup_t *w = &m->warmup;
+    const rt_overhead_t *o = &m->overhead;
+    json_t *wu = cfg->warmup && m->heap != NULL
+        ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+                    "collected", (json_int_t)w->collected,
+                    "promoted", (json_int_t)w->promoted,
+                    "hashes", (json_int_t)w->hashes,
+                    "pools_released", (json_int_t)w->pools_released,
+                    "arenas_released", (json_int_t)w->arenas_released,
+                    "pages_released", (json_int_t)w->pages_released,
+                    "frozen", (json_int_t)w->frozen, "ms", w->ms)
+        : json_null();
+    json_t *ov = m->heap != NULL
+        ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                    "gc_objects", (json_int_t)o->gc_objects,
+                    "gc_inline_bytes", (json_int_t)o->gc_inline_bytes,
+                    "gc_side_bytes", (json_int_t)o->gc_side_bytes,
+                    "gc_side_pages", (json_int_t)o->gc_side_pages,
+                    "rc_shared", (json_int_t)o->rc_shared,
+                    "rc_table_entries", (json_int_t)o->rc_table_entries,
+                    "rc_table_bytes", (json_int_t)o->rc_table_bytes)
+        : json_null();
+    return json_pack("{s:s, s:s, s:b, s:o*, s:o*, s:I}",
+                     "gc_layout",
+                     rt_gc_layout_name((rt_gc_layout_t)cfg->gc_layout),
+                     "refcount",
+                     rt_refcount_name((rt_refcount_t)cfg->refcount),
+                     "warmup", cfg->warmup, "warmup_steps", wu,
+                     "overhead", ov, "side_pages",
+                     (json_int_t)ps_snap_pages(m->side_snap));
+}
+
 static int
 write_meta(const master_t *m)
 {
@@ -245,6 +294,8 @@ write_meta(const master_t *m)
     if (meta.extra && m->heap != NULL)
         json_object_set_new(meta.extra, "heap_by_type",
                             ms_heap_by_type(m->heap));
+    if (meta.extra)
+        json_object_set_new(meta.extra, "designs", designs_json(m));
     /* the fleet strategies: what the master set, and how the costly
      * columns are sampled */
     if (meta.extra) {
@@ -325,6 +376,17 @@ spawn_from_master(master_t *m, unsigned index)
     memset(a.routes, 0, m->nroutes * sizeof(srv_route_t));
     if (a.released)
         memset(a.released, 0, m->released_bytes);
+    /* --refcount split: the objects the child inherits are marked (the
+     * first call, in build_heap(), wrote them; from then on they are only
+     * read, so the master writes no heap page after its first fork). */
+    if (m->heap != NULL && rt_before_fork(m->heap) < 0) {
+        srv_slots_release(&m->slots, slot);
+        if (sv[0] >= 0) {
+            close(sv[0]);
+            close(sv[1]);
+        }
+        return -ENOMEM;
+    }
     fflush(NULL);
     /* Signals stay blocked across fork(): the child must not run the
      * master's handler (its pipe is the master's) before it has its own. */
@@ -588,6 +650,20 @@ sample(master_t *m, int final)
             if (rc < 0)
                 continue;
         }
+        /* The collector's side memory, frame by frame as the heap: the
+         * master's own workers only (a mold's sends no side ranges). */
+        uint64_t side_pages = MS_U64_UNSET, side_copied = MS_U64_UNSET;
+        if (p->gen == 0 && p->role == ROLE_WORKER && m->gens != NULL) {
+            size_t sc = 0;
+            side_pages = ps_snap_pages(m->side_snap);
+            if (m->side_snap == NULL)
+                side_copied = 0;
+            else if (p->pm.fd >= 0
+                     && ps_count_copied_fd(m->side_snap, &p->pm, &sc) == 0)
+                side_copied = sc;
+        }
+        uint64_t rc_entries = atomic_load(&s->rc_table_entries);
+        uint64_t rc_bytes = atomic_load(&s->rc_table_bytes);
         double identical = MS_UNSET;
         size_t ni;
         if (want_ident && ms_identical_count(snap, m->bits, p->pid, g->ref,
@@ -643,6 +719,13 @@ sample(master_t *m, int final)
                     m->final_ident_sum += identical;
                     m->final_ident_n++;
                 }
+                m->final_rc_entries_sum += (double)rc_entries;
+                m->final_rc_bytes_sum += (double)rc_bytes;
+                if (side_copied != MS_U64_UNSET) {
+                    m->final_side_sum += (double)side_pages;
+                    m->final_side_copied_sum += (double)side_copied;
+                    m->final_side_n++;
+                }
                 uint64_t ff = atomic_load(&s->first_full_gc_request);
                 if (ff) {
                     m->first_full_sum += (double)ff;
@@ -694,6 +777,10 @@ sample(master_t *m, int final)
             .wset_skipped = atomic_load(&s->wset_skipped),
             .wset_ms = (double)atomic_load(&s->wset_busy_us) / 1e3,
             .faults_sampling = fsam,
+            .side_pages = side_copied != MS_U64_UNSET ? side_pages
+                                                      : MS_U64_UNSET,
+            .side_copied_pages = side_copied,
+            .rc_table_entries = rc_entries, .rc_table_bytes = rc_bytes,
         };
         ms_csv_add(&m->samples, &row);
     }
@@ -1348,6 +1435,43 @@ write_kinds(master_t *m)
         say(m, "cannot write kinds.csv: %s", strerror(-r));
 }
 
+/* runs.csv's designs columns: the modes, what --warmup did, the memory
+ * each design costs (the master's after the build; the workers' tables
+ * and side pages at their last sample). */
+static void
+design_columns(const master_t *m, ms_run_t *row)
+{
+    const cfg_t *cfg = m->cfg;
+    const rt_warmup_t *w = &m->warmup;
+    const rt_overhead_t *o = &m->overhead;
+    int built = m->heap != NULL;
+    row->gc_layout = rt_gc_layout_name((rt_gc_layout_t)cfg->gc_layout);
+    row->refcount = rt_refcount_name((rt_refcount_t)cfg->refcount);
+    row->warmup = (uint64_t)cfg->warmup;
+    int wu = cfg->warmup && built;
+    row->warmup_collected = wu ? (double)w->collected : MS_UNSET;
+    row->warmup_promoted = wu ? (double)w->promoted : MS_UNSET;
+    row->warmup_hashes = wu ? (double)w->hashes : MS_UNSET;
+    row->warmup_pages_released = wu ? (double)w->pages_released : MS_UNSET;
+    row->warmup_frozen = wu ? (double)w->frozen : MS_UNSET;
+    row->warmup_ms = wu ? w->ms : MS_UNSET;
+    row->gc_inline_bytes = built ? (double)o->gc_inline_bytes : MS_UNSET;
+    row->gc_side_bytes = built ? (double)o->gc_side_bytes : MS_UNSET;
+    row->gc_side_pages = built ? (double)o->gc_side_pages : MS_UNSET;
+    row->gc_objects = built ? (double)o->gc_objects : MS_UNSET;
+    row->gc_bytes_per_object = built && o->gc_objects
+        ? (double)(o->gc_inline_bytes + o->gc_side_bytes)
+          / (double)o->gc_objects : MS_UNSET;
+    row->rc_table_entries = m->final_n
+        ? m->final_rc_entries_sum / m->final_n : MS_UNSET;
+    row->rc_table_bytes = m->final_n
+        ? m->final_rc_bytes_sum / m->final_n : MS_UNSET;
+    row->side_pages = m->final_side_n
+        ? m->final_side_sum / m->final_side_n : MS_UNSET;
+    row->side_copied_pages = m->final_side_n
+        ? m->final_side_copied_sum / m->final_side_n : MS_UNSET;
+}
+
 static void
 write_runs_row(master_t *m)
 {
@@ -1402,6 +1526,7 @@ write_runs_row(master_t *m)
         .heap_released_pages = m->final_n
             ? m->final_released_sum / m->final_n : 0.0,
     };
+    design_columns(m, &row);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     row.cpu_s = m->cpu_exited_s
@@ -1458,11 +1583,14 @@ write_runs_row(master_t *m)
         write_kinds(m);
 }
 
-int
-srv_snapshot_heap(ps_snap_t **snap)
+/* Snapshot the ranges fn gives (mem_ranges, mem_side_ranges); with none,
+ * *snap = NULL. */
+static int
+snapshot_of(ps_snap_t **snap, long (*fn)(mem_range_t *, size_t),
+            int empty_null)
 {
     mem_range_t *r = NULL;
-    long n = mem_ranges(NULL, 0), got;
+    long n = fn(NULL, 0), got;
     /* However many ranges the heap has: ask for the count, make room,
      * ask again (nothing allocates from the runtime in between, but a
      * count that grew would only mean another round). */
@@ -1477,14 +1605,33 @@ srv_snapshot_heap(ps_snap_t **snap)
             return -ENOMEM;
         }
         r = t;
-        got = mem_ranges(r, (size_t)n + 1);
+        got = fn(r, (size_t)n + 1);
         if (got >= 0 && got <= n + 1)
             break;
         n = got;
     }
+    if (got == 0 && empty_null) {
+        free(r);
+        *snap = NULL;
+        return 0;
+    }
     int rc = ps_snap_take(snap, 0, (const ps_range_t *)r, (size_t)got);
     free(r);
     return rc;
+}
+
+int
+srv_snapshot_heap(ps_snap_t **snap)
+{
+    return snapshot_of(snap, mem_ranges, 0);
+}
+
+/* The collector's side memory (--gc-layout side|bitmap); NULL under
+ * inline, which has none. */
+static int
+snapshot_side(ps_snap_t **snap)
+{
+    return snapshot_of(snap, mem_side_ranges, 1);
 }
 
 static int
@@ -1507,9 +1654,13 @@ build_heap(master_t *m)
         fputs(err, stderr);
         return -1;
     }
-    if (srv_apply_prefork_policy(m->cfg, m->heap) < 0) {
-        fprintf(stderr, "cowlab: --immortal: out of memory while making "
-                "the heap immortal\n");
+    if (srv_apply_prefork_policy(m->cfg, m->heap, &m->warmup) < 0)
+        return -1;                  /* said why */
+    /* --refcount split: mark what every worker inherits now, before the
+     * snapshot (spawn() calls it again before each fork: then it only
+     * reads). */
+    if (rt_before_fork(m->heap) < 0) {
+        fprintf(stderr, "cowlab: out of memory preparing the fork\n");
         return -1;
     }
     m->build_ms = (double)(clk_now_ns() - t0) / 1e6;
@@ -1524,6 +1675,13 @@ build_heap(master_t *m)
         return -1;
     }
     m->heap_pages = ps_snap_pages(m->snap);
+    rt_get_overhead(m->heap, &m->overhead);
+    r = snapshot_side(&m->side_snap);
+    if (r < 0) {
+        fprintf(stderr, "cowlab: cannot snapshot the collector's side "
+                "memory: %s\n", strerror(-r));
+        return -1;
+    }
     /* One released-page bitmap per slot, shared with the workers. */
     m->released_bytes = (ps_snap_total_pages(m->snap) + 7) / 8 + 1;
     m->released = mmap(NULL, m->released_bytes * (size_t)m->cfg->workers * 2,
@@ -1534,6 +1692,17 @@ build_heap(master_t *m)
     say(m, "heap built: %zu objects, %zu pages (%.1f MiB) in %.0f ms",
         m->heap_objects, m->heap_pages,
         (double)m->heap_pages * 4096.0 / 1048576.0, m->build_ms);
+    const rt_overhead_t *o = &m->overhead;
+    say(m, "designs: --gc-layout %s --refcount %s%s: %zu GC-able objects, "
+        "collector state %zu B in objects + %zu B beside them (%.2f B per "
+        "object), %zu side pages at fork; %zu objects marked shared",
+        rt_gc_layout_name((rt_gc_layout_t)m->cfg->gc_layout),
+        rt_refcount_name((rt_refcount_t)m->cfg->refcount),
+        m->cfg->warmup ? " --warmup" : "", o->gc_objects,
+        o->gc_inline_bytes, o->gc_side_bytes, o->gc_objects
+        ? (double)(o->gc_inline_bytes + o->gc_side_bytes)
+          / (double)o->gc_objects : 0.0,
+        ps_snap_pages(m->side_snap), o->rc_shared);
     return 0;
 }
 
@@ -1917,6 +2086,7 @@ out:
     free(m.bits);
     free(m.ibits);
     ps_snap_free(m.snap);
+    ps_snap_free(m.side_snap);
     if (m.released)
         munmap(m.released, m.released_bytes * (size_t)cfg->workers * 2);
     /* Every worker is gone: the heap may be written again. */

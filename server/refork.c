@@ -183,10 +183,17 @@ srv_mold_main(const srv_mold_args_t *a)
     char msg[160];
     atomic_store(&a->own->state, SLOT_MOLD);
     /* What the master did before its fork: the mold is a master now. */
-    if (srv_apply_prefork_policy(a->cfg, a->heap) < 0) {
-        snprintf(msg, sizeof msg, "cowlab: mold: --immortal: out of "
-                 "memory\n");
+    if (srv_apply_prefork_policy(a->cfg, a->heap, NULL) < 0) {
+        snprintf(msg, sizeof msg, "cowlab: mold: the pre-fork policy "
+                 "failed\n");
         fputs(msg, stderr);
+        _exit(70);
+    }
+    /* --refcount split: every object alive now is inherited by the
+     * mold's workers (before the snapshot: whatever it writes is the
+     * mold's own, then only read at each fork). */
+    if (rt_before_fork(a->heap) < 0) {
+        fputs("cowlab: mold: out of memory preparing the fork\n", stderr);
         _exit(70);
     }
     int r = srv_snapshot_heap(&snap);
@@ -223,8 +230,14 @@ srv_mold_main(const srv_mold_args_t *a)
                     close(fds[i]);
             continue;               /* not for a mold: ignore it */
         }
-        pid_t child = fork();
-        int fork_errno = errno;
+        /* Objects already marked are only read (object.h): no write
+         * to the heap after the snapshot. */
+        pid_t child = -1;
+        int fork_errno = ENOMEM;
+        if (rt_before_fork(a->heap) >= 0) {
+            child = fork();
+            fork_errno = errno;
+        }
         if (child == 0)
             fork_worker(a, snap, &m, fds);
         close(fds[0]);

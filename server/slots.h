@@ -65,6 +65,9 @@ typedef struct srv_slot {
     _Atomic uint64_t wset_busy_us;      /* time in scans and sampling */
     _Atomic uint64_t wset_released;     /* snapshot pages released */
     _Atomic uint64_t kind_copied[SRV_NKCAUSES][SRV_NKINDS];
+    /* --refcount split: this process's table (rt_get_overhead()) */
+    _Atomic uint64_t rc_table_entries;
+    _Atomic uint64_t rc_table_bytes;
     char pad[8];
 } srv_slot_t;
 

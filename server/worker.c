@@ -98,6 +98,8 @@ srv_heap_new(const cfg_t *cfg)
     rt_opts_t o;
     rt_opts_default(&o);
     o.python = cfg->python == 311 ? RT_PY_311 : RT_PY_312;
+    o.gc_layout = (rt_gc_layout_t)cfg->gc_layout;
+    o.refcount = (rt_refcount_t)cfg->refcount;
     return rt_heap_new_opts(&o);
 }
 
@@ -115,13 +117,44 @@ srv_apply_gc_thresholds(const cfg_t *cfg)
     gc_set_threshold(t0, cfg->gc_threshold[1], cfg->gc_threshold[2]);
 }
 
-int
-srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h)
+/* What each warm-up step changed, on stderr (progress output). */
+static void
+say_warmup(const cfg_t *cfg, const rt_warmup_t *w)
 {
+    char msg[512];
+    if (cfg->quiet)
+        return;
+    snprintf(msg, sizeof msg, "cowlab: warm-up: 1. full collection: %ld "
+             "unreachable; 2. promoted to the oldest generation: %zu; "
+             "3. str hashes cached: %zu; 4. released: %zu pools, %zu "
+             "arenas, %zu pages; 5. frozen: %zu objects; %.1f ms\n",
+             w->collected, w->promoted, w->hashes, w->pools_released,
+             w->arenas_released, w->pages_released, w->frozen, w->ms);
+    fputs(msg, stderr);
+}
+
+int
+srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h, rt_warmup_t *wu)
+{
+    rt_warmup_t local;
+    if (wu == NULL)
+        wu = &local;
+    memset(wu, 0, sizeof *wu);
+    if (cfg->warmup) {
+        if (rt_warmup(h, wu) < 0) {
+            fputs("cowlab: --warmup: out of memory (the hashes step "
+                  "stopped)\n", stderr);
+            return -ENOMEM;         /* half warmed: never measure it */
+        }
+        say_warmup(cfg, wu);
+    }
     if (cfg->freeze)
         gc_freeze();
-    if (cfg->immortal && rt_immortalize_heap(h) < 0)
+    if (cfg->immortal && rt_immortalize_heap(h) < 0) {
+        fputs("cowlab: --immortal: out of memory while making the heap "
+              "immortal\n", stderr);
         return -ENOMEM;             /* partly immortal: never measure it */
+    }
     return 0;
 }
 
@@ -417,11 +450,25 @@ publish_responses(void)
     atomic_store(&W.slot->responses_5xx, k->responses_5xx);
 }
 
+/* --refcount split: the size of this process's own refcount table (it
+ * grows with the inherited objects the worker's requests touch). */
+static void
+publish_overhead(void)
+{
+    rt_overhead_t ov;
+    if (W.heap == NULL)
+        return;
+    rt_get_overhead(W.heap, &ov);
+    atomic_store(&W.slot->rc_table_entries, ov.rc_table_entries);
+    atomic_store(&W.slot->rc_table_bytes, ov.rc_table_bytes);
+}
+
 static void
 on_publish_timer(uv_timer_t *t)
 {
     (void)t;
     publish_responses();
+    publish_overhead();
 }
 
 static char *
@@ -714,6 +761,7 @@ become_mold(void)
     };
     publish_gc_stats();
     publish_responses();
+    publish_overhead();
     gc_set_callback(NULL, NULL);
     /* A mold's copies are the master's pagemap count (samples.csv); its
      * workers track their own, against its snapshot. */
@@ -792,6 +840,7 @@ exit_policy(void)
     block_stop_signals();           /* the teardown runs to its end */
     publish_gc_stats();
     publish_responses();
+    publish_overhead();
     gc_set_callback(NULL, NULL);    /* teardown's collections are its own */
     if (W.ws != NULL) {
         W.route = W.nroutes + SRV_ROUTE_SERVER;
@@ -913,9 +962,9 @@ srv_worker_main(const srv_worker_args_t *a)
             fputs(err, stderr);
             _exit(70);
         }
-        if (srv_apply_prefork_policy(a->cfg, W.heap) < 0) {
-            snprintf(err, sizeof err, "cowlab: worker %u: --immortal: out "
-                     "of memory\n", a->index);
+        if (srv_apply_prefork_policy(a->cfg, W.heap, NULL) < 0) {
+            snprintf(err, sizeof err, "cowlab: worker %u: the pre-fork "
+                     "policy failed\n", a->index);
             fputs(err, stderr);
             _exit(70);
         }
@@ -925,6 +974,7 @@ srv_worker_main(const srv_worker_args_t *a)
     W.nroutes = (unsigned)wl_route_count(W.app);
     W.route = W.nroutes + SRV_ROUTE_SERVER;
     atomic_store(&W.slot->heap_objects, rt_heap_objects(W.heap));
+    publish_overhead();
     gc_get_stats(W.gc_base);
     W.pm.fd = -1;
     if (W.attr == SRV_ATTR_PAGEMAP && ps_pagemap_open(&W.pm, 0) < 0)

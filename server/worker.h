@@ -48,12 +48,17 @@ typedef struct srv_worker_args {
  * (finalize or skip) and _exit(); never returns. */
 _Noreturn void srv_worker_main(const srv_worker_args_t *a);
 
-/* Apply the configured GC knobs to the running heap (thresholds, gc off,
- * freeze, immortal): what the master does before fork, and a lazy worker
- * after its own build.  0, or -ENOMEM if the heap could not be made
- * immortal (it is then partly immortal: stop, do not measure it). */
-int srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h);
-/* A heap in the configured mode (--python), or NULL. */
+/* Apply the configured pre-fork steps to the running heap: --warmup
+ * first (rt_warmup(), what each step changed into *wu when wu is not NULL
+ * and on stderr), then --freeze and --immortal: what the master does
+ * before fork, a mold before its forks, and a lazy worker after its own
+ * build.  0, or -ENOMEM (said on stderr) if the warm-up or making the
+ * heap immortal ran out of memory (the heap is then half done: stop, do
+ * not measure it). */
+int srv_apply_prefork_policy(const cfg_t *cfg, rt_heap_t *h,
+                             rt_warmup_t *wu);
+/* A heap in the configured mode (--python, --gc-layout, --refcount), or
+ * NULL. */
 rt_heap_t *srv_heap_new(const cfg_t *cfg);
 /* The build's collector mode (--prefork-gc). */
 wl_gc_t srv_build_gc(const cfg_t *cfg);

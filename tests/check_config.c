@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "jsonpos.h"
+#include "object.h"
 #include "workload.h"
 #include "support.h"
 
@@ -175,7 +176,8 @@ START_TEST(config_every_flag_parsed)
              "--host", "::1", "--port", "0", "--gc", "off",
              "--gc-threshold", "1000,5,0", "--freeze", "--immortal",
              "--lazy", "--exit", "skip", "--python", "3.11",
-             "--prefork-gc", "collected", "--max-requests", "500",
+             "--prefork-gc", "collected", "--gc-layout", "bitmap",
+             "--refcount", "split", "--warmup", "--max-requests", "500",
              "--max-requests-jitter", "20", "--timeout", "0",
              "--graceful-timeout", "2.5", "--sample-ms", "10",
              "--sample-budget", "50",
@@ -197,6 +199,8 @@ START_TEST(config_every_flag_parsed)
                  "\"gc_threshold\": [1000, 5, 0], \"freeze\": true, "
                  "\"immortal\": true, \"lazy\": true, \"exit\": \"skip\", "
                  "\"python\": \"3.11\", \"prefork_gc\": \"collected\", "
+                 "\"gc_layout\": \"bitmap\", \"refcount\": \"split\", "
+                 "\"warmup\": true, "
                  "\"max_requests\": 500, \"max_requests_jitter\": 20, "
                  "\"timeout\": 0, \"graceful_timeout\": 2.5, "
                  "\"sample_ms\": 10, \"sample_budget\": 50, "
@@ -256,7 +260,9 @@ START_TEST(config_file_every_key)
                  "\"gc\": \"off\", \"gc_threshold\": [7000, 20, 30], "
                  "\"freeze\": true, \"immortal\": true, \"lazy\": true, "
                  "\"exit\": \"skip\", \"python\": \"3.11\", "
-                 "\"prefork_gc\": \"collected\", \"max_requests\": 1000, "
+                 "\"prefork_gc\": \"collected\", \"gc_layout\": \"side\", "
+                 "\"refcount\": \"split\", \"warmup\": true, "
+                 "\"max_requests\": 1000, "
                  "\"max_requests_jitter\": 50, \"timeout\": 12.5, "
                  "\"graceful_timeout\": 7, \"sample_ms\": 100, "
                  "\"sample_budget\": 1, \"duration\": 60, "
@@ -407,6 +413,15 @@ static const bad_t bad[] = {
          "\"3.12\", found 3"),
     TEXT("{\"prefork_gc\": \"lazy\"}", "field 'prefork_gc': expected "
          "\"import\" or \"collected\""),
+    TEXT("{\"gc_layout\": \"Side\"}", "=@:1:15: field 'gc_layout': "
+         "expected \"inline\", \"side\" or \"bitmap\", found the string "
+         "\"Side\""),
+    TEXT("{\"gc_layout\": 1}", "field 'gc_layout': expected \"inline\""),
+    TEXT("{\"refcount\": \"biased\"}", "field 'refcount': expected "
+         "\"inline\" or \"split\""),
+    TEXT("{\"refcount\": null}", "field 'refcount': expected \"inline\""),
+    TEXT("{\"warmup\": \"yes\"}", "field 'warmup': expected true or "
+         "false"),
     TEXT("{\"out\": 5}", "field 'out': expected a directory name or null, "
          "found 5"),
     TEXT("{\"host\": \"\"}", "field 'host': expected a host name or "
@@ -476,6 +491,13 @@ static const bad_t bad[] = {
     ARGS("=--python: expected 3.11 or 3.12, got ''", "--python", ""),
     ARGS("=--prefork-gc: expected import or collected, got 'frozen'",
          "--prefork-gc", "frozen"),
+    ARGS("=--gc-layout: expected inline, side or bitmap, got 'sides'",
+         "--gc-layout", "sides"),
+    ARGS("=--gc-layout: expected inline, side or bitmap, got ''",
+         "--gc-layout", ""),
+    ARGS("=--refcount: expected inline or split, got 'biased'",
+         "--refcount", "biased"),
+    ARGS("--warmup: takes no value", "--warmup=1"),
     ARGS("--max-requests: expected an integer >= 0", "--max-requests",
          "-5"),
     ARGS("--max-requests-jitter: expected", "--max-requests-jitter", "x"),
@@ -748,6 +770,7 @@ START_TEST(config_help_sets_exit_now)
     const char *want[] = {
         "usage: cowlab", "-w, --workers N", "[4]", "--gc-threshold A,B,C",
         "[700,10,10]", "--exit finalize|skip", "--python 3.11|3.12",
+        "--gc-layout LAYOUT", "--refcount MODE", "--warmup",
         "--max-requests N",
         "--limit-body-bytes N", "[1048576]", "--check-config", "--version",
         "SIGTERM", "--graceful-timeout", "SIGINT, SIGQUIT", "SIGHUP",
@@ -818,7 +841,12 @@ START_TEST(config_to_json_fields)
                      "3.12");
     ck_assert_str_eq(json_string_value(json_object_get(j, "prefork_gc")),
                      "import");
-    ck_assert_int_eq(json_object_size(j), 48);  /* one key per setting */
+    ck_assert_str_eq(json_string_value(json_object_get(j, "gc_layout")),
+                     "inline");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "refcount")),
+                     "inline");
+    ck_assert(json_is_false(json_object_get(j, "warmup")));
+    ck_assert_int_eq(json_object_size(j), 51);  /* one key per setting */
     json_decref(j);
 }
 END_TEST
@@ -906,6 +934,14 @@ START_TEST(config_policy_label)
     cfg.freeze = 0;
     ck_assert_str_eq(cfg_policy_label(&cfg, b, sizeof b), "immortal");
     cfg.immortal = 0;
+    cfg.warmup = 1;                     /* a step before freeze */
+    ck_assert_str_eq(cfg_policy_label(&cfg, b, sizeof b), "warmup");
+    cfg.freeze = 1;
+    ck_assert_str_eq(cfg_policy_label(&cfg, b, sizeof b), "warmup+freeze");
+    cfg.warmup = cfg.freeze = 0;
+    cfg.gc_layout = RT_GC_SIDE;         /* a mode, not a policy */
+    cfg.refcount = RT_RC_SPLIT;
+    ck_assert_str_eq(cfg_policy_label(&cfg, b, sizeof b), "default");
     cfg.gc_enabled = 0;
     ck_assert_str_eq(cfg_policy_label(&cfg, b, sizeof b), "gc-off");
     cfg.gc_enabled = 1;

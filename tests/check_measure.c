@@ -129,7 +129,8 @@ START_TEST(measure_columns_keep_their_names)
                      "role,refork_generation,heap_identical_pages,"
                      "ksm_merging_pages,heap_ksm_pages,heap_moved_pages,"
                      "attribution,written_pages,written_requests,wset_scans,"
-                     "wset_skipped,wset_ms,faults_sampling\n");
+                     "wset_skipped,wset_ms,faults_sampling,side_pages,"
+                     "side_copied_pages,rc_table_entries,rc_table_bytes\n");
     free(h);
     h = header_of(&ms_runs_table);
     ck_assert_int_eq(strncmp(h, runs, strlen(runs)), 0);
@@ -144,7 +145,12 @@ START_TEST(measure_columns_keep_their_names)
                      "ksm_pages_sharing,heap_identical_pages,cpu_s,"
                      "attribution,written_pages,written_requests,"
                      "written_per_request,top_copy_route,top_copy_route_pct,"
-                     "wset_check_pages\n");
+                     "wset_check_pages,gc_layout,refcount,warmup,"
+                     "warmup_collected,warmup_promoted,warmup_hashes,"
+                     "warmup_pages_released,warmup_frozen,warmup_ms,"
+                     "gc_inline_bytes,gc_side_bytes,gc_side_pages,"
+                     "gc_objects,gc_bytes_per_object,rc_table_entries,"
+                     "rc_table_bytes,side_pages,side_copied_pages\n");
     free(h);
     h = header_of(&ms_types_table);
     ck_assert_int_eq(strncmp(h, types, strlen(types)), 0);
@@ -201,14 +207,16 @@ START_TEST(measure_rows_keep_their_number_formats)
         .heap_ksm_pages = MS_UNSET, .heap_moved_pages = 0,
         .attribution = "write-sets", .written_pages = 1700,
         .written_requests = 2, .wset_scans = 40, .wset_skipped = 960,
-        .wset_ms = 12.345, .faults_sampling = 77,
+        .wset_ms = 12.345, .faults_sampling = 77, .side_pages = 812,
+        .side_copied_pages = 3, .rc_table_entries = 5000,
+        .rc_table_bytes = 131072,
     };
     /* fleet columns: unmeasured ones (MS_UNSET) are empty */
     snprintf(want, sizeof want,
              "%s,%s,%u,%d,%.1f,%llu,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,"
              "%zu,%zu,%.3f,%llu,%llu,%llu,%llu,%llu,%llu,%ld,"
              "%u,%llu,%llu,%llu,%llu,4,0,,11,worker,1,10071,,,0,"
-             "write-sets,1700,2,40,960,12.3,77\n",
+             "write-sets,1700,2,40,960,12.3,77,812,3,5000,131072\n",
              "r1", "freeze+immortal", 3u, 4242, 1234.56, 2500ull, 120000L,
              33000L, 1L, 90000L, 0L, 3300L, 51234L, 0L, (size_t)28098,
              (size_t)21372, 23.93764, 104ull, 9ull, 1ull, 987654ull, 7ull,
@@ -245,14 +253,24 @@ START_TEST(measure_rows_keep_their_number_formats)
         .attribution = "write-sets", .written_pages = 900,
         .written_requests = 3, .written_per_request = 300,
         .top_copy_route = "/api/items", .top_copy_route_pct = 84.7,
-        .wset_check_pages = 0,
+        .wset_check_pages = 0, .gc_layout = "side", .refcount = "split",
+        .warmup = 1, .warmup_collected = 17, .warmup_promoted = 1200,
+        .warmup_hashes = 3000, .warmup_pages_released = 4,
+        .warmup_frozen = 70000, .warmup_ms = 12.34,
+        .gc_inline_bytes = 560000, .gc_side_bytes = 1679360,
+        .gc_side_pages = 410, .gc_objects = 70000,
+        .gc_bytes_per_object = 31.99086, .rc_table_entries = 5000.4,
+        .rc_table_bytes = 131072, .side_pages = 812,
+        .side_copied_pages = 2.5,
     };
     snprintf(want, sizeof want,
              "%s,%s,%d,%zu,%.2f,%.1f,%.2f,%llu,%.1f,,,%.3f,%.0f,%.3f,%.0f,"
              "%s,%g,%s,%s,%ld-%ld-%ld,%d,%d,%d,%u,%.2f,%.0f,%u,7,1,,"
              "3.11,import,572,2,7,58884,292689,290.2,3,4.0,13,"
              "2,2,5,1,12.346,10071,,99.500,"
-             "write-sets,900,3,300.0,/api/items,84.7,0\n",
+             "write-sets,900,3,300.0,/api/items,84.7,0,side,split,1,17,"
+             "1200,3000,4,70000,12.3,560000,1679360,410,70000,31.99,5000,"
+             "131072,812,2.5\n",
              "r1", "default", 4, (size_t)1001421, 109.7578, 2345.67, 3.456,
              10000ull, 2171.94, 23.9312, 88470.5, 396.1234, 6455.5,
              "finalize", 0.05, "webapp", "on", 700L, 10L, 10L, 0, 1, 0, 2u,
@@ -287,6 +305,18 @@ START_TEST(measure_rows_keep_their_number_formats)
     got = row_of(&ms_runs_table, &r);
     ck_assert_ptr_nonnull(strstr(got, ",7,1,12,,,,,,,,,,,,2,2,5,1,12.346,"
                                       "10071,,99.500,write-sets,"));
+    free(got);
+    /* nor the designs (18 columns, all empty) */
+    r.gc_layout = r.refcount = NULL;
+    r.warmup = MS_U64_UNSET;
+    r.warmup_collected = r.warmup_promoted = r.warmup_hashes = MS_UNSET;
+    r.warmup_pages_released = r.warmup_frozen = r.warmup_ms = MS_UNSET;
+    r.gc_inline_bytes = r.gc_side_bytes = r.gc_side_pages = MS_UNSET;
+    r.gc_objects = r.gc_bytes_per_object = MS_UNSET;
+    r.rc_table_entries = r.rc_table_bytes = MS_UNSET;
+    r.side_pages = r.side_copied_pages = MS_UNSET;
+    got = row_of(&ms_runs_table, &r);
+    ck_assert_ptr_nonnull(strstr(got, ",84.7,0,,,,,,,,,,,,,,,,,,\n"));
     free(got);
     s.minflt = MS_I64_UNSET;
     got = row_of(&ms_samples_table, &s);

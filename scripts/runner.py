@@ -236,6 +236,11 @@ def parse_args(argv):
     p.add_argument("--min-share", type=float, default=0.5,
                    help="re-run a cell in which a worker served less than "
                    "this fraction of --requests [%(default)s]")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole matrix this many times, round after "
+                   "round (each cell once per round, so that a machine's "
+                   "passing load falls on every policy alike); the tables "
+                   "give each cell's median over its rounds [%(default)s]")
     p.add_argument("--attempts", type=int, default=3,
                    help="runs of a cell at most, while it fails or is "
                    "unbalanced (--min-share) [%(default)s]")
@@ -282,6 +287,8 @@ def parse_args(argv):
                       DESIGN_REQUESTS if o.designs else DEFAULT_REQUESTS)
     if o.requests < 1:
         raise SystemExit("runner: --requests: must be at least 1")
+    if not 1 <= o.rounds <= 100:
+        raise SystemExit("runner: --rounds: %d is not in 1..100" % o.rounds)
     if not o.sample_ms:
         o.sample_ms = QUICK["sample_ms"] if o.quick else DEFAULT_SAMPLE_MS
     if o.workload:
@@ -312,13 +319,19 @@ def run_id_of(policy, workers, scale, exit_policy):
 
 def matrix(o):
     cells = []
-    for s in o.scale_list:
-        for w in o.workers_list:
-            for pol in o.policy_list:
-                for e in o.exit_list:
-                    cells.append({"policy": pol, "workers": w, "scale": s,
-                                  "exit": e, "requests": o.requests,
-                                  "run_id": run_id_of(pol, w, s, e)})
+    rounds = getattr(o, "rounds", 1)
+    for r in range(1, rounds + 1):
+        for s in o.scale_list:
+            for w in o.workers_list:
+                for pol in o.policy_list:
+                    for e in o.exit_list:
+                        rid = run_id_of(pol, w, s, e)
+                        if rounds > 1:
+                            rid += "-r%d" % r
+                        cells.append({"policy": pol, "workers": w,
+                                      "scale": s, "exit": e,
+                                      "requests": o.requests,
+                                      "run_id": rid})
     return cells
 
 
@@ -737,6 +750,14 @@ def mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else (xs[k - 1] + xs[k]) / 2
+
+
 def policy_rank(p):
     names = list(POLICIES)
     return names.index(p) if p in names else len(names)
@@ -930,7 +951,9 @@ def summarize(rows):
         rs = groups[key]
 
         def m(col):
-            return mean([num(r.get(col)) for r in rs])
+            # the median over the design's rounds (--rounds): a passing
+            # load on the machine moves one round, not the figure
+            return median([num(r.get(col)) for r in rs])
 
         s = {"policy": key[0], "workers": key[1], "scale": key[2],
              "runs": len(rs)}
@@ -1033,9 +1056,9 @@ def write_summary(out, summary, rows, infos):
 
 # ---- designs ------------------------------------------------------------------
 
-# designs.csv: one row per design (policy) and workers x scale, the mean
-# over its runs (one per exit policy).  Memory overhead is per GC-able
-# object of the master's heap: the collector's state (in the objects and
+# designs.csv: one row per design (policy) and workers x scale, the median
+# over its runs (one per exit policy and round, --rounds).  Memory overhead
+# is per GC-able object of the master's heap: the collector's state (in the objects and
 # beside them) and one worker's split refcount table.
 DESIGN_COLUMNS = [
     "design", "gc_layout", "refcount", "warmup", "workers", "scale", "runs",

@@ -1676,7 +1676,9 @@ build_heap(master_t *m)
     }
     m->heap_pages = ps_snap_pages(m->snap);
     rt_get_overhead(m->heap, &m->overhead);
-    r = snapshot_side(&m->side_snap);
+    /* No side memory mapped (inline): nothing to snapshot, side_snap
+     * stays NULL and the workers' side pages are 0. */
+    r = m->overhead.gc_side_bytes > 0 ? snapshot_side(&m->side_snap) : 0;
     if (r < 0) {
         fprintf(stderr, "cowlab: cannot snapshot the collector's side "
                 "memory: %s\n", strerror(-r));

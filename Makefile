@@ -120,7 +120,7 @@ SKIPS     = $(CURDIR)/$(BUILD)/skips.txt
 # layouts and refcount schemes other than the default, taken from the
 # environment by rt_opts_default().  check_designs runs the layouts side
 # by side itself.
-RT_TESTS  = check_mem check_object check_gc check_gcfaith check_objects \
+RT_TESTS  = check_mem check_object check_gc check_gcfaith check_objects check_split \
             check_workload
 RT_MODES  = side:inline bitmap:inline inline:split side:split bitmap:split
 test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, the runtime's again in every design mode, then the runner; stop at the first failure

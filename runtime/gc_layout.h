@@ -50,9 +50,4 @@ extern const gc_layout_ops_t gc__inline_ops, gc__side_ops, gc__bitmap_ops;
 #define GC_IMMORTAL_TO_PERMANENT(o) \
     (rt__mode.gc_immortal_to_permanent && rt_is_immortal(o))
 
-/* The true refcount (until the split refcounts land: the field). */
-#ifndef RT_HAVE_REFCNT
-#define rt_refcnt(o) ((o)->refcnt)
-#endif
-
 #endif

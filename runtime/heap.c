@@ -406,6 +406,7 @@ rt_finalize(rt_heap_t *h, rt_teardown_t *st)
      * goes with the arenas, unwritten: the kernel's work at exit. */
     rt__obj_release_all();
     mem_fini();
+    rt__rc_fini();
     rt__heap = NULL;
     free(h);
     if (st) {
@@ -431,12 +432,4 @@ _Noreturn void
 rt_skip_exit(int status)
 {
     _exit(status);
-}
-
-void
-rt_get_overhead(rt_heap_t *h, rt_overhead_t *out)
-{
-    (void)h;
-    memset(out, 0, sizeof *out);
-    gc__overhead(out);
 }

@@ -190,6 +190,15 @@ void rt__tuple_maybe_untrack(rt_obj_t *t);
 int rt__tuple_untrackable(const rt_obj_t *t);
 void rt__dict_maybe_untrack(rt_obj_t *d);
 
+/* --refcount split (rc.c): o is no longer shared (rt_immortalize: its
+ * entry goes, its count no longer matters); and the table freed with the
+ * heap (rt_finalize). */
+void rt__rc_unshare(rt_obj_t *o);
+void rt__rc_fini(void);
+/* rt_warmup(): compute and cache o's hash if o is a str whose hash is not
+ * cached yet; 1 if it did, else 0. */
+int rt__str_cache_hash(rt_obj_t *o);
+
 /* Collector internals used by heap.c. */
 void gc__init(void);
 /* A full collection whatever the collector's settings (CPython's

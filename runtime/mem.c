@@ -683,6 +683,76 @@ in_large(const void *p)
     return radix_get_in(M.lradix, (uintptr_t)p);
 }
 
+/* ---- trimming (rt_warmup) ---------------------------------------------
+ * What a warm-up gives back before fork, as Ruby's Process.warmup frees
+ * its empty heap pages:
+ *   1. every wholly empty arena is unmapped, the one the allocator keeps
+ *      for reuse included (at most one exists: see small_free);
+ *   2. every empty pool of the arenas left gives back its pages after the
+ *      first with MADV_DONTNEED.  The first page holds the pool's header,
+ *      whose nextpool is the arena's freepools link, so it stays: the pool
+ *      stays empty and reusable, and the pages given back come back zeroed
+ *      when it is carved again.  With 4 KiB pools (MEM_SMALL_ARENAS) a pool
+ *      is its header's page and gives nothing.
+ * A pool given back is marked nextoffset = 0 (a carved pool's is at least
+ * POOL_OVERHEAD + a block; alloc_from_new_pool sets it again), so a
+ * second call neither counts it again nor writes its page.  Pages are
+ * counted with mincore(): those resident, so those actually given back. */
+
+static size_t
+resident_pages(uintptr_t start, uintptr_t end)
+{
+    size_t ps = rt__page_size(), n = (end - start) / ps, count = 0;
+    unsigned char vec[256];
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < sizeof vec ? n - done : sizeof vec;
+        if (mincore((void *)(start + done * ps), k * ps, vec) < 0)
+            return n;               /* cannot tell: assume all were */
+        for (size_t i = 0; i < k; i++)
+            count += vec[i] & 1;
+        done += k;
+    }
+    return count;
+}
+
+size_t
+mem_trim(size_t *pools, size_t *arenas)
+{
+    size_t np = 0, na = 0, pages = 0, ps = rt__page_size();
+    for (size_t i = 0; i < M.narenas; i++) {
+        arena_t *a = &M.arenas[i];
+        if (a->address == 0 || a->nfreepools != MEM_POOLS_PER_ARENA)
+            continue;
+        pages += resident_pages(a->address, a->address + MEM_ARENA_SIZE);
+        usable_unlink(a);           /* every pool free: it is usable */
+        release_arena(a);
+        na++;
+    }
+    for (size_t i = 0; i < M.narenas; i++) {
+        arena_t *a = &M.arenas[i];
+        if (a->address == 0)
+            continue;
+        for (pool_t *p = a->freepools; p != NULL; p = p->nextpool) {
+            uintptr_t start = (uintptr_t)p + ps;
+            uintptr_t end = (uintptr_t)p + MEM_POOL_SIZE;
+            if (p->nextoffset == 0 || start >= end)
+                continue;           /* given back before, or no room */
+            size_t r = resident_pages(start, end);
+            if (madvise((void *)start, end - start, MADV_DONTNEED) < 0)
+                continue;
+            ALLOC(p);
+            p->nextoffset = 0;
+            pages += r;
+            np++;
+        }
+    }
+    if (pools)
+        *pools = np;
+    if (arenas)
+        *arenas = na;
+    return pages;
+}
+
 /* ---- public entry points ---------------------------------------------- */
 
 int

@@ -68,6 +68,13 @@ size_t mem_block_size(const void *p);
 int mem_in_arena(const void *p);
 /* Fill *st with the allocator's counters (walks the arenas: O(arenas)). */
 void mem_get_stats(mem_stats_t *st);
+/* Give memory back before fork (rt_warmup): unmap every wholly empty
+ * arena (the one kept for reuse too) and madvise(MADV_DONTNEED) the pages
+ * of every empty pool after its header's page (the pool is kept, empty).
+ * Returns the pages given back that were resident; *pools and *arenas
+ * (either may be NULL) get how many pools and arenas gave.  A pool given
+ * back once is not counted again. */
+size_t mem_trim(size_t *pools, size_t *arenas);
 /* Page-aligned, sorted, merged address ranges of every live arena and
  * large-block chunk; writes at most max of them and returns how many there
  * are, or -1 out of memory (it needs working memory for one range per

@@ -594,6 +594,15 @@ rt_bytes_data(const rt_obj_t *o)
 
 /* ---- hashing and equality --------------------------------------------- */
 
+int
+rt__str_cache_hash(rt_obj_t *o)
+{
+    if (o->type != &rt_str_type || ((str_obj_t *)o)->hash != -1)
+        return 0;
+    rt_hash(o);
+    return 1;
+}
+
 intptr_t
 rt_hash(rt_obj_t *o)
 {
@@ -690,6 +699,7 @@ rt_eq(rt_obj_t *a, rt_obj_t *b)
 void
 rt_immortalize(rt_obj_t *o)
 {
+    rt__rc_unshare(o);
     RT_WK_NOTE(&o->refcnt, RT_WK_REFCOUNT);
     o->refcnt = RT_IMMORTAL_REFCNT;
 }

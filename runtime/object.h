@@ -56,23 +56,66 @@ extern rt_type_t rt_none_type, rt_bool_type, rt_int_type, rt_float_type,
                  rt_slots_type, rt_function_type, rt_module_type,
                  rt_code_type, rt_weakref_type, rt_descr_type;
 
-/* PEP 683: a refcount no live program reaches; incref/decref leave it. */
+/*
+ * refcnt values:
+ *   1 .. RT_IMMORTAL_REFCNT - 1     mortal: the count, written by every
+ *                                   incref and decref.
+ *   RT_IMMORTAL_REFCNT              immortal (PEP 683): never written.
+ *   RT_SHARED_BIT | n               --refcount split, an object alive when
+ *                                   rt_before_fork() ran: n is its count
+ *                                   then, frozen in the object; this
+ *                                   process's increments and decrements
+ *                                   go to its own table (rc.c), and the
+ *                                   true count is n + the table's delta
+ *                                   (rt_refcnt()).
+ * Both special cases sit at or above RT_IMMORTAL_REFCNT, so incref and
+ * decref of an ordinary object still make one compare; only the rare
+ * branch tells the two apart.
+ */
 #define RT_IMMORTAL_REFCNT  ((intptr_t)1 << 40)
+#define RT_SHARED_BIT       ((intptr_t)1 << 50)
 
 /* Deallocate an object whose refcount reached zero. */
 void rt_dealloc(rt_obj_t *o);
+/* --refcount split (rc.c): one increment or decrement of a shared object,
+ * into this process's table (the decrement frees the object when its true
+ * count reaches zero); and the table's delta for o (0 if none). */
+void rt__rc_incref_shared(rt_obj_t *o);
+void rt__rc_decref_shared(rt_obj_t *o);
+intptr_t rt__rc_delta(const rt_obj_t *o);
 
 static inline int
 rt_is_immortal(const rt_obj_t *o)
 {
-    return o->refcnt >= RT_IMMORTAL_REFCNT;
+    return o->refcnt >= RT_IMMORTAL_REFCNT && o->refcnt < RT_SHARED_BIT;
+}
+
+/* 1 if o's count lives in this process's split table (see above). */
+static inline int
+rt_is_shared(const rt_obj_t *o)
+{
+    return o->refcnt >= RT_SHARED_BIT;
+}
+
+/* The true refcount: what refcnt says, plus this process's delta for a
+ * shared object (RT_IMMORTAL_REFCNT for an immortal one).  Read the count
+ * through this, never through o->refcnt. */
+static inline intptr_t
+rt_refcnt(const rt_obj_t *o)
+{
+    if (o->refcnt >= RT_SHARED_BIT)
+        return o->refcnt - RT_SHARED_BIT + rt__rc_delta(o);
+    return o->refcnt;
 }
 
 static inline void
 rt_incref(rt_obj_t *o)
 {
-    if (rt_is_immortal(o))
+    if (o->refcnt >= RT_IMMORTAL_REFCNT) {      /* immortal or shared */
+        if (o->refcnt >= RT_SHARED_BIT)
+            rt__rc_incref_shared(o);
         return;
+    }
     RT_WK_NOTE(&o->refcnt, RT_WK_REFCOUNT);
     o->refcnt++;
 }
@@ -80,8 +123,11 @@ rt_incref(rt_obj_t *o)
 static inline void
 rt_decref(rt_obj_t *o)
 {
-    if (rt_is_immortal(o))
+    if (o->refcnt >= RT_IMMORTAL_REFCNT) {      /* immortal or shared */
+        if (o->refcnt >= RT_SHARED_BIT)
+            rt__rc_decref_shared(o);
         return;
+    }
     RT_WK_NOTE(&o->refcnt, RT_WK_REFCOUNT);
     if (--o->refcnt == 0)
         rt_dealloc(o);
@@ -366,14 +412,16 @@ typedef struct rt_warmup {
                                    back (madvise) */
     size_t arenas_released;     /*    empty arenas unmapped */
     size_t pages_released;      /*    pages those two gave back */
-    size_t frozen;              /* 5. objects moved to the permanent
-                                   generation (gc.freeze()) */
+    size_t frozen;              /* 5. gc.freeze(), then the permanent
+                                   generation's size (what no collection
+                                   visits from now on) */
     double ms;                  /* the whole warm-up's wall time */
 } rt_warmup_t;
 /* A full collection, promote every tracked object to the oldest
  * generation, compute and cache every str's hash, release empty pools and
- * arenas, then freeze.  0, or -1 out of memory (its walk's stack: the
- * hashes step stopped there). */
+ * arenas, then freeze.  0, or -1: out of memory for the hashes step's
+ * walk (some hashes cached; steps 4 and 5 not run), or called during a
+ * collection (nothing done).  The promoted figure: see warmup.c. */
 int rt_warmup(rt_heap_t *h, rt_warmup_t *out);
 
 /* The memory each design costs, right now, in this process. */
@@ -386,9 +434,13 @@ typedef struct rt_overhead {
                                    slots, or bitmaps, mapped for it */
     size_t gc_side_pages;       /* pages of that mapping ever written
                                    (resident) */
-    size_t rc_shared;           /* objects rt_before_fork() marked */
+    size_t rc_shared;           /* objects rt_before_fork() marked, still
+                                   alive */
     size_t rc_table_entries;    /* objects in this process's split table */
     size_t rc_table_bytes;      /* that table's bytes (malloc'd, private) */
+    size_t rc_fallbacks;        /* increments and decrements of shared
+                                   objects written in the object for
+                                   want of table memory */
 } rt_overhead_t;
 void rt_get_overhead(rt_heap_t *h, rt_overhead_t *out);
 

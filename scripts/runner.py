@@ -1041,7 +1041,8 @@ DESIGN_COLUMNS = [
     "design", "gc_layout", "refcount", "warmup", "workers", "scale", "runs",
     "requests_per_worker", "heap_shared_pct", "side_pages",
     "side_copied_pages", "side_shared_pct", "gc_objects", "gc_inline_bytes",
-    "gc_side_bytes", "gc_bytes_per_object", "rc_table_entries",
+    "gc_side_bytes", "gc_side_pages", "gc_bytes_per_object",
+    "rc_table_entries",
     "rc_table_bytes", "rc_bytes_per_gc_object", "overhead_bytes_per_object",
     "rps", "rps_ratio_vs_inline", "p99_ms", "gc_time_us", "warmup_ms",
 ]
@@ -1085,7 +1086,8 @@ def design_table(rows):
              "requests_per_worker": rs[0].get("requests_per_worker", ""),
              "heap_shared_pct": m("heap_shared_pct_loaded")}
         for col in ("side_pages", "side_copied_pages", "gc_objects",
-                    "gc_inline_bytes", "gc_side_bytes", "rc_table_entries",
+                    "gc_inline_bytes", "gc_side_bytes", "gc_side_pages",
+                    "rc_table_entries",
                     "rc_table_bytes", "rps", "p99_ms", "gc_time_us",
                     "warmup_ms"):
             d[col] = m(col)
@@ -1093,7 +1095,10 @@ def design_table(rows):
         d["side_shared_pct"] = (100.0 * (1 - sc / sp)
                                 if sp and sc is not None else None)
         objs = d["gc_objects"]
-        gc_bytes = ((d["gc_inline_bytes"] or 0) + (d["gc_side_bytes"] or 0)
+        # The side memory as it costs: its resident pages, not the
+        # mappings it grows in (a side chunk is mapped 1 MiB at a time).
+        gc_bytes = ((d["gc_inline_bytes"] or 0)
+                    + (d["gc_side_pages"] or 0) * os.sysconf("SC_PAGE_SIZE")
                     if d["gc_inline_bytes"] is not None else None)
         d["gc_bytes_per_object"] = (gc_bytes / objs if objs and
                                     gc_bytes is not None else None)

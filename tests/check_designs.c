@@ -5,8 +5,10 @@
  *
  * A differential test: the same random program (graphs of instances,
  * lists, dicts and tuples made, linked, dropped; explicit and automatic
- * collections of every generation; a freeze and an unfreeze) runs on a
- * fresh heap per layout, and after every step the test records what each
+ * collections of every generation; a freeze and an unfreeze;
+ * rt_before_fork() at step 10, so that under split refcounts the counts of
+ * everything alive then go to the process's table) runs on a fresh heap
+ * per design, and after every step the test records what each
  * collection returned, the generation sizes, the collector's statistics
  * and the exact set of objects still alive (each node carries an id; a
  * heap walk, which visits every tracked object, garbage not yet collected
@@ -118,12 +120,13 @@ node_new(long id, unsigned *seed)
 }
 
 static void
-run(rt_gc_layout_t layout, rt_python_t py, trace_t *tr)
+run(rt_gc_layout_t layout, rt_refcount_t rc, rt_python_t py, trace_t *tr)
 {
     rt_opts_t opts;
     rt_opts_default(&opts);
     opts.python = py;
     opts.gc_layout = layout;
+    opts.refcount = rc;
     heap = rt_heap_new_opts(&opts);
     ck_assert_ptr_nonnull(heap);
     ck_assert_int_eq(rt_heap_gc_layout(heap), layout);
@@ -166,6 +169,8 @@ run(rt_gc_layout_t layout, rt_python_t py, trace_t *tr)
         }
         if (rand_r(&seed) % 8 == 0 && held[0] != NULL)  /* a module root */
             ck_assert_int_eq(rt_list_append(roots, held[0]), 0);
+        if (step == 10)     /* split: what lives now counts in a table */
+            ck_assert_int_ge(rt_before_fork(heap), 0);
         if (step == 15)
             gc_freeze();
         if (step == 25)
@@ -240,11 +245,22 @@ static void
 differential(rt_python_t py)
 {
     static trace_t t_inline, t_other;
-    run(RT_GC_INLINE, py, &t_inline);
-    run(RT_GC_SIDE, py, &t_other);
-    compare(&t_inline, &t_other, "side");
-    run(RT_GC_BITMAP, py, &t_other);
-    compare(&t_inline, &t_other, "bitmap");
+    static const struct {
+        rt_gc_layout_t layout;
+        rt_refcount_t rc;
+        const char *name;
+    } designs[] = {
+        { RT_GC_SIDE, RT_RC_INLINE, "side" },
+        { RT_GC_BITMAP, RT_RC_INLINE, "bitmap" },
+        { RT_GC_INLINE, RT_RC_SPLIT, "inline+split" },
+        { RT_GC_SIDE, RT_RC_SPLIT, "side+split" },
+        { RT_GC_BITMAP, RT_RC_SPLIT, "bitmap+split" },
+    };
+    run(RT_GC_INLINE, RT_RC_INLINE, py, &t_inline);
+    for (size_t k = 0; k < sizeof designs / sizeof designs[0]; k++) {
+        run(designs[k].layout, designs[k].rc, py, &t_other);
+        compare(&t_inline, &t_other, designs[k].name);
+    }
 }
 
 START_TEST(designs_layouts_find_the_same_garbage_312)
@@ -264,8 +280,8 @@ END_TEST
 START_TEST(designs_trace_tells_programs_apart)
 {
     static trace_t a, b;
-    run(RT_GC_INLINE, RT_PY_312, &a);
-    run(RT_GC_INLINE, RT_PY_312, &b);
+    run(RT_GC_INLINE, RT_RC_INLINE, RT_PY_312, &a);
+    run(RT_GC_INLINE, RT_RC_INLINE, RT_PY_312, &b);
     ck_assert(memcmp(&a, &b, sizeof a) == 0);       /* deterministic */
     b.live[STEPS / 2][3] ^= 1;
     ck_assert(memcmp(a.live[STEPS / 2], b.live[STEPS / 2],

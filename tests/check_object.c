@@ -146,7 +146,7 @@ START_TEST(object_list_semantics)
     for (size_t i = 0; i < 10; i++)
         ck_assert_int_eq(rt_int_value(rt_list_get(l, i)),
                          i == 3 ? 1000 : (int64_t)i);
-    ck_assert_int_eq(x->refcnt, 2);          /* ours + the list's */
+    ck_assert_int_eq(rt_refcnt(x), 2);       /* ours + the list's */
     /* Shrinking: popping to 0 releases the item array. */
     while (rt_list_len(l) > 0) {
         p = rt_list_pop(l);
@@ -154,7 +154,7 @@ START_TEST(object_list_semantics)
     }
     ck_assert_uint_eq(rt_list_allocated(l), 0);
     ck_assert_ptr_null(rt_list_pop(l));
-    ck_assert_int_eq(x->refcnt, 1);
+    ck_assert_int_eq(rt_refcnt(x), 1);
     rt_decref(x);
     rt_decref(l);
 }
@@ -318,9 +318,9 @@ START_TEST(object_classes_instances_functions)
     ck_assert_ptr_eq(rt_slots_get(s, 1), nm);
     ck_assert_str_eq(rt_type_name(s), "object(__slots__)");
     ck_assert_str_eq(rt_type_name(inst), "object");
-    intptr_t c0 = cls->refcnt;
+    intptr_t c0 = rt_refcnt(cls);
     rt_decref(inst);
-    ck_assert_int_eq(cls->refcnt, c0 - 1);
+    ck_assert_int_eq(rt_refcnt(cls), c0 - 1);
     rt_decref(s);
     rt_decref(scls); rt_decref(names); rt_decref(key);
     rt_decref(f); rt_decref(code); rt_decref(nm); rt_decref(blob);

@@ -886,7 +886,7 @@ snapshot(const wl_app_t *app, size_t *n)
     v = malloc(*n * sizeof *v);
     ck_assert_ptr_nonnull(v);
     for (i = 0; i < *n; i++)
-        v[i] = wl_app_object(app, i * 7)->refcnt;
+        v[i] = rt_refcnt(wl_app_object(app, i * 7));
     return v;
 }
 

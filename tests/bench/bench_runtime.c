@@ -8,20 +8,36 @@
  *                                visited in random order
  *   immortal_check_overhead_pct  that pair vs one that skips the PEP 683
  *                                immortality test
+ *   inline_rc_read_copied_pct,   heap pages a forked child copies by reading
+ *   split_rc_read_copied_pct     (incref + decref) every object of a heap of
+ *                                NOBJS once, in % of the heap's pages, under
+ *                                --refcount inline and split (the parent
+ *                                called rt_before_fork) in the same run
+ *   split_rc_incref_ns           the incref_decref loop on those shared
+ *                                objects in the split child, alternated with
+ *                                the same loop on NOBJS objects it made
+ *                                (inline counts): split_rc_inline_ns, and
+ *                                split_rc_incref_ratio_vs_inline
+ *   split_rc_table_bytes_per_read_object  the child's table after reading
+ *                                every object once, per object read
  * Prints "name: value unit", one figure per line, after a header naming
- * the build.  Every figure is the best of several alternated repetitions:
+ * the build.  Every time is the best of several alternated repetitions:
  * the machine is shared, and the best time is the least disturbed one.
+ * Page counts are exact (pagemap) and come from one run.
  * Measure only with the release build (see the Makefile).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "mem.h"
 #include "object.h"
+#include "procstat.h"
 
 #define BARRIER()   __asm__ volatile("" ::: "memory")
 
@@ -244,13 +260,10 @@ rc_run_nocheck(rt_obj_t **objs)
     return (double)clk_now_ns() - t0;
 }
 
+/* NOBJS ints and strs, half each, in a random order; 0 or -1. */
 static int
-bench_refcount(void)
+make_objs(rt_heap_t *h, rt_obj_t **objs)
 {
-    rt_heap_t *h = rt_heap_new();
-    rt_obj_t **objs = malloc(NOBJS * sizeof(*objs));
-    if (h == NULL || objs == NULL)
-        return -1;
     char buf[32];
     for (size_t i = 0; i < NOBJS; i++) {
         if (i % 2 == 0) {
@@ -268,6 +281,18 @@ bench_refcount(void)
         objs[i - 1] = objs[j];
         objs[j] = t;
     }
+    return 0;
+}
+
+static int
+bench_refcount(void)
+{
+    rt_heap_t *h = rt_heap_new();
+    rt_obj_t **objs = malloc(NOBJS * sizeof(*objs));
+    if (h == NULL || objs == NULL)
+        return -1;
+    if (make_objs(h, objs) < 0)
+        return -1;
     double best_check = 1e300, best_nocheck = 1e300;
     rc_run_check(objs);                                 /* warm up */
     rc_run_nocheck(objs);
@@ -301,6 +326,176 @@ bench_refcount(void)
     return 0;
 }
 
+/* ---- split refcounts ----------------------------------------------------
+ * The objects of bench_refcount, in a heap of each refcount mode (one heap
+ * per process: one after the other), held by a list so that the heap walk
+ * of rt_before_fork reaches them.  The parent snapshots the heap's pages
+ * and forks; the child reads each object once, counts what it copied, and
+ * (split only) times the loop of incref_decref_ns on the shared objects
+ * against the same loop on objects of its own. */
+
+typedef struct {
+    size_t copied, heap_pages;
+    size_t object_pages;                /* pages holding an object's count */
+    size_t entries, table_bytes;
+    double best_split, best_inline;     /* ns per pass; 0: not timed */
+} split_res_t;
+
+static int
+split_child(rt_heap_t *h, rt_obj_t **objs, int split, const ps_snap_t *s,
+            split_res_t *r)
+{
+    for (size_t i = 0; i < NOBJS; i++) {
+        rt_incref(objs[i]);
+        BARRIER();
+        rt_decref(objs[i]);
+    }
+    /* Now, before the objects below are made in the heap's free space. */
+    if (ps_count_copied(s, 0, &r->copied) < 0)
+        return -1;
+    rt_overhead_t ov;
+    rt_get_overhead(h, &ov);
+    r->entries = ov.rc_table_entries;
+    r->table_bytes = ov.rc_table_bytes;
+    if (!split)
+        return 0;
+    rt_obj_t **own = malloc(NOBJS * sizeof(*own));
+    if (own == NULL || make_objs(h, own) < 0)
+        return -1;
+    r->best_split = r->best_inline = 1e300;
+    rc_run_check(objs);                                 /* warm up */
+    rc_run_check(own);
+    for (int rep = 0; rep < RC_REPS; rep++) {
+        double a, b;
+        if (rep % 2 == 0) {
+            a = rc_run_check(objs);
+            b = rc_run_check(own);
+        } else {
+            b = rc_run_check(own);
+            a = rc_run_check(objs);
+        }
+        if (a < r->best_split)
+            r->best_split = a;
+        if (b < r->best_inline)
+            r->best_inline = b;
+    }
+    return 0;
+}
+
+static int
+cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Distinct pages holding the refcount of one of the objects. */
+static size_t
+count_object_pages(rt_obj_t **objs)
+{
+    uintptr_t *p = malloc(NOBJS * sizeof(*p));
+    uintptr_t mask = ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+    size_t n = 0;
+    if (p == NULL)
+        return 0;
+    for (size_t i = 0; i < NOBJS; i++)
+        p[i] = (uintptr_t)&objs[i]->refcnt & mask;
+    qsort(p, NOBJS, sizeof(*p), cmp_uptr);
+    for (size_t i = 0; i < NOBJS; i++)
+        n += i == 0 || p[i] != p[i - 1];
+    free(p);
+    return n;
+}
+
+/* One mode: 0, 1 if pagemap cannot be read here, -1 on failure. */
+static int
+split_run(int split, split_res_t *r)
+{
+    rt_opts_t o;
+    rt_opts_default(&o);
+    o.refcount = split ? RT_RC_SPLIT : RT_RC_INLINE;
+    rt_heap_t *h = rt_heap_new_opts(&o);
+    rt_obj_t **objs = malloc(NOBJS * sizeof(*objs));
+    rt_obj_t *holder = h ? rt_list_new(h) : NULL;
+    if (holder == NULL || objs == NULL || make_objs(h, objs) < 0)
+        return -1;
+    for (size_t i = 0; i < NOBJS; i++)
+        if (rt_list_append(holder, objs[i]) < 0)
+            return -1;
+    if (split && rt_before_fork(h) < (long)NOBJS)
+        return -1;
+    static mem_range_t ranges[4096];
+    long nr = mem_ranges(ranges, 4096);
+    ps_snap_t *s = NULL;
+    if (nr < 1 || nr > 4096)
+        return -1;
+    if (ps_snap_take(&s, 0, (const ps_range_t *)ranges, (size_t)nr) < 0)
+        return 1;
+    memset(r, 0, sizeof *r);
+    r->heap_pages = ps_snap_pages(s);
+    r->object_pages = count_object_pages(objs);
+    int fds[2];
+    if (pipe(fds) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        split_res_t c = *r;
+        if (split_child(h, objs, split, s, &c) < 0
+            || write(fds[1], &c, sizeof c) != sizeof c)
+            _exit(3);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t got = read(fds[0], r, sizeof *r);
+    close(fds[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)
+        || WEXITSTATUS(status) != 0 || got != (ssize_t)sizeof *r)
+        return -1;
+    ps_snap_free(s);
+    for (size_t i = 0; i < NOBJS; i++)
+        rt_decref(objs[i]);
+    free(objs);
+    rt_decref(holder);
+    rt_heap_free(h);
+    return 0;
+}
+
+static int
+bench_split(void)
+{
+    split_res_t in, sp;
+    int a = split_run(0, &in);
+    int b = a == 0 ? split_run(1, &sp) : a;
+    if (a < 0 || b < 0)
+        return -1;
+    if (a > 0 || b > 0) {
+        printf("split_rc_read_copied_pct: n/a (pagemap unreadable)\n");
+        return 0;
+    }
+    /* The rest of the heap's pages hold the list's item array (read,
+     * not written) and the heap's own objects. */
+    printf("inline_rc_read_copied_pct: %.1f %% (%zu of %zu heap pages; "
+           "%zu hold the objects)\n",
+           100.0 * (double)in.copied / (double)in.heap_pages, in.copied,
+           in.heap_pages, in.object_pages);
+    printf("split_rc_read_copied_pct: %.1f %% (%zu of %zu heap pages; "
+           "%zu hold the objects)\n",
+           100.0 * (double)sp.copied / (double)sp.heap_pages, sp.copied,
+           sp.heap_pages, sp.object_pages);
+    double pairs = (double)NOBJS * RC_PASSES;
+    printf("split_rc_incref_ns: %.2f ns\n", sp.best_split / pairs);
+    printf("split_rc_inline_ns: %.2f ns\n", sp.best_inline / pairs);
+    printf("split_rc_incref_ratio_vs_inline: %.2f\n",
+           sp.best_split / sp.best_inline);
+    printf("split_rc_table_entries: %zu\n", sp.entries);
+    printf("split_rc_table_bytes_per_read_object: %.1f bytes\n",
+           (double)sp.table_bytes / (double)NOBJS);
+    return 0;
+}
+
 int
 main(void)
 {
@@ -326,6 +521,11 @@ main(void)
     fflush(stdout);
     if (bench_refcount() < 0) {
         fprintf(stderr, "bench_runtime: refcount benchmark failed\n");
+        return 1;
+    }
+    fflush(stdout);
+    if (bench_split() < 0) {
+        fprintf(stderr, "bench_runtime: split refcount benchmark failed\n");
         return 1;
     }
     return 0;

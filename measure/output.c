@@ -327,8 +327,9 @@ static const ms_column_t run_cols[] = {
     MS_COL_FIXED(R, gc_objects, 0, "gc_objects", "",
                  "GC-able objects alive in the master after the build"),
     MS_COL_FIXED(R, gc_bytes_per_object, 2, "gc_bytes_per_object", "B",
-                 "(gc_inline_bytes + gc_side_bytes) / gc_objects: the "
-                 "collector's permanent memory per object (inline: 16)"),
+                 "(gc_inline_bytes + gc_side_pages × page size) / "
+                 "gc_objects: the collector's permanent memory per object, "
+                 "its side memory as resident pages (inline: 16)"),
     MS_COL_FIXED(R, rc_table_entries, 0, "rc_table_entries", "",
                  "`--refcount split`: mean over workers of their last "
                  "sample's table entries"),

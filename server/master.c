@@ -1435,6 +1435,15 @@ write_kinds(master_t *m)
         say(m, "cannot write kinds.csv: %s", strerror(-r));
 }
 
+/* The collector's permanent memory as it costs: in the objects, and the
+ * side memory's resident pages (not the chunks it is mapped in). */
+static double
+gc_bytes(const rt_overhead_t *o)
+{
+    return (double)o->gc_inline_bytes
+           + (double)o->gc_side_pages * (double)sysconf(_SC_PAGESIZE);
+}
+
 /* runs.csv's designs columns: the modes, what --warmup did, the memory
  * each design costs (the master's after the build; the workers' tables
  * and side pages at their last sample). */
@@ -1460,8 +1469,7 @@ design_columns(const master_t *m, ms_run_t *row)
     row->gc_side_pages = built ? (double)o->gc_side_pages : MS_UNSET;
     row->gc_objects = built ? (double)o->gc_objects : MS_UNSET;
     row->gc_bytes_per_object = built && o->gc_objects
-        ? (double)(o->gc_inline_bytes + o->gc_side_bytes)
-          / (double)o->gc_objects : MS_UNSET;
+        ? gc_bytes(o) / (double)o->gc_objects : MS_UNSET;
     row->rc_table_entries = m->final_n
         ? m->final_rc_entries_sum / m->final_n : MS_UNSET;
     row->rc_table_bytes = m->final_n
@@ -1676,7 +1684,9 @@ build_heap(master_t *m)
     }
     m->heap_pages = ps_snap_pages(m->snap);
     rt_get_overhead(m->heap, &m->overhead);
-    r = snapshot_side(&m->side_snap);
+    /* No side memory mapped (inline): nothing to snapshot, side_snap
+     * stays NULL and the workers' side pages are 0. */
+    r = m->overhead.gc_side_bytes > 0 ? snapshot_side(&m->side_snap) : 0;
     if (r < 0) {
         fprintf(stderr, "cowlab: cannot snapshot the collector's side "
                 "memory: %s\n", strerror(-r));
@@ -1694,15 +1704,14 @@ build_heap(master_t *m)
         (double)m->heap_pages * 4096.0 / 1048576.0, m->build_ms);
     const rt_overhead_t *o = &m->overhead;
     say(m, "designs: --gc-layout %s --refcount %s%s: %zu GC-able objects, "
-        "collector state %zu B in objects + %zu B beside them (%.2f B per "
-        "object), %zu side pages at fork; %zu objects marked shared",
+        "collector state %zu B in objects + %zu side pages resident (%zu B "
+        "mapped): %.2f B per object; %zu objects marked shared",
         rt_gc_layout_name((rt_gc_layout_t)m->cfg->gc_layout),
         rt_refcount_name((rt_refcount_t)m->cfg->refcount),
         m->cfg->warmup ? " --warmup" : "", o->gc_objects,
-        o->gc_inline_bytes, o->gc_side_bytes, o->gc_objects
-        ? (double)(o->gc_inline_bytes + o->gc_side_bytes)
-          / (double)o->gc_objects : 0.0,
-        ps_snap_pages(m->side_snap), o->rc_shared);
+        o->gc_inline_bytes, o->gc_side_pages, o->gc_side_bytes,
+        o->gc_objects ? gc_bytes(o) / (double)o->gc_objects : 0.0,
+        o->rc_shared);
     return 0;
 }
 

@@ -1023,7 +1023,8 @@ mem_side_ranges(mem_range_t *out, size_t max)
     mem_range_t *all = rt__scratch_realloc(NULL, (k ? k : 1) * sizeof(*all));
     if (all == NULL)
         return -1;
-    memcpy(all, SD.maps, k * sizeof(*all));
+    if (k > 0)                      /* none mapped under inline */
+        memcpy(all, SD.maps, k * sizeof(*all));
     qsort(all, k, sizeof(*all), range_cmp);
     size_t m = 0;
     for (size_t i = 0; i < k; i++) {

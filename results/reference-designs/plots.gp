@@ -4,7 +4,7 @@ set grid
 set key outside right top
 set datafile separator ","
 set output "results/reference-designs/heap_shared_vs_requests.png"
-set title "Pre-fork heap pages still shared, per worker (4 workers, scale 1; sampled every 1101 ms)"
+set title "Pre-fork heap pages still shared, per worker (4 workers, scale 1; sampled every 1275 ms)"
 set xlabel "requests served per worker (mean over workers; log scale, 0 drawn at 1)"
 set ylabel "heap shared (% of pre-fork heap pages)"
 set key inside right center box opaque
@@ -21,7 +21,7 @@ plot "results/reference-designs/plotdata/series_default.csv" using ($2 > 1 ? $2 
      "results/reference-designs/plotdata/series_warmup.csv" using ($2 > 1 ? $2 : 1):3 with linespoints pt 1 ps 0.8 dt 1 lw 2 lc rgb "#17becf" title "warmup"
 unset logscale x
 set output "results/reference-designs/private_dirty_over_time.png"
-set title "Private dirty memory per worker (4 workers, scale 1; sampled every 1101 ms)"
+set title "Private dirty memory per worker (4 workers, scale 1; sampled every 1275 ms)"
 set xlabel "time since fork (s)"
 set ylabel "private dirty per worker (MiB)"
 set key inside right center box opaque

@@ -123,6 +123,9 @@ SKIPS     = $(CURDIR)/$(BUILD)/skips.txt
 RT_TESTS  = check_mem check_object check_gc check_gcfaith check_objects check_split \
             check_workload
 RT_MODES  = side:inline bitmap:inline inline:split side:split bitmap:split
+# Under the sanitizers, the two modes that between them run every design's
+# code (each layout with split refcounts): the others add time, not code.
+RT_MODES_ASAN = side:split bitmap:split
 test: layers $(TEST_BIN) $(BENCH_BIN)     ## one program per tests/check_*.c, the runtime's again in every design mode, then the runner; stop at the first failure
 	@: > $(SKIPS)
 	@for t in $(TEST_BIN); do COWLAB_SKIPS=$(SKIPS) \
@@ -160,7 +163,7 @@ debug:                       ## tests with assertions, heap checks and fill patt
 
 asan:                        ## tests under ASan+UBSan: never take measurements from this build
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g $(SAN) -DRT_DEBUG -DRT_MALLOC_BYPASS" \
-	        LDFLAGS="$(SAN)" test
+	        LDFLAGS="$(SAN)" RT_MODES="$(RT_MODES_ASAN)" test
 
 small-arenas:                ## tests with the seeds' 256 KiB arenas and 4 KiB pools
 	$(MAKE) BUILD=build/small CFLAGS="-O2 -g -DMEM_SMALL_ARENAS" test

@@ -45,7 +45,7 @@
  *   - the collector's working memory: inline needs none, bitmap about 30
  *     bytes per object of the collected generations, for the length of
  *     the collection.  Should it be unavailable, the collection is given
- *     up before it changes anything (counted in bm_stats.abandoned) rather
+ *     up before it frees or promotes anything (counted in B.abandoned) rather
  *     than failing an allocation that CPython's collector never makes; it
  *     is not fault-injected (mem_fail_after) for that reason.
  */

@@ -45,8 +45,8 @@ typedef struct gc_layout_ops {
 
 extern const gc_layout_ops_t gc__inline_ops, gc__side_ops, gc__bitmap_ops;
 
-/* The collection in progress, for a layout's passes (the 3.12 rule:
- * immortal tracked objects go to the permanent generation). */
+/* For a layout's passes: does a collection move o to the permanent
+ * generation instead of collecting it (3.12: an immortal tracked object)? */
 #define GC_IMMORTAL_TO_PERMANENT(o) \
     (rt__mode.gc_immortal_to_permanent && rt_is_immortal(o))
 

@@ -280,9 +280,9 @@ run_idle(int ksm, int max_rounds, const char *out, series_t *copied,
         ck_assert_int_eq(ts_get(s.port, i % 2 ? "/" : "/api/items", NULL,
                                 0), 200);
     snprintf(path, sizeof path, "%s/samples.csv", out);
-    /* idle: wait until the copies fell, at most 60 s (ksmd is one kernel
-     * thread for the machine: a loaded machine, or another KSM user
-     * changing its knobs, slows it down) */
+    /* idle: wait until the copies fell, at most max_rounds x 200 ms
+     * (ksmd is one kernel thread for the machine: a loaded machine, or
+     * another KSM user changing its knobs, slows it down) */
     for (i = 0; i < max_rounds; i++) {
         ts_sleep_ms(200);
         if (series(path, "heap_copied_pages", copied) == 0
@@ -311,7 +311,7 @@ START_TEST(ksm_merges_copies_back)
     ck_assert_int_eq(ms_ksm_read_sys(NULL, &before), 0);
     series_t copied, kp;
     snprintf(out, sizeof out, "%s/ksm", dir);
-    int rounds = run_idle(1, 300, out, &copied, &kp);
+    int rounds = run_idle(1, 600, out, &copied, &kp);   /* 2 minutes */
     printf("ksm: heap_copied_pages max %ld, last %ld; heap_ksm_pages max "
            "%ld, last %ld\n", copied.max, copied.last, kp.max, kp.last);
     ck_assert_int_gt(copied.max, 100);

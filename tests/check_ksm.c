@@ -356,7 +356,7 @@ main(void)
     suite_add_tcase(s, tk);
     TCase *ts = tcase_create("server");
     tcase_add_checked_fixture(ts, dir_setup, dir_teardown);
-    tcase_set_timeout(ts, 120);
+    tcase_set_timeout(ts, 330);  /* a 2-minute wait for ksmd, and its control */
     tcase_add_test(ts, ksm_server_refuses_at_start);
     tcase_add_test(ts, ksm_merges_copies_back);
     suite_add_tcase(s, ts);

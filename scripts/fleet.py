@@ -39,7 +39,6 @@ import math
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -47,7 +46,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from runner import LineReader, SampleTail, stop_process, gp_str  # noqa: E402
+from runner import (LineReader, SampleTail, stop_process, gp_str,  # noqa: E402
+                    read_csv, num, mean, median)
 
 STRATEGY_ORDER = ["none", "max-requests", "reload-on-rss", "max-copied-pct",
                   "refork", "ksm", "ksm+freeze"]
@@ -247,32 +247,6 @@ def rel(a):
     if a == ROOT or a.startswith(ROOT + os.sep):
         return os.path.relpath(a, ROOT)
     return a
-
-
-def read_csv(path):
-    try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    except OSError:
-        return []
-
-
-def num(x, default=None):
-    try:
-        v = float(x)
-        return v if math.isfinite(v) else default
-    except (TypeError, ValueError):
-        return default
-
-
-def mean(xs):
-    xs = [x for x in xs if x is not None]
-    return sum(xs) / len(xs) if xs else None
-
-
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
 # ---- one strategy ---------------------------------------------------------
